@@ -1,0 +1,5 @@
+"""Allow ``python -m jaxsample``."""
+
+from jaxsample.cli import main
+
+raise SystemExit(main())

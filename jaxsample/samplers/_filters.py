@@ -1,0 +1,138 @@
+"""Truncation kernels shared by the strategies: greedy, top-k and top-p masks.
+
+Each function takes sanitised float32 log-weights ``z`` of shape ``[..., V]`` (no
+NaN, no ``+inf``, at least one finite entry per row) and returns ``z`` with the
+removed tokens set to ``-inf``. None of them sorts the whole vocabulary on its
+fast path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+#: A mass ahead within this distance of ``p`` counts as having reached ``p``.
+TOP_P_TOLERANCE = 1e-6
+
+
+def _token_iota(z: jax.Array) -> jax.Array:
+    return lax.broadcasted_iota(jnp.int32, z.shape, z.ndim - 1)
+
+
+def _positive_zero(z: jax.Array) -> jax.Array:
+    """Replace ``-0.0`` by ``+0.0``: ``lax.top_k`` orders them, ``==`` does not."""
+    return jnp.where(z == 0, jnp.float32(0.0), z)
+
+
+def _keep_prefix(z: jax.Array, threshold: jax.Array, last_index: jax.Array) -> jax.Array:
+    """Keep a prefix of the (value desc, index asc) order; ``-inf`` elsewhere.
+
+    The prefix ends with the token ``last_index``, of value ``threshold`` (both of
+    shape ``[..., 1]``), that token included.
+    """
+    iota = _token_iota(z)
+    keep = (z > threshold) | ((z == threshold) & (iota <= last_index))
+    return jnp.where(keep, z, -jnp.inf)
+
+
+def greedy_log_weights(z: jax.Array) -> jax.Array:
+    """Return 0 at the first maximum of each row of ``z`` and ``-inf`` elsewhere."""
+    first_max = jnp.argmax(z, axis=-1, keepdims=True)
+    return jnp.where(_token_iota(z) == first_max, jnp.float32(0.0), -jnp.inf)
+
+
+def top_k_log_weights(z: jax.Array, k: Any, k_max: int | None) -> jax.Array:
+    """Keep exactly ``k`` tokens per row (ties by lowest index); ``k <= 0`` or ``>= V`` keeps all.
+
+    Args:
+        z: float32 ``[..., V]`` sanitised log-weights.
+        k: integer scalar or array broadcast against ``z.shape[:-1]``.
+        k_max: static bound on ``k`` (``None``: ``V``); larger ``k`` keeps ``k_max``.
+
+    Returns:
+        float32 ``[..., V]``.
+    """
+    z = _positive_zero(z)
+    vocab = z.shape[-1]
+    cap = vocab if k_max is None else min(k_max, vocab)
+    kk = jnp.broadcast_to(jnp.asarray(k, jnp.int32)[..., None], (*z.shape[:-1], 1))
+    disabled = (kk <= 0) | (kk >= vocab)
+    pos = jnp.clip(kk, 1, cap) - 1
+    values, indices = lax.top_k(z, cap)
+    threshold = jnp.take_along_axis(values, pos, axis=-1)
+    last = jnp.take_along_axis(indices, pos, axis=-1)
+    return jnp.where(disabled, z, _keep_prefix(z, threshold, last))
+
+
+def _nucleus_cut(
+    sorted_z: jax.Array, sorted_idx: jax.Array, z_max: jax.Array, total: jax.Array, p: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Find the nucleus boundary among candidates sorted by (value desc, index asc).
+
+    Args:
+        sorted_z: ``[n, W]`` the W largest log-weights of each row, descending.
+        sorted_idx: ``[n, W]`` their token indices.
+        z_max: ``[n, 1]`` row maxima.
+        total: ``[n]`` the row sums of ``exp(z - z_max)``.
+        p: ``[n]`` nucleus mass.
+
+    Returns:
+        ``(threshold, last_index, covered)``: the value and index of the last kept
+        token (``[n, 1]`` each) and whether the candidates' mass reaches ``p``
+        (``[n]``), i.e. whether the answer is exact for this row.
+    """
+    probs = jnp.exp(sorted_z - z_max) / total[:, None]
+    cum = jnp.cumsum(probs, axis=-1)
+    ahead = cum - probs
+    target = (p - TOP_P_TOLERANCE)[:, None]
+    count = jnp.maximum(jnp.sum(ahead < target, axis=-1, keepdims=True), 1)
+    threshold = jnp.take_along_axis(sorted_z, count - 1, axis=-1)
+    last = jnp.take_along_axis(sorted_idx, count - 1, axis=-1)
+    covered = cum[:, -1] >= target[:, 0]
+    return threshold, last, covered
+
+
+def top_p_log_weights(z: jax.Array, p: Any, window: int) -> jax.Array:
+    """Keep the nucleus of mass ``p`` of each row (see :class:`jaxsample.TopP`).
+
+    The boundary is searched among the ``window`` largest log-weights
+    (``lax.top_k``); a row whose window holds less than ``p`` of the mass is
+    answered by an exact stable sort of that row's vocabulary instead. The sort is
+    skipped entirely (``lax.cond``) when no row needs it; under ``vmap`` both
+    branches run. Each row's answer depends on that row alone.
+
+    Args:
+        z: float32 ``[..., V]`` sanitised log-weights.
+        p: scalar or array broadcast against ``z.shape[:-1]``.
+        window: static candidate count.
+
+    Returns:
+        float32 ``[..., V]``.
+    """
+    lead, vocab = z.shape[:-1], z.shape[-1]
+    rows = _positive_zero(z).reshape(-1, vocab)
+    pp = jnp.broadcast_to(jnp.asarray(p, jnp.float32), lead).reshape(-1)
+    z_max = jnp.max(rows, axis=-1, keepdims=True)
+    total = jnp.sum(jnp.exp(rows - z_max), axis=-1)
+
+    width = min(window, vocab)
+    top_z, top_idx = lax.top_k(rows, width)
+    threshold, last, covered = _nucleus_cut(top_z, top_idx, z_max, total, pp)
+
+    def exact(_: None) -> tuple[jax.Array, jax.Array]:
+        iota = _token_iota(rows)
+        neg_sorted, order = lax.sort((-rows, iota), dimension=1, is_stable=True, num_keys=1)
+        t_full, last_full, _ = _nucleus_cut(-neg_sorted, order, z_max, total, pp)
+        need = ~covered[:, None]
+        return jnp.where(need, t_full, threshold), jnp.where(need, last_full, last)
+
+    if width < vocab:
+        threshold, last = lax.cond(  # type: ignore[assignment]
+            jnp.all(covered), lambda _: (threshold, last), exact, None
+        )
+    kept = _keep_prefix(rows, threshold, last)
+    out = jnp.where((pp >= 1.0)[:, None], rows, kept)
+    return out.reshape(z.shape)

@@ -1,0 +1,205 @@
+"""Exact behaviour of each strategy on hand-made cases and against a NumPy reference."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from reference import filtered, softmax, top_k_keep, top_p_keep, top_p_margin
+
+import jaxsample as js
+
+SEED_Z = np.array([3.0, 2.0, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0], np.float32)
+SEED_TAUS = [0.1, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 5.0, 10.0]
+
+
+def logp(p: list[float]) -> jax.Array:
+    return jnp.log(jnp.asarray(p, jnp.float32))
+
+
+def test_temperature_exact_small_case() -> None:
+    p = [0.5, 0.25, 0.125, 0.125]
+    np.testing.assert_allclose(js.probs(logp(p), js.Temperature(1.0)), p, rtol=1e-6)
+    # tau = 0.5 squares the probabilities before renormalising.
+    sq = np.array(p) ** 2 / np.sum(np.array(p) ** 2)
+    np.testing.assert_allclose(js.probs(logp(p), js.Temperature(0.5)), sq, rtol=1e-5)
+
+
+def test_temperature_is_softmax_of_scaled_logits_not_power_of_softmax() -> None:
+    z = jnp.asarray(SEED_Z)
+    tau = 2.0
+    right = softmax(np.asarray(SEED_Z, np.float64) / tau)
+    got = np.asarray(js.probs(z, js.Temperature(tau)))
+    np.testing.assert_allclose(got, right, rtol=1e-5)
+    # The wrong stage: the power of the softmax, softmax(z) ** (1 / tau), is not a
+    # distribution (it sums to more than 1 for tau > 1) and its entropy differs.
+    power = softmax(np.asarray(SEED_Z, np.float64)) ** (1 / tau)
+    assert power.sum() > 1.5
+    h_got = float(js.entropy(jnp.asarray(got)))
+    h_power = float(-np.sum(power * np.log2(power)))
+    assert abs(h_got - float(js.entropy(jnp.asarray(right)))) < 1e-5
+    assert abs(h_got - h_power) > 0.5
+    # Renormalising the power gives back softmax(z / tau) exactly (in exact arithmetic):
+    # (e^z / Z)^(1/tau) / sum_j (e^z_j / Z)^(1/tau) = e^(z/tau) / sum_j e^(z_j/tau).
+    np.testing.assert_allclose(power / power.sum(), right, rtol=1e-12)
+
+
+def test_top_p_hf_boundary_case() -> None:
+    q = js.probs(logp([0.3, 0.1, 0.1, 0.5]), js.TopP(0.8))
+    assert np.asarray(q > 0).tolist() == [True, False, False, True]
+    np.testing.assert_allclose(q, [0.375, 0.0, 0.0, 0.625], rtol=1e-6)
+
+
+def test_top_p_crossing_token_is_kept() -> None:
+    # Mass ahead of 0.3 is 0.5 < 0.6, so the crossing token 0.3 is kept.
+    q = js.probs(logp([0.3, 0.1, 0.1, 0.5]), js.TopP(0.6))
+    assert np.asarray(q > 0).tolist() == [True, False, False, True]
+    q = js.probs(logp([0.3, 0.1, 0.1, 0.5]), js.TopP(0.5))
+    assert np.asarray(q > 0).tolist() == [False, False, False, True]
+
+
+def test_top_p_ties_broken_by_lowest_index() -> None:
+    q = js.probs(logp([0.25, 0.25, 0.25, 0.25]), js.TopP(0.5))
+    assert np.asarray(q > 0).tolist() == [True, True, False, False]
+
+
+def test_top_p_temperature_first() -> None:
+    z = jnp.array([3.0, 2.0, 1.0])
+    # temperature first: softmax([6, 4, 2]) puts 0.867 on token 0 -> keeps {0}
+    assert np.asarray(js.probs(z, js.TopP(0.8, tau=0.5)) > 0).tolist() == [True, False, False]
+    # temperature last (a chain written in that order) keeps {0, 1}
+    last = js.chain(js.TopP(0.8), js.Temperature(0.5))
+    assert np.asarray(js.probs(z, last) > 0).tolist() == [True, True, False]
+
+
+def test_top_k_exact_and_ties() -> None:
+    q = js.probs(logp([0.1, 0.4, 0.2, 0.3]), js.TopK(2))
+    np.testing.assert_allclose(q, [0.0, 4 / 7, 0.0, 3 / 7], rtol=1e-6)
+    # Exactly k kept on ties, lowest index first.
+    q = js.probs(jnp.array([1.0, 2.0, 2.0, 2.0, 0.0]), js.TopK(2))
+    assert np.asarray(q > 0).tolist() == [False, True, True, False, False]
+
+
+@pytest.mark.parametrize("v", [1, 5, 32, 300])
+def test_identities(v: int) -> None:
+    z = jax.random.normal(jax.random.key(v), (3, v)) * 3
+    base = js.probs(z, js.Temperature(1.0))
+    np.testing.assert_allclose(base, jax.nn.softmax(z, axis=-1), rtol=1e-5, atol=1e-7)
+    for s in [js.TopP(1.0), js.TopK(0), js.TopK(v), js.TopK(v + 7), js.chain()]:
+        np.testing.assert_array_equal(js.probs(z, s), base)
+
+
+def test_top_p_one_keeps_the_whole_tail_at_large_vocab() -> None:
+    v = 32_000
+    z = jax.random.normal(jax.random.key(1), (v,)) * 4.0
+    q = js.probs(z, js.TopP(1.0))
+    assert int(jnp.sum(q > 0)) == v
+    np.testing.assert_array_equal(q, js.probs(z, js.Temperature(1.0)))
+
+
+def test_greedy_equivalences(key: jax.Array) -> None:
+    z = jax.random.normal(key, (64, 50))
+    ref = jnp.argmax(z, axis=-1)
+    for s in [js.Greedy(), js.TopK(1), js.Temperature(0.0), js.TopP(1e-9), js.TopK(1, tau=3.0)]:
+        np.testing.assert_array_equal(js.sample(key, z, s), ref)
+    # With ties, every greedy form picks the lowest index.
+    tied = jnp.array([[0.0, 5.0, 1.0, 5.0], [2.0, 2.0, 2.0, 2.0]])
+    for s in [js.Greedy(), js.TopK(1), js.Temperature(0.0)]:
+        assert js.sample(key, tied, s).tolist() == [1, 0]
+        np.testing.assert_array_equal(js.probs(tied, s), jax.nn.one_hot(jnp.array([1, 0]), 4))
+
+
+def test_temperature_limits() -> None:
+    z = jnp.array([1.0, 3.0, 3.0, 0.0])
+    # tau -> 0+ (but above the greedy cut-off): uniform over the tied maxima.
+    np.testing.assert_allclose(js.probs(z, js.Temperature(1e-3)), [0, 0.5, 0.5, 0], atol=1e-6)
+    # tau -> inf: uniform.
+    np.testing.assert_allclose(js.probs(z, js.Temperature(1e6)), [0.25] * 4, atol=1e-5)
+    np.testing.assert_allclose(js.probs(z, js.Temperature(math.inf)), [0.25] * 4)
+
+
+def test_entropy_monotone_in_tau_on_seed_vector() -> None:
+    taus = jnp.asarray(SEED_TAUS)
+    h = jax.vmap(lambda t: js.entropy(js.probs(jnp.asarray(SEED_Z), js.Temperature(t))))(taus)
+    assert np.all(np.diff(np.asarray(h)) >= -1e-9)
+    assert float(h[0]) < 0.1 and float(h[-1]) > 2.8  # near 0 bits, near log2(8) = 3 bits
+
+
+def test_entropy_gradient_matches_variance_formula() -> None:
+    z = jnp.asarray(SEED_Z)
+
+    def h_nats(tau: jax.Array) -> jax.Array:
+        return js.entropy(js.probs(z, js.Temperature(tau)), base=math.e)
+
+    for tau in [0.3, 0.7, 1.0, 2.0, 5.0]:
+        q = js.probs(z, js.Temperature(tau))
+        var = jnp.sum(q * z**2) - jnp.sum(q * z) ** 2
+        np.testing.assert_allclose(jax.grad(h_nats)(jnp.float32(tau)), var / tau**3, rtol=2e-3)
+
+
+def test_entropy_values() -> None:
+    assert float(js.entropy(jnp.array([0.5, 0.5, 0.0]))) == pytest.approx(1.0)
+    assert float(js.entropy(jnp.array([1.0, 0.0]))) == 0.0
+    assert float(js.entropy(jnp.full(8, 1 / 8), base=math.e)) == pytest.approx(math.log(8), 1e-6)
+    g = jax.grad(lambda p: js.entropy(p))(jnp.array([0.5, 0.5, 0.0]))
+    assert bool(jnp.all(jnp.isfinite(g)))
+    with pytest.raises(ValueError, match="base"):
+        js.entropy(jnp.array([1.0]), base=1.0)
+
+
+def test_distributions_sum_to_one_and_zero_exactly_where_removed(key: jax.Array) -> None:
+    z = jax.random.normal(key, (16, 200)) * 2
+    for s in [js.TopK(7, tau=0.8), js.TopP(0.7, tau=1.3), js.chain(js.TopK(20), js.TopP(0.5))]:
+        q = np.asarray(js.probs(z, s), np.float64)
+        np.testing.assert_allclose(q.sum(-1), 1.0, atol=1e-5)
+        lw = np.asarray(s.log_weights(z))
+        assert np.array_equal(q == 0, np.isneginf(lw))
+
+
+@pytest.mark.parametrize("v", [1, 2, 7, 64, 300])
+def test_against_reference_with_per_row_parameters(v: int) -> None:
+    rng = np.random.default_rng(v)
+    rows = 60
+    z = (rng.standard_normal((rows, v)) * rng.uniform(0.1, 6, (rows, 1))).astype(np.float32)
+    z[::4] = np.round(z[::4])  # plenty of exact ties
+    tau = rng.choice([0.3, 0.8, 1.0, 2.5], rows).astype(np.float32)
+    k = rng.integers(0, v + 3, rows).astype(np.int32)
+    p = rng.uniform(0.01, 1.0, rows).astype(np.float32)
+    p[::7] = 1.0
+    got_k = np.asarray(js.probs(jnp.asarray(z), js.TopK(jnp.asarray(k), tau=jnp.asarray(tau))))
+    got_p = np.asarray(js.probs(jnp.asarray(z), js.TopP(jnp.asarray(p), tau=jnp.asarray(tau))))
+    checked = 0
+    for r in range(rows):
+        zt = np.asarray(z[r], np.float64) / float(tau[r])
+        np.testing.assert_allclose(got_k[r], filtered(zt, top_k_keep(zt, int(k[r]))), atol=2e-6)
+        # Skip top-p rows whose boundary lies within float32 rounding of p.
+        if top_p_margin(zt, float(p[r])) > 1e-4:
+            ref = filtered(zt, top_p_keep(zt, float(p[r])))
+            np.testing.assert_allclose(got_p[r], ref, atol=2e-6)
+            checked += 1
+    assert checked > rows // 2
+
+
+def test_top_p_sort_free_window_and_exact_fallback_agree() -> None:
+    # Flat logits: the nucleus is far larger than the candidate window, forcing the fallback
+    # on some rows and not on others, in the same batch.
+    z = jnp.concatenate(
+        [jax.random.normal(jax.random.key(3), (4, 5000)) * 0.1,
+         jax.random.normal(jax.random.key(4), (4, 5000)) * 8.0]
+    )
+    for w in [1, 16, 256, 5000]:
+        q = js.probs(z, js.TopP(0.9, window=w))
+        for row in range(z.shape[0]):
+            ref = top_p_keep(np.asarray(z[row], np.float64), 0.9)
+            assert np.array_equal(np.asarray(q[row] > 0), ref), (w, row)
+
+
+def test_chain_is_applied_in_order_and_flattened() -> None:
+    c = js.chain(js.Temperature(0.5), js.chain(js.TopK(3), js.TopP(0.9)))
+    assert [type(x).__name__ for x in c.parts] == ["Temperature", "TopK", "TopP"]
+    z = jnp.array([2.0, 1.5, 1.0, 0.5, 0.0])
+    manual = js.TopP(0.9).log_weights(js.TopK(3).log_weights(js.Temperature(0.5).log_weights(z)))
+    np.testing.assert_allclose(js.probs(z, c), jax.nn.softmax(manual), rtol=1e-6)
