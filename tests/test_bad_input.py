@@ -1,0 +1,187 @@
+"""Bad parameters and bad logits: clear errors when concrete, defined behaviour when traced."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import jaxsample as js
+
+NAN, INF = math.nan, math.inf
+
+
+@pytest.mark.parametrize(
+    ("build", "pattern"),
+    [
+        (lambda: js.Temperature(-0.5), r"tau must be in \[0, inf\].*-0\.5"),
+        (lambda: js.Temperature(NAN), r"tau must be in \[0, inf\].*nan"),
+        (lambda: js.Temperature(np.array([1.0, -2.0])), r"tau.*-2\.0"),
+        (lambda: js.TopP(0.0), r"p must be in \(0, 1\].*0\.0"),
+        (lambda: js.TopP(1.5), r"p must be in \(0, 1\].*1\.5"),
+        (lambda: js.TopP(NAN), r"p must be in \(0, 1\].*nan"),
+        (lambda: js.TopP(0.9, tau=-1.0), r"tau must be in"),
+        (lambda: js.TopP(0.9, window=0), r"window must be"),
+        (lambda: js.TopK(-1), r"k must be an integer >= 0.*-1"),
+        (lambda: js.TopK(2.5), r"k must be an integer >= 0.*2\.5"),
+        (lambda: js.TopK(True), r"k must be an integer"),
+        (lambda: js.TopK(100, k_max=10), r"k must be <= k_max=10, got 100"),
+        (lambda: js.TopK(1, k_max=0), r"k_max must be"),
+        (lambda: js.chain(js.Greedy(), "top-k"), r"chain arguments must be strategies"),
+    ],
+)
+def test_concrete_invalid_parameters_raise_at_construction(build, pattern) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=pattern):
+        build()
+
+
+def test_bad_call_arguments_raise(key: jax.Array) -> None:
+    z = jnp.zeros((2, 5))
+    with pytest.raises(ValueError, match="shape"):
+        js.sample(key, jnp.zeros(()), js.Greedy())
+    with pytest.raises(ValueError, match="V >= 1"):
+        js.probs(jnp.zeros((3, 0)), js.Temperature(1.0))
+    with pytest.raises(ValueError, match="strategy"):
+        js.sample(key, z, "greedy")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="one key per row"):
+        js.sample(jax.random.split(key, 3), z, js.Temperature(1.0))
+    with pytest.raises(ValueError, match="key must be"):
+        js.sample(jnp.zeros(3, jnp.float32), z, js.Temperature(1.0))
+
+
+BAD_ROWS = {
+    "one-nan": [NAN, 1.0, 2.0, 0.5],
+    "nan-at-argmax": [1.0, NAN, 0.5, 0.0],
+    "all-nan": [NAN, NAN, NAN, NAN],
+    "one-pos-inf": [1.0, INF, 0.5, 0.0],
+    "tied-pos-inf": [INF, 0.0, INF, 1.0],
+    "half-neg-inf": [-INF, 1.0, -INF, 0.0],
+    "all-but-one-neg-inf": [-INF, -INF, 3.0, -INF],
+    "all-neg-inf": [-INF, -INF, -INF, -INF],
+    "all-equal": [0.7, 0.7, 0.7, 0.7],
+    "spread-1e-6": [1.0, 1.000001, 0.999999, 1.0000005],
+    "huge": [1e30, -1e30, 3e38, -3e38],
+    "normal": [0.1, 2.0, -1.0, 0.3],
+}
+EXPECTED_VALID = {name: name not in {"one-nan", "nan-at-argmax", "all-nan", "all-neg-inf"}
+                  for name in BAD_ROWS}
+
+TRACED = [
+    js.Greedy(),
+    js.Temperature(1.0),
+    js.TopK(2, tau=0.5),
+    js.TopP(0.5, tau=2.0),
+    js.chain(js.TopK(1), js.TopP(0.9)),
+]
+
+
+@pytest.mark.parametrize("strategy", TRACED, ids=lambda s: type(s).__name__)
+def test_bad_logits_never_crash_and_stay_in_range(strategy: js.Strategy, key: jax.Array) -> None:
+    names = sorted(BAD_ROWS)
+    z = jnp.asarray([BAD_ROWS[n] for n in names], jnp.float32)
+    ids = np.asarray(js.sample(key, z, strategy))
+    q = np.asarray(js.probs(z, strategy))
+    assert np.all((ids >= 0) & (ids < 4))
+    assert np.all(np.isfinite(q))
+    np.testing.assert_allclose(q.sum(-1), 1.0, atol=1e-6)
+    assert np.all(q[np.arange(len(names)), ids] > 0)  # never a token of probability 0
+    assert np.asarray(js.valid_rows(z)).tolist() == [EXPECTED_VALID[n] for n in names]
+    # NaN is removed, +inf wins, an all -inf row is uniform.
+    row = dict(zip(names, q, strict=True))
+    assert row["one-nan"][0] == 0 and row["nan-at-argmax"][1] == 0
+    assert row["one-pos-inf"].tolist() == [0, 1, 0, 0]
+    assert row["tied-pos-inf"][1] == 0 and row["tied-pos-inf"][3] == 0
+    assert row["half-neg-inf"][0] == 0 and row["half-neg-inf"][2] == 0
+    assert row["all-but-one-neg-inf"].tolist() == [0, 0, 1, 0]
+    assert row["huge"][2] == 1.0
+    # A bad row never changes another row.
+    clean = jnp.asarray([BAD_ROWS["normal"]] * len(names), jnp.float32)
+    i = names.index("normal")
+    assert js.sample(key, clean, strategy)[i] == ids[i]
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32, jnp.int32])
+def test_any_real_dtype_is_computed_in_float32(dtype: jnp.dtype, key: jax.Array) -> None:
+    z = jnp.asarray([[3.0, 1.0, 2.0, 0.0]]).astype(dtype)
+    q = js.probs(z, js.Temperature(1.0))
+    assert q.dtype == jnp.float32
+    np.testing.assert_allclose(q, jax.nn.softmax(z.astype(jnp.float32)), rtol=1e-6)
+    assert js.sample(key, z, js.TopP(0.9)).dtype == jnp.int32
+
+
+def test_vocabulary_of_one(key: jax.Array) -> None:
+    z = jnp.zeros((5, 1))
+    for s in [*TRACED, js.TopK(0), js.TopK(3), js.TopP(1e-9)]:
+        assert np.asarray(js.sample(key, z, s)).tolist() == [0] * 5
+        np.testing.assert_array_equal(js.probs(z, s), 1.0)
+
+
+def test_traced_invalid_parameters_have_defined_behaviour(key: jax.Array) -> None:
+    z = jnp.broadcast_to(jnp.array([2.0, 1.0, 0.5, 0.0, -1.0]), (1, 5))
+
+    @jax.jit
+    def q_tau(t: jax.Array) -> jax.Array:
+        return js.probs(z, js.Temperature(t))[0]
+
+    greedy = np.array([1.0, 0, 0, 0, 0])
+    for t in [0.0, -1.0, NAN, 1e-38, 1e-12, 1e-6]:  # 1e-38 is flushed to 0 on XLA:CPU
+        np.testing.assert_array_equal(q_tau(jnp.float32(t)), greedy)
+    # Just above the cut-off the gaps (>= 0.5 / 1e-5) underflow exp: one-hot, no NaN.
+    np.testing.assert_array_equal(q_tau(jnp.float32(1e-5)), greedy)
+    for t in [1.0, 1e6, INF]:
+        q = np.asarray(q_tau(jnp.float32(t)))
+        assert np.all(np.isfinite(q)) and abs(q.sum() - 1) < 1e-6 and np.all(q > 0)
+    np.testing.assert_allclose(q_tau(jnp.float32(INF)), np.full(5, 0.2))
+
+    @jax.jit
+    def kept_p(p: jax.Array) -> jax.Array:
+        return jnp.sum(js.probs(z, js.TopP(p))[0] > 0)
+
+    for p, n in [(0.0, 1), (-3.0, 1), (NAN, 1), (1e-9, 1), (1.0, 5), (2.0, 5)]:
+        assert int(kept_p(jnp.float32(p))) == n, p
+
+    @jax.jit
+    def kept_k(k: jax.Array) -> jax.Array:
+        return jnp.sum(js.probs(z, js.TopK(k, k_max=8))[0] > 0)
+
+    for k, n in [(0, 5), (-1, 5), (1, 1), (4, 4), (5, 5), (99, 5)]:
+        assert int(kept_k(jnp.int32(k))) == n, k
+
+
+def test_composition_that_leaves_one_token_keeps_one(key: jax.Array) -> None:
+    z = jnp.array([[-INF, -INF, 1.0, -INF, -INF]])
+    s = js.chain(js.TopK(1), js.TopP(1e-9), js.Temperature(0.0), js.TopP(0.3))
+    assert js.sample(key, z, s).tolist() == [2]
+    assert js.probs(z, s)[0].tolist() == [0, 0, 1, 0, 0]
+
+
+special = st.sampled_from([NAN, INF, -INF, 0.0, -0.0, 1e30, -1e30, 1e-30])
+finite = st.floats(-20, 20, width=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    z=arrays(np.float32, (4, 16), elements=st.one_of(finite, finite, finite, special)),
+    tau=st.sampled_from([0.0, 1e-3, 0.5, 1.0, 3.0]),
+    p=st.floats(1e-6, 1.0),
+    k=st.integers(0, 20),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_property_random_logits(z: np.ndarray, tau: float, p: float, k: int, seed: int) -> None:
+    key = jax.random.key(seed)
+    for s in [js.Temperature(tau), js.TopK(k, tau=tau), js.TopP(p, tau=tau),
+              js.chain(js.TopK(k), js.TopP(p, tau=tau))]:
+        q = np.asarray(js.probs(jnp.asarray(z), s))
+        ids = np.asarray(js.sample(key, jnp.asarray(z), s))
+        assert np.all(np.isfinite(q)) and np.all(q >= 0)
+        np.testing.assert_allclose(q.sum(-1), 1.0, atol=1e-5)
+        assert np.all((ids >= 0) & (ids < 16))
+        assert np.all(q[np.arange(4), ids] > 0)
+        # Row 0 alone gives the same token as inside the batch.
+        assert int(js.sample(jax.random.fold_in(key, 0), jnp.asarray(z[0]), s)) == ids[0]
