@@ -122,7 +122,7 @@ def top_p_log_weights(z: jax.Array, p: Any, window: int) -> jax.Array:
     top_z, top_idx = lax.top_k(rows, width)
     threshold, last, covered = _nucleus_cut(top_z, top_idx, z_max, total, pp)
 
-    def exact(_: None) -> tuple[jax.Array, jax.Array]:
+    def exact(operand: None) -> tuple[jax.Array, jax.Array]:
         iota = _token_iota(rows)
         neg_sorted, order = lax.sort((-rows, iota), dimension=1, is_stable=True, num_keys=1)
         t_full, last_full, _ = _nucleus_cut(-neg_sorted, order, z_max, total, pp)
@@ -130,7 +130,7 @@ def top_p_log_weights(z: jax.Array, p: Any, window: int) -> jax.Array:
         return jnp.where(need, t_full, threshold), jnp.where(need, last_full, last)
 
     if width < vocab:
-        threshold, last = lax.cond(  # type: ignore[assignment]
+        threshold, last = lax.cond(
             jnp.all(covered), lambda _: (threshold, last), exact, None
         )
     kept = _keep_prefix(rows, threshold, last)

@@ -1,0 +1,8 @@
+"""The labs: one-command, reproducible experiments that write plots, data and a manifest.
+
+Run them with ``jaxsample lab NAME``; see :data:`jaxsample.labs.commands.LABS`.
+"""
+
+from jaxsample.labs._report import Check, LabReport, default_out_dir
+
+__all__ = ["Check", "LabReport", "default_out_dir"]

@@ -1,0 +1,35 @@
+"""Reading the Mini-GPT's next-token logits for the labs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxsample.model import forward
+from jaxsample.training import Pretrained
+
+__all__ = ["first_step_logits", "model_identity"]
+
+
+def first_step_logits(model: Pretrained, prompt: str) -> jax.Array:
+    """Float32 logits ``[V]`` for the token after ``prompt`` (bos prepended).
+
+    Raises:
+        ValueError: for words outside the model's vocabulary (named in the message).
+    """
+    ids = model.tokenizer.encode(prompt, bos=True)
+    tokens = jnp.asarray([ids], jnp.int32)
+    return forward(model.params, tokens, model.config)[0, -1].astype(jnp.float32)
+
+
+def model_identity(model: Pretrained) -> dict[str, Any]:
+    """What identifies the checkpoint in a manifest: config, step and parameter hash."""
+    m = model.manifest
+    return {
+        "params_sha256": m.get("params_sha256"),
+        "step": m.get("step"),
+        "config": model.config.to_dict(),
+        "source": m.get("source", "shipped jaxsample/assets/mini_gpt_small"),
+    }

@@ -1,0 +1,44 @@
+"""``jaxsample lab NAME [--out DIR] [--seed S]``: run one lab."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import Any
+
+from jaxsample.labs._report import default_out_dir
+
+#: Lab name -> module with ``run(out_dir, seed) -> LabReport``.
+LABS: dict[str, str] = {
+    "temperature-sweep": "jaxsample.labs.temperature_sweep",
+    "simulator": "jaxsample.labs.simulator",
+    "temperature-theory": "jaxsample.labs.temperature_theory",
+}
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``lab`` sub-command."""
+    p = subparsers.add_parser(
+        "lab",
+        help="run a lab: plots, JSON and manifest.json, with PASS/FAIL acceptance lines",
+        description="Run one lab. Writes PNG plots, JSON data and manifest.json into the output "
+        "folder and prints a summary table and one PASS/FAIL line per acceptance check. "
+        "Exits 0 when every check passes, 1 otherwise.",
+    )
+    p.add_argument("name", choices=sorted(LABS), help="which lab")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: experiments/<date>-<name>/ here)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the lab's random draws (default 0)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = args.out if args.out is not None else default_out_dir(args.name)
+    module = importlib.import_module(LABS[args.name])
+    report = module.run(out, seed=args.seed)
+    return 0 if report.passed else 1
