@@ -15,6 +15,8 @@ from collections.abc import Sequence
 # Modules that contribute sub-commands, in the order they appear in ``--help``.
 _COMMAND_MODULES: tuple[str, ...] = (
     "jaxsample.training.commands",
+    "jaxsample.decoding.commands",
+    "jaxsample.labs.commands",
 )
 
 

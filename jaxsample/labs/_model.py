@@ -10,7 +10,10 @@ import jax.numpy as jnp
 from jaxsample.model import forward
 from jaxsample.training import Pretrained
 
-__all__ = ["first_step_logits", "model_identity"]
+__all__ = ["first_step_logits", "model_forward", "model_identity"]
+
+#: ``forward(params, tokens, config)`` compiled once per config and token shape.
+model_forward = jax.jit(forward, static_argnums=2)
 
 
 def first_step_logits(model: Pretrained, prompt: str) -> jax.Array:
@@ -21,7 +24,8 @@ def first_step_logits(model: Pretrained, prompt: str) -> jax.Array:
     """
     ids = model.tokenizer.encode(prompt, bos=True)
     tokens = jnp.asarray([ids], jnp.int32)
-    return forward(model.params, tokens, model.config)[0, -1].astype(jnp.float32)
+    logits: jax.Array = model_forward(model.params, tokens, model.config)
+    return logits[0, -1].astype(jnp.float32)
 
 
 def model_identity(model: Pretrained) -> dict[str, Any]:

@@ -20,9 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsample.data import encode_sentences, generate_corpus
-from jaxsample.labs._model import model_identity
+from jaxsample.labs._model import model_forward, model_identity
 from jaxsample.labs._report import LabReport, print_table
-from jaxsample.model import forward
 from jaxsample.plotting import new_figure, save_figure
 from jaxsample.samplers import GREEDY_TAU, Temperature, entropy, probs
 from jaxsample.training import Pretrained, load_pretrained
@@ -63,20 +62,21 @@ def entropy_derivative(z: jax.Array, taus: jax.Array) -> tuple[jax.Array, jax.Ar
     return grads, jax.vmap(formula)(taus)
 
 
-def validation_logits(model: Pretrained, batch: int = 256) -> tuple[jax.Array, jax.Array]:
+def validation_logits(
+    model: Pretrained, batch: int = 256, max_sentences: int | None = None
+) -> tuple[jax.Array, jax.Array]:
     """Next-token logits float32 ``[M, V]`` and targets int32 ``[M]`` over the validation split.
 
     Uses the corpus the model was trained on (its manifest's corpus seed); padding
-    targets are dropped.
+    targets are dropped. ``max_sentences`` keeps only the first sentences (for quick runs).
     """
     corpus_seed = int(model.manifest.get("train_config", {}).get("corpus_seed", 0))
     corpus = generate_corpus(seed=corpus_seed)
-    rows = encode_sentences(corpus.val, model.tokenizer, model.config.n_ctx)
-    fwd = jax.jit(lambda x: forward(model.params, x, model.config))
+    rows = encode_sentences(corpus.val[:max_sentences], model.tokenizer, model.config.n_ctx)
     logits, targets = [], []
     for i in range(0, len(rows), batch):
         chunk = jnp.asarray(rows[i : i + batch])
-        out = np.asarray(fwd(chunk[:, :-1]))
+        out = np.asarray(model_forward(model.params, chunk[:, :-1], model.config))
         tgt = np.asarray(chunk[:, 1:])
         keep = tgt != model.tokenizer.pad_id
         logits.append(out[keep])
@@ -103,25 +103,30 @@ def fit_temperature(logits: jax.Array, targets: jax.Array, steps: int = 30) -> f
     Returns:
         The fitted temperature (a Python float).
     """
-    f = jax.jit(lambda s: _nll(logits, targets, jnp.exp(s)))
-    g = jax.jit(jax.grad(lambda s: _nll(logits, targets, jnp.exp(s))))
-    h = jax.jit(jax.grad(jax.grad(lambda s: _nll(logits, targets, jnp.exp(s)))))
+
+    def objective(s: jax.Array, z: jax.Array, y: jax.Array) -> jax.Array:
+        return _nll(z, y, jnp.exp(s))
+
+    grad = jax.jit(jax.grad(objective))
+    curvature = jax.jit(jax.grad(jax.grad(objective)))
     s = jnp.float32(0.0)
     for _ in range(steps):
-        curv = h(s)
-        step = jnp.where(curv > 0, g(s) / curv, jnp.sign(g(s)) * 0.1)
+        g, h = grad(s, logits, targets), curvature(s, logits, targets)
+        step = jnp.where(h > 0, g / h, jnp.sign(g) * 0.1)
         s = s - jnp.clip(step, -0.5, 0.5)
-    _ = f(s)
     return float(jnp.exp(s))
 
 
-def run(out_dir: Path, seed: int = 0, model: Pretrained | None = None) -> LabReport:
+def run(
+    out_dir: Path, seed: int = 0, model: Pretrained | None = None, *, quick: bool = False
+) -> LabReport:
     """Run the lab, write its files into ``out_dir`` and return the report.
 
     Args:
         out_dir: output folder (created).
         seed: recorded in the manifest (this lab draws no random numbers).
         model: the model for the calibration part; the shipped Mini-GPT when ``None``.
+        quick: fit the calibration temperature on 256 validation sentences only.
 
     Returns:
         The :class:`LabReport` (``manifest.json`` written).
@@ -188,8 +193,13 @@ def run(out_dir: Path, seed: int = 0, model: Pretrained | None = None) -> LabRep
 
     # 4. Calibration temperature on the Mini-GPT.
     model = load_pretrained() if model is None else model
-    val_logits, val_targets = validation_logits(model)
-    nll = jax.jit(lambda t: _nll(val_logits, val_targets, t))
+    val_logits, val_targets = validation_logits(model, max_sentences=256 if quick else None)
+    nll_fn = jax.jit(_nll)
+
+    def nll(t: jax.Array) -> jax.Array:
+        value: jax.Array = nll_fn(val_logits, val_targets, t)
+        return value
+
     before = float(nll(jnp.float32(1.0)))
     tau_star = fit_temperature(val_logits, val_targets)
     after = float(nll(jnp.float32(tau_star)))

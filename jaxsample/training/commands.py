@@ -1,0 +1,126 @@
+"""The ``jaxsample train`` and ``jaxsample info`` sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from jaxsample.model import PRESET_NAMES, count_params
+from jaxsample.training.checkpoint import params_sha256
+from jaxsample.training.pretrained import SHIPPED_MODEL_DIR, load_pretrained
+from jaxsample.training.train import TrainConfig, train
+
+__all__ = ["register"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``train`` and ``info`` sub-commands to an argparse sub-parser set.
+
+    Args:
+        subparsers: The object returned by ``ArgumentParser.add_subparsers``.
+
+    """
+    p = subparsers.add_parser(
+        "train",
+        help="train the Mini-GPT (resumes if --out holds a checkpoint)",
+        description=(
+            "Train the Mini-GPT on the synthetic corpus. If --out already holds a "
+            "checkpoint, training resumes from the latest one and ends bit-identical to "
+            "an uninterrupted run. Without options, --size small reproduces the shipped "
+            "model."
+        ),
+    )
+    p.add_argument("--out", required=True, help="run folder (checkpoints, loss curve)")
+    p.add_argument("--size", choices=PRESET_NAMES, default="small", help="model size")
+    p.add_argument("--steps", type=_positive_int, help="optimiser steps (default: per size)")
+    p.add_argument("--seed", type=_non_negative_int, help="init and data-order seed (default 0)")
+    p.add_argument("--save-every", type=_positive_int, help="steps between checkpoints")
+    p.add_argument("--batch-size", type=_positive_int, help="sentences per step")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_run_train)
+
+    p = subparsers.add_parser(
+        "info",
+        help="show a trained model's step, losses, config and parameter hash",
+        description=(
+            "Show step, losses, configuration and parameter SHA-256 of a run folder or an "
+            "exported model folder (default: the shipped model)."
+        ),
+    )
+    p.add_argument("dir", nargs="?", default=None, help="run or model folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_info)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    config = TrainConfig.for_size(
+        args.size,
+        steps=args.steps,
+        seed=args.seed,
+        save_every=args.save_every,
+        batch_size=args.batch_size,
+    )
+    result = train(args.out, config, progress=not args.no_progress)
+    if result.resumed_from is not None:
+        print(f"resumed from step {result.resumed_from}", file=sys.stderr)
+    print(result.summary())
+    return 0
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    model = load_pretrained(args.dir)
+    m = model.manifest
+    info = {
+        "source": str(SHIPPED_MODEL_DIR if args.dir is None else args.dir),
+        "step": m["step"],
+        "train_loss": m.get("final_train_loss"),
+        "val_loss": m.get("final_val_loss"),
+        "params_sha256": params_sha256(model.params),
+        "param_count": count_params(model.params),
+        "model_config": model.config.to_dict(),
+        "train_config": m.get("train_config"),
+    }
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    lines = [
+        f"source        {info['source']}",
+        f"step          {info['step']}",
+        f"train loss    {_fmt(info['train_loss'])}",
+        f"val loss      {_fmt(info['val_loss'])}",
+        f"parameters    {info['param_count']:,}",
+        f"params sha256 {info['params_sha256']}",
+        "model config  " + ", ".join(f"{k}={v}" for k, v in info["model_config"].items()),
+    ]
+    if isinstance(info["train_config"], dict):
+        lines.append(
+            "train config  " + ", ".join(f"{k}={v}" for k, v in info["train_config"].items())
+        )
+    print("\n".join(lines))
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.4f}"
