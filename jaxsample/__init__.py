@@ -10,6 +10,17 @@ The public API is what this module exports::
     js.complete("Tomorrow she", n=3, strategy=js.TopP(0.9, tau=0.8))  # shipped Mini-GPT
 """
 
+from jaxsample.analysis import (
+    coherence,
+    distinct_completions,
+    distinct_fraction,
+    distinct_n,
+    expected_coherence,
+    expected_distinct_fraction,
+    kept_mass,
+    kept_set_size,
+    pareto_front,
+)
 from jaxsample.decoding import (
     Generation,
     complete,
@@ -46,11 +57,20 @@ __all__ = [
     "TopP",
     "__version__",
     "chain",
+    "coherence",
     "complete",
+    "distinct_completions",
+    "distinct_fraction",
+    "distinct_n",
     "entropy",
+    "expected_coherence",
+    "expected_distinct_fraction",
     "generate",
     "generate_ids",
+    "kept_mass",
+    "kept_set_size",
     "make_strategy",
+    "pareto_front",
     "probs",
     "sample",
     "sample_completions",

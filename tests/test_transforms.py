@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -64,9 +66,8 @@ def test_batch_invariance(name: str, key: jax.Array, logits: jax.Array) -> None:
 def test_legacy_uint32_keys_are_accepted(logits: jax.Array) -> None:
     legacy = jax.random.PRNGKey(3)
     typed = jax.random.wrap_key_data(legacy)
-    np.testing.assert_array_equal(
-        js.sample(legacy, logits, js.Temperature(1.0)), js.sample(typed, logits, js.Temperature(1.0))
-    )
+    s = js.Temperature(1.0)
+    np.testing.assert_array_equal(js.sample(legacy, logits, s), js.sample(typed, logits, s))
 
 
 def test_leading_axes_of_any_rank(key: jax.Array) -> None:
@@ -109,7 +110,7 @@ def test_one_jitted_call_sweeps_nine_temperatures_by_100_seeds() -> None:
     assert np.all(np.asarray(ids[0]) == 0)  # tau = 0 is greedy inside the sweep
     distinct = [len(set(r)) for r in np.asarray(ids).tolist()]
     assert distinct[0] == 1 and distinct[-1] == 8
-    assert all(b >= a - 1 for a, b in zip(distinct, distinct[1:], strict=False))
+    assert all(b >= a - 1 for a, b in itertools.pairwise(distinct))
     # Equal to the same draws made one setting at a time.
     np.testing.assert_array_equal(ids[4, 17], js.sample(keys[17], z, js.Temperature(0.7)))
 

@@ -14,6 +14,9 @@ LABS: dict[str, str] = {
     "temperature-sweep": "jaxsample.labs.temperature_sweep",
     "simulator": "jaxsample.labs.simulator",
     "temperature-theory": "jaxsample.labs.temperature_theory",
+    "top-k-top-p": "jaxsample.labs.top_k_top_p",
+    "diversity-vs-correctness": "jaxsample.labs.diversity",
+    "exercises": "jaxsample.labs.exercises",
 }
 
 

@@ -270,9 +270,7 @@ def run(
     one_hot = np.eye(vocab, dtype=np.float32)[argmax]
 
     # Tables.
-    print(
-        f"Top-k and top-p on the Mini-GPT's first-step logits ({n_prompts} prompts, V = {vocab})"
-    )
+    print(f"Top-k and top-p on the Mini-GPT's first-step logits ({n_prompts} prompts, V = {vocab})")
     q1 = np.asarray(probs(z, Temperature(1.0)), np.float64)
     h1 = np.asarray(entropy(jnp.asarray(q1, jnp.float32)), np.float64)
     pi = {p: PS.index(p) for p in (0.5, 0.9, 0.99)}
@@ -436,8 +434,7 @@ def run(
     diff_p1 = float(np.max(np.abs(eq["q_top_p_1"] - eq["q_temperature"])))
     same_draws_p1 = bool(np.array_equal(eq["d_top_p_1"], eq["d_temperature"]))
     report.check(
-        "top-p 1.0 equals plain temperature sampling on every prompt "
-        f"(tau in {list(EQUIV_TAUS)})",
+        f"top-p 1.0 equals plain temperature sampling on every prompt (tau in {list(EQUIV_TAUS)})",
         f"max |q_top-p - q_temp| = {diff_p1:.1e}; {n_draws} draws per prompt "
         f"{'identical' if same_draws_p1 else 'differ'}",
         "0 and identical",
@@ -487,7 +484,7 @@ def run(
     report.check(
         f"temperature before the cut: nucleus size (p = {ORDER_P}) never shrinks as tau grows, "
         "on every prompt",
-        f"sizes on \"{EXAMPLE}\": {size_before[:, ex].tolist()}; smallest step "
+        f'sizes on "{EXAMPLE}": {size_before[:, ex].tolist()}; smallest step '
         f"{int(steps_before.min())}",
         "every step >= 0",
         bool(np.all(steps_before >= 0)),
@@ -496,7 +493,7 @@ def run(
     invariant = bool(np.all(keep_after == keep_after[i_one][None]))
     report.check(
         "temperature after the cut: the kept set is the tau = 1 nucleus at every tau",
-        f"sizes on \"{EXAMPLE}\": {size_after[:, ex].tolist()}",
+        f'sizes on "{EXAMPLE}": {size_after[:, ex].tolist()}',
         "identical sets",
         invariant,
     )
@@ -615,7 +612,7 @@ def _plot_heatmaps(
                     )
         ax.set(
             xlabel=f'next token after "{EXAMPLE}" (most likely at tau = 1 first)',
-            title=f"Exact distribution under (tau, {name}) on \"{EXAMPLE}\"",
+            title=f'Exact distribution under (tau, {name}) on "{EXAMPLE}"',
         )
         fig.colorbar(im, ax=ax, label="probability", fraction=0.04)
     save_figure(fig, report.path("grid_distributions.png"))
