@@ -8,6 +8,7 @@ fast path.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -38,9 +39,38 @@ def _keep_prefix(z: jax.Array, threshold: jax.Array, last_index: jax.Array) -> j
     return jnp.where(keep, z, -jnp.inf)
 
 
+def _chunk_size(vocab: int) -> int:
+    """The divisor of ``vocab`` closest to its square root (1 when ``vocab`` is prime)."""
+    best = 1
+    d = 1
+    while d * d <= vocab:
+        if vocab % d == 0:
+            best = d
+        d += 1
+    other = vocab // best
+    return best if abs(best - math.isqrt(vocab)) <= abs(other - math.isqrt(vocab)) else other
+
+
+def first_argmax(z: jax.Array) -> jax.Array:
+    """Index of the first maximum of each row of NaN-free ``z`` ``[..., V]``, int32 ``[...]``.
+
+    Equal to ``jnp.argmax``; computed as the first chunk holding the row maximum
+    (a vectorised max per chunk of a free reshape), then the first maximum inside
+    that chunk, which is much cheaper than XLA:CPU's index-carrying reduction.
+    """
+    vocab = z.shape[-1]
+    chunk = _chunk_size(vocab)
+    if chunk < 16 or vocab // chunk < 2:
+        return jnp.argmax(z, axis=-1).astype(jnp.int32)
+    chunks = z.reshape(*z.shape[:-1], vocab // chunk, chunk)
+    best = jnp.argmax(jnp.max(chunks, axis=-1), axis=-1)
+    inside = jnp.take_along_axis(chunks, best[..., None, None], axis=-2)[..., 0, :]
+    return (best * chunk + jnp.argmax(inside, axis=-1)).astype(jnp.int32)
+
+
 def greedy_log_weights(z: jax.Array) -> jax.Array:
     """Return 0 at the first maximum of each row of ``z`` and ``-inf`` elsewhere."""
-    first_max = jnp.argmax(z, axis=-1, keepdims=True)
+    first_max = first_argmax(z)[..., None]
     return jnp.where(_token_iota(z) == first_max, jnp.float32(0.0), -jnp.inf)
 
 
@@ -95,14 +125,86 @@ def _nucleus_cut(
     return threshold, last, covered
 
 
+def _sortable_bits(z: jax.Array) -> jax.Array:
+    """Map float32 values to int32 keys with the same order (no NaN; ``-0.0`` removed)."""
+    bits = lax.bitcast_convert_type(z, jnp.int32)
+    return jnp.where(bits >= 0, bits, bits ^ jnp.int32(0x7FFFFFFF))
+
+
+def _float_of_bits(key: jax.Array) -> jax.Array:
+    """Inverse of :func:`_sortable_bits`."""
+    bits = jnp.where(key >= 0, key, key ^ jnp.int32(0x7FFFFFFF))
+    return lax.bitcast_convert_type(bits, jnp.float32)
+
+
+def _nucleus_by_bisection(
+    rows: jax.Array, z_max: jax.Array, total: jax.Array, p: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Exact nucleus boundary of each row without sorting: bisection on the value.
+
+    The boundary value ``T`` is the smallest row value whose strictly larger values
+    hold less than ``p`` of the mass; it is found by bisection over the order-
+    preserving integer keys of the float32 values (33 masked sums over the row).
+    Tokens tied at ``T`` are then kept in index order while the mass ahead of
+    them stays below ``p``.
+
+    Args:
+        rows: ``[n, V]`` sanitised log-weights (no ``-0.0``).
+        z_max: ``[n, 1]`` row maxima.
+        total: ``[n]`` row sums of ``exp(rows - z_max)``.
+        p: ``[n]`` nucleus mass.
+
+    Returns:
+        ``(threshold, last_index)``, ``[n, 1]`` each, as in :func:`_nucleus_cut`.
+    """
+    e = jnp.exp(rows - z_max)
+    keys = _sortable_bits(rows)
+    target = (p - TOP_P_TOLERANCE)[:, None] * total[:, None]  # unnormalised masses
+
+    def mass_above(c: jax.Array) -> jax.Array:
+        return jnp.sum(jnp.where(keys > c, e, 0.0), axis=-1, keepdims=True)
+
+    def step(_: int, bounds: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        lo, hi = bounds  # mass_above(lo) >= target > mass_above(hi)
+        mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)
+        below = mass_above(mid) < target
+        return jnp.where(below, lo, mid), jnp.where(below, mid, hi)
+
+    lo0 = jnp.min(keys, axis=-1, keepdims=True) - 1
+    hi0 = jnp.max(keys, axis=-1, keepdims=True)
+    _, t_key = lax.fori_loop(0, 33, step, (lo0, hi0))
+    # p below the tolerance: only the first maximum is kept.
+    t_key = jnp.where(target > 0, t_key, hi0)
+    threshold = _float_of_bits(t_key)
+    tied = keys == t_key
+    ahead = mass_above(t_key)
+    e_t = jnp.exp(threshold - z_max)
+    iota = _token_iota(rows)
+    vocab = rows.shape[-1]
+
+    def partial_ties(_: None) -> jax.Array:
+        rank = jnp.cumsum(tied.astype(jnp.int32), axis=-1) - 1
+        kept = tied & ((ahead + rank.astype(jnp.float32) * e_t < target) | (rank == 0))
+        return jnp.max(jnp.where(kept, iota, -1), axis=-1, keepdims=True)
+
+    n_tied = jnp.sum(tied, axis=-1, keepdims=True)
+    last_tied_ahead = ahead + (n_tied - 1).astype(jnp.float32) * e_t
+    some_partial = jnp.any((n_tied > 1) & (last_tied_ahead >= target))
+    last = lax.cond(
+        some_partial, partial_ties, lambda _: jnp.full_like(t_key, vocab), None
+    )
+    return threshold, last
+
+
 def top_p_log_weights(z: jax.Array, p: Any, window: int) -> jax.Array:
     """Keep the nucleus of mass ``p`` of each row (see :class:`jaxsample.TopP`).
 
     The boundary is searched among the ``window`` largest log-weights
     (``lax.top_k``); a row whose window holds less than ``p`` of the mass is
-    answered by an exact stable sort of that row's vocabulary instead. The sort is
-    skipped entirely (``lax.cond``) when no row needs it; under ``vmap`` both
-    branches run. Each row's answer depends on that row alone.
+    answered exactly without a sort instead, by bisection on the boundary value
+    (see :func:`_nucleus_by_bisection`). The bisection is skipped entirely
+    (``lax.cond``) when no row needs it; under ``vmap`` both branches run. Each
+    row's answer depends on that row alone.
 
     Args:
         z: float32 ``[..., V]`` sanitised log-weights.
@@ -121,11 +223,11 @@ def top_p_log_weights(z: jax.Array, p: Any, window: int) -> jax.Array:
     width = min(window, vocab)
     top_z, top_idx = lax.top_k(rows, width)
     threshold, last, covered = _nucleus_cut(top_z, top_idx, z_max, total, pp)
+    # Rows with p >= 1 keep everything below, whatever the window says.
+    covered = covered | (pp >= 1.0)
 
     def exact(operand: None) -> tuple[jax.Array, jax.Array]:
-        iota = _token_iota(rows)
-        neg_sorted, order = lax.sort((-rows, iota), dimension=1, is_stable=True, num_keys=1)
-        t_full, last_full, _ = _nucleus_cut(-neg_sorted, order, z_max, total, pp)
+        t_full, last_full = _nucleus_by_bisection(rows, z_max, total, pp)
         need = ~covered[:, None]
         return jnp.where(need, t_full, threshold), jnp.where(need, last_full, last)
 

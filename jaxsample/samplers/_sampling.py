@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-from jaxsample.samplers._strategies import Greedy, Strategy
+from jaxsample.samplers._filters import first_argmax
+from jaxsample.samplers._strategies import Chain, Greedy, Strategy, Temperature, TopK, TopP
 
 __all__ = ["entropy", "probs", "sample", "valid_rows"]
 
@@ -64,8 +67,47 @@ def _check_strategy(strategy: Strategy) -> None:
         raise ValueError(f"strategy must be a jaxsample strategy, got {strategy!r}")
 
 
+def _sanitise_fast(x: jax.Array) -> jax.Array:
+    """:func:`_sanitise` with its two row reductions skipped when every row is clean.
+
+    A finite row maximum means the row has no NaN (``max`` propagates NaN), no
+    ``+inf`` and a finite entry. The row flags are computed under ``lax.cond`` only
+    when some row is not clean; the rest is elementwise, so it fuses with what
+    follows.
+    """
+    z = x.astype(jnp.float32)
+    clean = jnp.all(jnp.isfinite(jnp.max(z, axis=-1)))
+    flag_shape = (*z.shape[:-1], 1)
+
+    def flags(_: None) -> tuple[jax.Array, jax.Array]:
+        no_nan = jnp.where(jnp.isnan(z), -jnp.inf, z)
+        return (
+            jnp.any(jnp.isposinf(z), axis=-1, keepdims=True),
+            jnp.any(no_nan > -jnp.inf, axis=-1, keepdims=True),
+        )
+
+    def clean_flags(_: None) -> tuple[jax.Array, jax.Array]:
+        return jnp.zeros(flag_shape, bool), jnp.ones(flag_shape, bool)
+
+    has_pos_inf, usable = lax.cond(clean, clean_flags, flags, None)
+    z = jnp.where(jnp.isnan(z), -jnp.inf, z)
+    z = jnp.where(has_pos_inf, jnp.where(jnp.isposinf(z), 0.0, -jnp.inf), z)
+    return jnp.where(usable, z, jnp.float32(0.0))
+
+
 def _log_weights(logits: jax.Array, strategy: Strategy) -> jax.Array:
-    return strategy.log_weights(_sanitise(logits))
+    return strategy.log_weights(_sanitise_fast(logits))
+
+
+def _max_is_zero(strategy: Strategy) -> bool:
+    """Whether the strategy's log-weights have row maximum exactly 0 (static).
+
+    The built-in strategies subtract the row maximum before scaling and never
+    remove the maximum, so ``exp(log_weights)`` needs no second max pass.
+    """
+    if isinstance(strategy, Chain):
+        return bool(strategy.parts) and _max_is_zero(strategy.parts[-1])
+    return type(strategy) in (Greedy, Temperature, TopK, TopP)
 
 
 def probs(logits: jax.Array, strategy: Strategy) -> jax.Array:
@@ -112,12 +154,21 @@ def _row_keys(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
     if k.shape == ():
         if lead == ():
             return k.reshape(1)
-        return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(k, jnp.arange(n, dtype=jnp.uint32))
+        folded: jax.Array = _fold_rows(k, n)
+        return folded
     if k.shape != lead:
         raise ValueError(
             f"key must be a single key or one key per row with shape {lead}, got shape {k.shape}"
         )
     return k.reshape(n)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _fold_rows(key: jax.Array, n: int) -> jax.Array:
+    """``fold_in(key, r)`` for ``r < n``, in one compiled call."""
+    rows = jnp.arange(n, dtype=jnp.uint32)
+    keys: jax.Array = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, rows)
+    return keys
 
 
 def _inverse_cdf(keys: jax.Array, w: jax.Array) -> jax.Array:
@@ -189,14 +240,19 @@ def sample(key: jax.Array, logits: jax.Array, strategy: Strategy) -> jax.Array:
     return ids
 
 
+def _draw_rows(keys: jax.Array, x: jax.Array, strategy: Strategy) -> jax.Array:
+    """Draw one id per row of ``x`` ``[..., V]`` (``n`` rows, ``keys`` ``[n]``), ids ``[n]``."""
+    lw = _log_weights(x, strategy).reshape(-1, x.shape[-1])
+    # Built-in strategies: the row maximum of lw is 0, no second max pass.
+    shift = 0.0 if _max_is_zero(strategy) else jnp.max(lw, axis=-1, keepdims=True)
+    return _inverse_cdf(keys, jnp.exp(lw - shift))
+
+
 @jax.jit
 def _sample(keys: jax.Array, x: jax.Array, strategy: Strategy) -> jax.Array:
-    lead, vocab = x.shape[:-1], x.shape[-1]
     if isinstance(strategy, Greedy):  # static: no randomness needed
-        return jnp.argmax(_sanitise(x), axis=-1).astype(jnp.int32)
-    lw = _log_weights(x, strategy).reshape(-1, vocab)
-    w = jnp.exp(lw - jnp.max(lw, axis=-1, keepdims=True))
-    return _inverse_cdf(keys, w).reshape(lead)
+        return first_argmax(_sanitise_fast(x))
+    return _draw_rows(keys, x, strategy).reshape(x.shape[:-1])
 
 
 def entropy(p: jax.Array, base: float = 2.0, axis: int = -1) -> jax.Array:

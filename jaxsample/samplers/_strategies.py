@@ -20,8 +20,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from jaxsample.samplers._filters import (
+    first_argmax,
     greedy_log_weights,
     top_k_log_weights,
     top_p_log_weights,
@@ -115,7 +117,17 @@ def _scale(z: jax.Array, tau: Any) -> jax.Array:
     m = jnp.max(z, axis=-1, keepdims=True)
     safe_t = jnp.where(greedy, jnp.float32(1.0), t)
     scaled = jnp.where(jnp.isneginf(z), -jnp.inf, (z - m) / safe_t)
-    return jnp.where(greedy, greedy_log_weights(z), scaled)
+    # The argmax pass is skipped (lax.cond) when no row is greedy; the selection
+    # itself stays elementwise so that it fuses with the scaling.
+    lead = jnp.broadcast_shapes(z.shape[:-1], greedy.shape[:-1])
+    first_max = lax.cond(
+        jnp.any(greedy),
+        lambda: jnp.broadcast_to(first_argmax(z)[..., None], (*lead, 1)),
+        lambda: jnp.zeros((*lead, 1), jnp.int32),
+    ).astype(jnp.int32)
+    iota = lax.broadcasted_iota(jnp.int32, z.shape, z.ndim - 1)
+    one_hot = jnp.where(iota == first_max, jnp.float32(0.0), -jnp.inf)
+    return jnp.where(greedy, one_hot, scaled)
 
 
 @jax.tree_util.register_dataclass

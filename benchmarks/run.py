@@ -1,0 +1,146 @@
+"""Command line of the benchmarks: ``python -m benchmarks [--smoke] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from benchmarks import checks, machine, report, suites
+from benchmarks.peers import hf_available
+
+FULL_SHAPES = [(b, v) for v in (50257, 128256) for b in (1, 32, 256)]
+SMOKE_VOCAB = 200
+SMOKE_SHAPES = [(4, SMOKE_VOCAB)]
+
+
+def run(
+    smoke: bool,
+    out: Path | None,
+    log: Any = print,
+    shapes: Sequence[tuple[int, int]] | None = None,
+    samplers_only: bool = False,
+) -> dict[str, Any]:
+    """Run the suite and write it to ``out`` (when given); return the results.
+
+    Args:
+        smoke: tiny sizes plus the correctness checks of :mod:`benchmarks.checks`.
+        out: output folder, or ``None`` to write nothing.
+        log: progress printer.
+        shapes: ``[(B, V), ...]`` for the sampler table instead of the default ones.
+        samplers_only: run the sampler table only (no sweep, seeds or decode).
+    """
+    start = time.perf_counter()
+    now = datetime.datetime.now(datetime.UTC)
+    hf_note = hf_available()
+    results: dict[str, Any] = {
+        "mode": "smoke" if smoke else "full",
+        "date": now.isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "logits": suites.LOGIT_NOTE,
+        "hf_peer": "included" if hf_note is None else f"skipped: {hf_note}",
+    }
+    on_accel = jax.default_backend() != "cpu"
+    if smoke:
+        fast = suites.Budget(seconds=0.0, min_reps=2, max_reps=2, n_buffers=2)
+        slow = fast
+        shapes = shapes or SMOKE_SHAPES
+    else:
+        fast = suites.Budget(seconds=1.0, min_reps=5, max_reps=50, n_buffers=4)
+        # Slow peers (seconds per call at the largest shapes): one timed call after the
+        # warm-up is allowed, to keep the full run near ten minutes on a 2-core CPU.
+        slow = suites.Budget(seconds=1.5, min_reps=1, max_reps=15, n_buffers=4)
+        shapes = shapes or FULL_SHAPES
+    results["repetitions"] = {
+        "jaxsample_and_floor": vars(fast),
+        "peers (numpy, naive_jax, hf)": vars(slow),
+        "rule": "reps = clamp(seconds / (time of the first timed call), min_reps, max_reps), "
+        "after one warm-up call; the count used is in each record",
+    }
+    phases: dict[str, float] = {}
+    results["phase_s"] = phases
+
+    def phase(name: str) -> None:
+        phases[name] = time.perf_counter()
+        log(f"{name} ...")
+
+    if smoke:
+        phase("checks")
+        recs = checks.check_samplers(SMOKE_VOCAB, with_hf=hf_note is None, draws=16384)
+        results["checks"] = {"records": recs, "failures": checks.failures(recs)}
+    phase("samplers")
+    # Device time on an accelerator; in smoke mode on one sampler, to exercise the code.
+    results["samplers"] = suites.sampler_suite(
+        shapes, fast, slow, device_time="all" if on_accel else ("greedy" if smoke else None),
+        with_flat=not smoke, log=log,
+    )
+    if samplers_only:
+        phase("end")
+        results["phase_s"] = {"samplers": phases["end"] - phases["samplers"]}
+        results["targets"] = [] if smoke else report.targets(results)
+        results["elapsed_s"] = time.perf_counter() - start
+        if out is not None:
+            report.write(results, out)
+        return results
+    phase("sweep")
+    results["sweep"] = suites.sweep_suite(
+        10 if smoke else 1000, SMOKE_VOCAB if smoke else 50257, fast if smoke else slow
+    )
+    phase("seeds")
+    results["seeds"] = suites.seeds_suite(
+        10 if smoke else 100, SMOKE_VOCAB if smoke else 50257, fast if smoke else slow
+    )
+    phase("decode")
+    if smoke:  # the recompute scan is the same code as the cached one: skip its compile
+        results["decode"] = suites.decode_suite(
+            2, [2], 2, log, methods=("scan_kv_cache", "python_loop_jitted_step")
+        )
+    else:
+        results["decode"] = suites.decode_suite(100, [16, 24, 31], 5, log)
+    phase("end")
+    names = list(phases)
+    results["phase_s"] = {a: phases[b] - phases[a] for a, b in itertools.pairwise(names)}
+    results["targets"] = [] if smoke else report.targets(results)
+    results["elapsed_s"] = time.perf_counter() - start
+    if out is not None:
+        report.write(results, out)
+    return results
+
+
+def default_out() -> Path:
+    """``benchmarks/results/<device>-<date>/``."""
+    day = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    return Path(__file__).parent / "results" / f"{machine.device_label()}-{day}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes, correctness checks only (seconds)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default benchmarks/results/<device>-<date>/)")
+    parser.add_argument("--shapes", default=None,
+                        help="sampler-table shapes as BxV,BxV (default: all six, or the smoke one)")
+    parser.add_argument("--samplers-only", action="store_true",
+                        help="run the sampler table only")
+    args = parser.parse_args(argv)
+    shapes: list[tuple[int, int]] | None = None
+    if args.shapes:
+        pairs = [item.split("x") for item in args.shapes.split(",")]
+        shapes = [(int(b), int(v)) for b, v in pairs]
+    out = args.out or default_out()
+    results = run(args.smoke, out, shapes=shapes, samplers_only=args.samplers_only)
+    print(report.markdown(results))
+    print(f"written to {out}")
+    bad = results.get("checks", {}).get("failures", [])
+    if bad:
+        print("FAILED CHECKS:\n" + "\n".join(bad), file=sys.stderr)
+        return 1
+    return 0
