@@ -401,6 +401,18 @@ def test_shipped_model_loads_and_matches_manifest(capsys: pytest.CaptureFixture[
     assert info["val_loss"] == manifest["final_val_loss"]
 
 
+def test_shipped_large_model_loads_and_matches_manifest() -> None:
+    folder = SHIPPED_MODEL_DIR.parent / "mini_gpt_large"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    model = load_pretrained(folder)
+    assert params_sha256(model.params) == manifest["params_sha256"]
+    assert model.config == GPTConfig.preset("large", model.tokenizer.vocab_size)
+    assert TrainConfig.for_size("large").to_dict() == manifest["train_config"]
+    assert model.tokenizer == build_tokenizer()
+    # Larger and trained longer than the shipped small model: lower validation loss.
+    assert manifest["final_val_loss"] < _manifest()["final_val_loss"]
+
+
 def test_shipped_model_damage_is_reported(tmp_path: Path) -> None:
     dst = tmp_path / "model"
     shutil.copytree(SHIPPED_MODEL_DIR, dst)
