@@ -27,16 +27,6 @@ def _check_logits(logits: jax.Array) -> jax.Array:
     return x.astype(jnp.float32)
 
 
-def _sanitise(logits: jax.Array) -> jax.Array:
-    """Cast to float32 and remove NaN and ``+inf`` (see :func:`sample`)."""
-    z = _check_logits(logits)
-    pos_inf = jnp.isposinf(z)
-    z = jnp.where(jnp.isnan(z), -jnp.inf, z)
-    z = jnp.where(jnp.any(pos_inf, axis=-1, keepdims=True), jnp.where(pos_inf, 0.0, -jnp.inf), z)
-    usable = jnp.any(z > -jnp.inf, axis=-1, keepdims=True)
-    return jnp.where(usable, z, jnp.float32(0.0))
-
-
 def valid_rows(logits: jax.Array) -> jax.Array:
     """Report the rows that :func:`sample` can draw from as given.
 
@@ -67,11 +57,13 @@ def _check_strategy(strategy: Strategy) -> None:
         raise ValueError(f"strategy must be a jaxsample strategy, got {strategy!r}")
 
 
-def _sanitise_fast(x: jax.Array) -> jax.Array:
-    """:func:`_sanitise` with its two row reductions skipped when every row is clean.
+def _sanitise(x: jax.Array) -> jax.Array:
+    """Cast to float32 and remove NaN and ``+inf`` (the rules are in :func:`sample`).
 
-    A finite row maximum means the row has no NaN (``max`` propagates NaN), no
-    ``+inf`` and a finite entry. The row flags are computed under ``lax.cond`` only
+    NaN becomes ``-inf``; a row holding ``+inf`` keeps only its ``+inf`` entries (as
+    0); a row with no usable entry becomes all 0 (uniform). A finite row maximum
+    means the row has no NaN (``max`` propagates NaN), no ``+inf`` and a finite
+    entry. The row flags are computed under ``lax.cond`` only
     when some row is not clean; the rest is elementwise, so it fuses with what
     follows.
     """
@@ -96,7 +88,7 @@ def _sanitise_fast(x: jax.Array) -> jax.Array:
 
 
 def _log_weights(logits: jax.Array, strategy: Strategy) -> jax.Array:
-    return strategy.log_weights(_sanitise_fast(logits))
+    return strategy.log_weights(_sanitise(logits))
 
 
 def _max_is_zero(strategy: Strategy) -> bool:
@@ -251,7 +243,7 @@ def _draw_rows(keys: jax.Array, x: jax.Array, strategy: Strategy) -> jax.Array:
 @jax.jit
 def _sample(keys: jax.Array, x: jax.Array, strategy: Strategy) -> jax.Array:
     if isinstance(strategy, Greedy):  # static: no randomness needed
-        return first_argmax(_sanitise_fast(x))
+        return first_argmax(_sanitise(x))
     return _draw_rows(keys, x, strategy).reshape(x.shape[:-1])
 
 
