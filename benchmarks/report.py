@@ -19,6 +19,64 @@ def _ms(rec: dict[str, Any] | None) -> float | None:
     return float(rec["median_ms"])
 
 
+DECODE_LABELS = {
+    "scan_kv_cache": "scan, KV cache",
+    "scan_recompute": "scan, recompute",
+    "python_loop_cached_step": "Python loop, cached step",
+    "python_loop_recompute": "Python loop, recompute",
+}
+"""Column titles of the decode methods (unknown methods show their JSON name)."""
+
+
+def _tokens_per_s(dec: dict[str, Any], n: int, method: str) -> float | None:
+    """Tokens per second of one decode method at ``n`` new tokens, if measured."""
+    for r in dec.get("results", []):
+        if r["new_tokens"] == n and r["method"] == method and "tokens_per_s" in r:
+            return float(r["tokens_per_s"])
+    return None
+
+
+def _decode_markdown(dec: dict[str, Any]) -> list[str]:
+    """The decode section: tokens per second per length (rows) and method (columns)."""
+    recs = dec["results"]
+    methods = list(dict.fromkeys(r["method"] for r in recs))
+    lengths = sorted({r["new_tokens"] for r in recs})
+    head = ["new tokens", *(DECODE_LABELS.get(m, m) for m in methods)]
+    ratio = {"scan_kv_cache", "python_loop_recompute"} <= set(methods)
+    if ratio:
+        head.append("KV scan / Python recompute")
+    lines = [f"## Decode ({dec['model']}, {dec['n_seeds']} seeds, {dec['strategy']})", "",
+             f"{dec['note']}.", "",
+             "Tokens per second (all rows together; median of the timed calls after one "
+             "warm-up, repetitions in parentheses):", "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    by_key = {(r["new_tokens"], r["method"]): r for r in recs}
+    for n in lengths:
+        row = [str(n)]
+        for m in methods:
+            r = by_key.get((n, m))
+            if r is None or "tokens_per_s" not in r:
+                row.append("skipped" if r is not None else "-")
+            else:
+                row.append(f"{r['tokens_per_s']:.0f} ({r['reps']})")
+        if ratio:
+            kv = _tokens_per_s(dec, n, "scan_kv_cache")
+            naive = _tokens_per_s(dec, n, "python_loop_recompute")
+            row.append(_fmt(kv / naive if kv and naive else None, 1))
+        lines.append("| " + " | ".join(row) + " |")
+    skipped = [r for r in recs if "skipped" in r]
+    lines.append("")
+    for r in skipped:
+        lines.append(f"- skipped {r['method']} at {r['new_tokens']} tokens: {r['skipped']}")
+    growth = {m: v for m, v in (dec.get("growth_exponent") or {}).items() if v is not None}
+    if growth:
+        parts = [f"{DECODE_LABELS.get(m, m)} n^{v:.2f}" for m, v in growth.items()]
+        lines.append("- time per call grows as " + ", ".join(parts))
+    if skipped or growth:
+        lines.append("")
+    return lines
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The performance targets at [32, 50257], each with its measured ratio."""
     idx = _index(results.get("samplers", []))
@@ -59,6 +117,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if seeds:
         add("100 seeds: NumPy loop / one call >= 20",
             seeds["numpy_loop"]["median_ms"], seeds["jaxsample_vmap"]["median_ms"], 20, True)
+    dec = results.get("decode")
+    if dec:
+        add("decode 64 tokens: python loop with recompute / scan KV cache >= 20",
+            _tokens_per_s(dec, 64, "scan_kv_cache"),
+            _tokens_per_s(dec, 64, "python_loop_recompute"), 20, True)
     return out
 
 
@@ -138,13 +201,7 @@ def markdown(results: dict[str, Any]) -> str:
         ]
     dec = results.get("decode")
     if dec:
-        lines += [f"## Decode ({dec['model']}, {dec['n_seeds']} seeds, {dec['strategy']})", "",
-                  f"{dec['note']}.", "",
-                  "| new tokens | method | median ms | tokens / s |", "| --- | --- | --- | --- |"]
-        for r in dec["results"]:
-            lines.append(f"| {r['new_tokens']} | {r['method']} | {r['median_ms']:.1f} "
-                         f"| {r['tokens_per_s']:.0f} |")
-        lines.append("")
+        lines += _decode_markdown(dec)
     tg = results.get("targets")
     if tg:
         lines += ["## Targets", "", "| target | measured | met |", "| --- | --- | --- |"]
@@ -193,10 +250,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax = axes[-1, 0]
         for method in dict.fromkeys(r["method"] for r in dec["results"]):
             pts = [(r["new_tokens"], r["tokens_per_s"]) for r in dec["results"]
-                   if r["method"] == method]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=method)
+                   if r["method"] == method and "tokens_per_s" in r]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                    label=DECODE_LABELS.get(method, method))
         ax.set_xlabel("new tokens")
         ax.set_ylabel("tokens / s")
+        ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_title(f"decode, {dec['n_seeds']} seeds")
         ax.legend(fontsize=7)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from benchmarks.run import run
+from benchmarks.suites import DECODE_METHODS
 
 
 def test_smoke_mode_runs_and_checks_pass(tmp_path: Path) -> None:
@@ -25,3 +26,12 @@ def test_smoke_mode_runs_and_checks_pass(tmp_path: Path) -> None:
     assert (tmp_path / "results.png").stat().st_size > 0
     timed = {(r["sampler"], r["impl"]) for r in data["samplers"] if "median_ms" in r}
     assert ("top-p", "jaxsample") in timed and ("top-p", "floor") in timed
+    # Every decode method ran, produced all its tokens (no <eos>) and drew the tokens of
+    # the KV-cache scan from the same keys (up to float rounding, which could flip a
+    # draw and so the rest of its row).
+    decode = data["decode"]["results"]
+    assert {r["method"] for r in decode} == set(DECODE_METHODS)
+    for r in decode:
+        assert r["tokens_per_s"] > 0 and r["eos_drawn"] == 0
+        assert r["same_tokens_as_scan_kv_cache"] >= 0.5
+    assert "| new tokens | scan, KV cache |" in (tmp_path / "results.md").read_text()

@@ -8,7 +8,6 @@ fast path.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
@@ -39,33 +38,98 @@ def _keep_prefix(z: jax.Array, threshold: jax.Array, last_index: jax.Array) -> j
     return jnp.where(keep, z, -jnp.inf)
 
 
-def _chunk_size(vocab: int) -> int:
-    """The divisor of ``vocab`` closest to its square root (1 when ``vocab`` is prime)."""
-    best = 1
-    d = 1
-    while d * d <= vocab:
-        if vocab % d == 0:
-            best = d
-        d += 1
-    other = vocab // best
-    return best if abs(best - math.isqrt(vocab)) <= abs(other - math.isqrt(vocab)) else other
+#: Tokens per chunk of the chunk-maxima pass used by the selection kernels.
+SELECT_CHUNK = 16
+
+
+def chunk_maxima(z: jax.Array, chunk: int = SELECT_CHUNK) -> jax.Array:
+    """Maxima of consecutive chunks of ``chunk`` tokens of each row of ``z`` ``[n, V]``.
+
+    Returns float32 ``[n, ceil(V / chunk)]``; the last chunk may be shorter. One
+    vectorised read of ``z`` (the same cost as a row maximum), and NaN propagates.
+    """
+    return chunk_reduce(z, chunk, -jnp.inf, lax.max)
+
+
+def chunk_reduce(z: jax.Array, chunk: int, init: float, op: Any) -> jax.Array:
+    """Reduce consecutive chunks of the last axis of ``z`` ``[n, V]`` to ``[n, ceil(V / chunk)]``.
+
+    A strided ``reduce_window`` with implicit padding: XLA fuses an elementwise
+    producer into it and never copies the row (a slice and reshape would).
+    """
+    vocab = z.shape[-1]
+    pad = -vocab % chunk
+    out: jax.Array = lax.reduce_window(
+        z, jnp.asarray(init, z.dtype), op, (1, chunk), (1, chunk), ((0, 0), (0, pad))
+    )
+    return out
+
+
+def argmax_from_chunks(z: jax.Array, maxima: jax.Array, chunk: int = SELECT_CHUNK) -> jax.Array:
+    """First maximum of each row of NaN-free ``z`` ``[n, V]`` given its :func:`chunk_maxima`.
+
+    The first chunk holding the row maximum, then the first maximum inside it:
+    equal to ``jnp.argmax`` without XLA:CPU's slow index-carrying full reduction.
+    Returns int32 ``[n]``.
+    """
+    vocab = z.shape[-1]
+    best = jnp.argmax(maxima, axis=-1).astype(jnp.int32)
+    pos = best[:, None] * chunk + jnp.arange(chunk, dtype=jnp.int32)
+    inside = jnp.take_along_axis(z, jnp.minimum(pos, vocab - 1), axis=-1)
+    inside = jnp.where(pos < vocab, inside, -jnp.inf)
+    return jnp.minimum(pos[:, 0] + jnp.argmax(inside, axis=-1).astype(jnp.int32), vocab - 1)
 
 
 def first_argmax(z: jax.Array) -> jax.Array:
     """Index of the first maximum of each row of NaN-free ``z`` ``[..., V]``, int32 ``[...]``.
 
-    Equal to ``jnp.argmax``; computed as the first chunk holding the row maximum
-    (a vectorised max per chunk of a free reshape), then the first maximum inside
-    that chunk, which is much cheaper than XLA:CPU's index-carrying reduction.
+    Equal to ``jnp.argmax`` (see :func:`argmax_from_chunks`).
     """
     vocab = z.shape[-1]
-    chunk = _chunk_size(vocab)
-    if chunk < 16 or vocab // chunk < 2:
+    if vocab < 4 * SELECT_CHUNK:
         return jnp.argmax(z, axis=-1).astype(jnp.int32)
-    chunks = z.reshape(*z.shape[:-1], vocab // chunk, chunk)
-    best = jnp.argmax(jnp.max(chunks, axis=-1), axis=-1)
-    inside = jnp.take_along_axis(chunks, best[..., None, None], axis=-2)[..., 0, :]
-    return (best * chunk + jnp.argmax(inside, axis=-1)).astype(jnp.int32)
+    rows = z.reshape(-1, vocab)
+    out = argmax_from_chunks(rows, chunk_maxima(rows))
+    return out.reshape(z.shape[:-1])
+
+
+def top_window(
+    z: jax.Array, width: int, maxima: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """The ``width`` largest entries of each row of NaN-free ``z`` ``[n, V]``, exactly.
+
+    Equal to ``lax.top_k`` (values descending, ties by lowest index; ``-0.0`` is
+    read as ``0.0``) up to which ``-inf`` entries fill a row with fewer than
+    ``width`` finite values. For a long row it runs in two stages: the ``width``
+    chunks with the largest maxima (see :func:`chunk_maxima`) hold the ``width``
+    largest entries (each chunk maximum ahead of a chunk outside them is an entry
+    ahead of everything in that chunk), so ``lax.top_k`` runs on the chunk maxima
+    and then on the gathered chunks, laid out in token order so that ties keep
+    their index order. This avoids ``lax.top_k`` over the whole row, which costs
+    several row reads on a CPU.
+
+    Args:
+        z: float32 ``[n, V]`` without NaN.
+        width: static number of entries, ``1 <= width <= V``.
+        maxima: the row's :func:`chunk_maxima`, when already computed.
+
+    Returns:
+        ``(values, indices)``: float32 and int32 ``[n, width]``.
+    """
+    n, vocab = z.shape
+    chunk = SELECT_CHUNK
+    if 8 * width * chunk > vocab:
+        values, indices = lax.top_k(_positive_zero(z), width)
+        return values, indices.astype(jnp.int32)
+    gm = _positive_zero(chunk_maxima(z, chunk) if maxima is None else maxima)
+    _, best = lax.top_k(gm, width)
+    best = jnp.sort(best.astype(jnp.int32), axis=-1)
+    pos = (best[:, :, None] * chunk + jnp.arange(chunk, dtype=jnp.int32)).reshape(n, -1)
+    cand = jnp.take_along_axis(z, jnp.minimum(pos, vocab - 1), axis=-1)
+    cand = jnp.where(pos < vocab, _positive_zero(cand), -jnp.inf)
+    values, where_ = lax.top_k(cand, width)
+    indices = jnp.minimum(jnp.take_along_axis(pos, where_, axis=-1), vocab - 1)
+    return values, indices
 
 
 def greedy_log_weights(z: jax.Array) -> jax.Array:
@@ -91,10 +155,31 @@ def top_k_log_weights(z: jax.Array, k: Any, k_max: int | None) -> jax.Array:
     kk = jnp.broadcast_to(jnp.asarray(k, jnp.int32)[..., None], (*z.shape[:-1], 1))
     disabled = (kk <= 0) | (kk >= vocab)
     pos = jnp.clip(kk, 1, cap) - 1
-    values, indices = lax.top_k(z, cap)
+    values, indices = top_window(z.reshape(-1, vocab), cap)
+    values = values.reshape(*z.shape[:-1], cap)
+    indices = indices.reshape(*z.shape[:-1], cap)
     threshold = jnp.take_along_axis(values, pos, axis=-1)
     last = jnp.take_along_axis(indices, pos, axis=-1)
     return jnp.where(disabled, z, _keep_prefix(z, threshold, last))
+
+
+def nucleus_size(probs: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Size of the nucleus among candidates sorted by (value desc, index asc).
+
+    Args:
+        probs: ``[n, W]`` the candidates' probabilities under the whole row.
+        p: ``[n]`` nucleus mass.
+
+    Returns:
+        ``(count, covered)``: int32 ``[n, 1]``, the number of leading candidates
+        kept (a candidate is kept iff the mass strictly ahead of it is below
+        ``p - TOP_P_TOLERANCE``; at least one), and bool ``[n]``, whether the
+        candidates' mass reaches that target, i.e. whether ``count`` is exact.
+    """
+    cum = lax.associative_scan(jnp.add, probs, axis=-1)
+    target = (p - TOP_P_TOLERANCE)[:, None]
+    count = jnp.maximum(jnp.sum(cum - probs < target, axis=-1, keepdims=True), 1)
+    return count.astype(jnp.int32), cum[:, -1] >= target[:, 0]
 
 
 def _nucleus_cut(
@@ -114,14 +199,9 @@ def _nucleus_cut(
         token (``[n, 1]`` each) and whether the candidates' mass reaches ``p``
         (``[n]``), i.e. whether the answer is exact for this row.
     """
-    probs = jnp.exp(sorted_z - z_max) / total[:, None]
-    cum = jnp.cumsum(probs, axis=-1)
-    ahead = cum - probs
-    target = (p - TOP_P_TOLERANCE)[:, None]
-    count = jnp.maximum(jnp.sum(ahead < target, axis=-1, keepdims=True), 1)
+    count, covered = nucleus_size(jnp.exp(sorted_z - z_max) / total[:, None], p)
     threshold = jnp.take_along_axis(sorted_z, count - 1, axis=-1)
     last = jnp.take_along_axis(sorted_idx, count - 1, axis=-1)
-    covered = cum[:, -1] >= target[:, 0]
     return threshold, last, covered
 
 
@@ -221,7 +301,7 @@ def top_p_log_weights(z: jax.Array, p: Any, window: int) -> jax.Array:
     total = jnp.sum(jnp.exp(rows - z_max), axis=-1)
 
     width = min(window, vocab)
-    top_z, top_idx = lax.top_k(rows, width)
+    top_z, top_idx = top_window(rows, width)
     threshold, last, covered = _nucleus_cut(top_z, top_idx, z_max, total, pp)
     # Rows with p >= 1 keep everything below, whatever the window says.
     covered = covered | (pp >= 1.0)

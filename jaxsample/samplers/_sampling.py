@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
-import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-from jaxsample.samplers._filters import first_argmax
-from jaxsample.samplers._strategies import Chain, Greedy, Strategy, Temperature, TopK, TopP
+from jaxsample.samplers._filters import (
+    argmax_from_chunks,
+    chunk_maxima,
+    chunk_reduce,
+    first_argmax,
+    nucleus_size,
+    top_window,
+)
+from jaxsample.samplers._strategies import (
+    GREEDY_TAU,
+    Chain,
+    Greedy,
+    Strategy,
+    Temperature,
+    TopK,
+    TopP,
+    inverse_temperature,
+)
 
 __all__ = ["entropy", "probs", "sample", "valid_rows"]
 
-# Tokens per block of the two-level inverse CDF.
-_BLOCK = 128
-
-
 def _check_logits(logits: jax.Array) -> jax.Array:
-    x = jnp.asarray(logits)
+    """Validate the shape and dtype of ``logits``; the float32 cast happens under ``jit``."""
+    x = logits if isinstance(logits, jax.Array) else jnp.asarray(logits)
     if x.ndim < 1 or x.shape[-1] < 1:
         raise ValueError(f"logits must have shape [..., V] with V >= 1, got shape {x.shape}")
-    if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
+    kind = np.dtype(x.dtype).kind
+    if kind not in "fiu" and not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"logits must be real numbers, got dtype {x.dtype}")
-    return x.astype(jnp.float32)
+    return x
 
 
 def valid_rows(logits: jax.Array) -> jax.Array:
@@ -49,6 +65,7 @@ def valid_rows(logits: jax.Array) -> jax.Array:
 
 @jax.jit
 def _valid_rows(x: jax.Array) -> jax.Array:
+    x = x.astype(jnp.float32)
     return ~jnp.any(jnp.isnan(x), axis=-1) & jnp.any(x > -jnp.inf, axis=-1)
 
 
@@ -127,13 +144,13 @@ def probs(logits: jax.Array, strategy: Strategy) -> jax.Array:
 
 @jax.jit
 def _probs(x: jax.Array, strategy: Strategy) -> jax.Array:
-    lw = _log_weights(x, strategy)
+    lw = _log_weights(x.astype(jnp.float32), strategy)
     w = jnp.exp(lw - jnp.max(lw, axis=-1, keepdims=True))
     return w / jnp.sum(w, axis=-1, keepdims=True)
 
 
-def _row_keys(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
-    """One typed key per row: ``fold_in(key, row)`` for a single key, else ``key`` itself."""
+def _check_key(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
+    """Validate ``key``: a typed key (legacy uint32 keys are wrapped), scalar or ``lead``."""
     k = jnp.asarray(key) if not isinstance(key, jax.Array) else key
     if not jnp.issubdtype(k.dtype, jax.dtypes.prng_key):
         if k.dtype != jnp.uint32 or k.shape[-1:] != (2,):
@@ -142,49 +159,109 @@ def _row_keys(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
                 f"got dtype {k.dtype} and shape {k.shape}"
             )
         k = jax.random.wrap_key_data(k)
-    n = math.prod(lead)
-    if k.shape == ():
-        if lead == ():
-            return k.reshape(1)
-        folded: jax.Array = _fold_rows(k, n)
-        return folded
-    if k.shape != lead:
+    if k.shape not in ((), lead):
         raise ValueError(
             f"key must be a single key or one key per row with shape {lead}, got shape {k.shape}"
         )
-    return k.reshape(n)
+    return k
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _fold_rows(key: jax.Array, n: int) -> jax.Array:
-    """``fold_in(key, r)`` for ``r < n``, in one compiled call."""
-    rows = jnp.arange(n, dtype=jnp.uint32)
-    keys: jax.Array = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, rows)
-    return keys
+def _keys_for_rows(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
+    """One key per row, ``[n]``: ``fold_in(key, row)`` for a single key, else ``key`` itself."""
+    n = math.prod(lead)
+    if key.shape == () and lead != ():
+        rows = jnp.arange(n, dtype=jnp.uint32)
+        folded: jax.Array = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, rows)
+        return folded
+    return key.reshape(n)
 
 
-def _inverse_cdf(keys: jax.Array, w: jax.Array) -> jax.Array:
-    """Draw one index per row of non-negative weights ``w`` ``[n, V]`` with one uniform each.
+def _token_iota(x: jax.Array) -> jax.Array:
+    return lax.broadcasted_iota(jnp.int32, x.shape, x.ndim - 1)
 
-    Two levels: the block sums' cumulative sum locates the block, a cumulative
-    sum inside that block locates the token. A token of weight 0 is never drawn.
+
+def _row(a: jax.Array, ndim: int) -> jax.Array:
+    """Reshape per-row values ``[n]`` or ``[n, 1]`` to broadcast against ``ndim`` axes."""
+    return a.reshape(a.shape[0], *(1,) * (ndim - 1))
+
+
+def _prefix_sums(w: jax.Array) -> jax.Array:
+    """Inclusive prefix sums along the last axis of ``w`` ``[n, m]`` (float32).
+
+    A parallel (tree) scan: cheaper than ``jnp.cumsum`` on XLA:CPU, but its
+    rounding is not that of a running sum, so the result is not guaranteed
+    monotone to the last bit: :func:`_pick` allows for that.
     """
-    n, vocab = w.shape
+    out: jax.Array = lax.associative_scan(jnp.add, w, axis=-1)
+    return out
+
+
+def _pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Inverse CDF on one level: the entry of ``w`` ``[n, m]`` (>= 0) the mass ``target`` hits.
+
+    Returns ``(j, cum)``: int32 ``[n]``, the first entry with positive weight whose
+    prefix sum exceeds ``target`` ``[n]`` (the last positive entry when rounding
+    leaves none), and the prefix sums ``[n, m]``. An entry of weight 0 is never
+    returned unless the whole row is 0 (then 0).
+    """
+    m = w.shape[-1]
+    cum = _prefix_sums(w)
+    iota = lax.broadcasted_iota(jnp.int32, w.shape, 1)
+    positive = w > 0
+    first = jnp.min(jnp.where(positive & (cum > target[:, None]), iota, m), axis=-1)
+    last = jnp.max(jnp.where(positive, iota, 0), axis=-1)
+    return jnp.where(first < m, first, last), cum
+
+
+def _target(u: jax.Array, total: jax.Array) -> jax.Array:
+    """``u * total``, kept strictly below ``total`` (``u`` in [0, 1))."""
+    return jnp.minimum(u * total, jnp.nextafter(total, jnp.float32(0.0)))
+
+
+#: Tokens per block of the two-level inverse CDF.
+_BLOCK = 256
+
+Weight = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def _inverse_cdf(x: jax.Array, weight: Weight, u: jax.Array) -> jax.Array:
+    """Draw one index per row with one uniform each: inverse-CDF sampling, two levels.
+
+    The weights are never stored: ``weight(values, positions)`` (elementwise,
+    >= 0, per-row parameters broadcast on the leading axis) is evaluated once over
+    the row inside one reduction to the sums of consecutive blocks of ``_BLOCK``
+    tokens, the uniform picks a block from their prefix sums, and the weights of
+    that block are recomputed from its gathered values to pick the token. A token
+    of weight 0 is never drawn.
+
+    Args:
+        x: float32 ``[n, V]`` values handed to ``weight``.
+        weight: elementwise weight map.
+        u: float32 ``[n]`` uniforms in [0, 1).
+
+    Returns:
+        int32 ``[n]``.
+    """
+    vocab = x.shape[-1]
     block = min(_BLOCK, vocab)
-    n_blocks = -(-vocab // block)
-    blocks = jnp.pad(w, ((0, 0), (0, n_blocks * block - vocab))).reshape(n, n_blocks, block)
-    cum_blocks = jnp.cumsum(jnp.sum(blocks, axis=-1), axis=-1)  # (n, n_blocks)
-    total = cum_blocks[:, -1]
-    u = jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32))(keys)
-    # Strictly below the total, so that some block's cumulative sum exceeds it.
-    target = jnp.minimum(u * total, jnp.nextafter(total, jnp.float32(0.0)))
-    b = jnp.sum(cum_blocks <= target[:, None], axis=-1)  # first block whose sum exceeds target
-    before = jnp.where(b > 0, jnp.take_along_axis(cum_blocks, (b - 1)[:, None], axis=-1)[:, 0], 0.0)
-    inner = jnp.take_along_axis(blocks, b[:, None, None], axis=1)[:, 0, :]  # (n, block)
-    j = jnp.sum(jnp.cumsum(inner, axis=-1) <= (target - before)[:, None], axis=-1)
-    # Rounding between the two levels must not step past the block's last positive weight.
-    last_positive = block - 1 - jnp.argmax(jnp.flip(inner > 0, axis=-1), axis=-1)
-    return (b * block + jnp.minimum(j, last_positive)).astype(jnp.int32)
+    sums = chunk_reduce(weight(x, _token_iota(x)), block, 0.0, lax.add)
+    total = jnp.sum(sums, axis=-1)
+    target = _target(u, total)
+    b, cum = _pick(sums, target)
+    previous = jnp.take_along_axis(cum, jnp.maximum(b - 1, 0)[:, None], axis=-1)[:, 0]
+    before = jnp.where(b > 0, previous, 0.0)
+    members = b[:, None] * block + lax.broadcasted_iota(jnp.int32, (1, block), 1)
+    inside = members < vocab
+    values = jnp.take_along_axis(x, jnp.minimum(members, vocab - 1), axis=-1)
+    w = jnp.where(inside, weight(values, members), 0.0)
+    j, _ = _pick(w, target - before)
+    return jnp.take_along_axis(members, j[:, None], axis=-1)[:, 0]
+
+
+def _uniforms(keys: jax.Array) -> jax.Array:
+    """One float32 uniform in [0, 1) per row key."""
+    u: jax.Array = jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32))(keys)
+    return u
 
 
 def sample(key: jax.Array, logits: jax.Array, strategy: Strategy) -> jax.Array:
@@ -194,6 +271,13 @@ def sample(key: jax.Array, logits: jax.Array, strategy: Strategy) -> jax.Array:
     uniform number per row selects a token by inverse-CDF sampling over
     ``exp(log-weights)``, so the draw follows :func:`probs` exactly and a token of
     probability 0 is never returned. :class:`Greedy` uses no randomness.
+
+    Cost: rows with a finite maximum take a fast path for :class:`Greedy`,
+    :class:`Temperature`, :class:`TopK` and :class:`TopP` (one pass for the maximum
+    and, where needed, one fused ``exp`` pass; top-k and top-p draw among an exact
+    candidate window); other rows and other strategies are drawn on the general
+    path. Both draw from the same distribution, and each row's path depends on that
+    row alone.
 
     Randomness: a single ``key`` with a batch ``[...]`` of rows gives row ``r`` (in
     row-major order) the key ``jax.random.fold_in(key, r)``; an array of keys of
@@ -227,24 +311,129 @@ def sample(key: jax.Array, logits: jax.Array, strategy: Strategy) -> jax.Array:
     """
     _check_strategy(strategy)
     x = _check_logits(logits)
-    keys = _row_keys(key, x.shape[:-1])
-    ids: jax.Array = _sample(keys, x, strategy)
+    ids: jax.Array = _sample(_check_key(key, x.shape[:-1]), x, strategy)
     return ids
 
 
-def _draw_rows(keys: jax.Array, x: jax.Array, strategy: Strategy) -> jax.Array:
-    """Draw one id per row of ``x`` ``[..., V]`` (``n`` rows, ``keys`` ``[n]``), ids ``[n]``."""
-    lw = _log_weights(x, strategy).reshape(-1, x.shape[-1])
+def _general_draw(x: jax.Array, strategy: Strategy, u: jax.Array) -> jax.Array:
+    """Draw for any strategy and any row: sanitise, log-weights, inverse CDF. ``x`` ``[n, V]``."""
+    lw = _log_weights(x, strategy)
     # Built-in strategies: the row maximum of lw is 0, no second max pass.
-    shift = 0.0 if _max_is_zero(strategy) else jnp.max(lw, axis=-1, keepdims=True)
-    return _inverse_cdf(keys, jnp.exp(lw - shift))
+    shift = jnp.zeros((x.shape[0], 1)) if _max_is_zero(strategy) else jnp.max(lw, -1, keepdims=True)
+    return _inverse_cdf(lw, lambda v, _: jnp.exp(v - _row(shift, v.ndim)), u)
+
+
+def _per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
+    """A strategy parameter broadcast to the rows ``lead`` and flattened to ``[n]``."""
+    return jnp.broadcast_to(jnp.asarray(value, dtype), lead).reshape(-1)
+
+
+def _tempered(m: jax.Array, s: jax.Array) -> Weight:
+    """The weight map ``exp((z - m) * s)`` with per-row ``m`` and ``s > 0`` (0 at ``-inf``).
+
+    No select: XLA:CPU then fuses the map into the reduction that consumes it.
+    """
+
+    def weight(v: jax.Array, _: jax.Array) -> jax.Array:
+        return jnp.exp((v - _row(m, v.ndim)) * _row(s, v.ndim))
+
+    return weight
+
+
+def _window_draw(indices: jax.Array, weights: jax.Array, u: jax.Array) -> jax.Array:
+    """Inverse CDF over a candidate window: ``weights`` ``[n, W]`` of the tokens ``indices``."""
+    cum = jnp.sum(weights, axis=-1)
+    j, _ = _pick(weights, _target(u, cum))
+    return jnp.take_along_axis(indices, j[:, None], axis=-1)[:, 0]
+
+
+def _fast_draw(
+    x: jax.Array, strategy: Strategy, u: jax.Array, lead: tuple[int, ...]
+) -> tuple[jax.Array, jax.Array] | None:
+    """Draw for the rows a fast path covers; ``None`` if no fast path exists for ``strategy``.
+
+    The fast paths read the raw float32 logits ``x`` ``[n, V]`` of the rows whose
+    maximum is finite (no NaN, no ``+inf``, some finite entry), where sanitising
+    changes nothing, and draw from exactly the distribution of
+    :func:`_general_draw`:
+
+    * :class:`Temperature`: one pass for the chunk maxima (row maximum), one fused
+      pass ``exp((z - m) / tau)`` into the inverse CDF's group sums.
+    * :class:`TopK`: the exact top-``k_max`` window (:func:`top_window`), then the
+      draw among its first ``k`` entries; no pass over the row beyond the maxima.
+    * :class:`TopP`: the window, one fused pass for the row's total mass, the
+      nucleus inside the window and the draw among it.
+
+    Returns:
+        ``(ids, ok)``: int32 and bool ``[n]``; rows with ``ok`` false (bad logits, a
+        disabled filter, a nucleus wider than the window) must be redrawn by
+        :func:`_general_draw`.
+    """
+    if type(strategy) not in (Temperature, TopK, TopP):
+        return None
+    n, vocab = x.shape
+    windowed = not isinstance(strategy, Temperature)
+    maxima = chunk_maxima(x) if windowed else None
+    m = jnp.max(x if maxima is None else maxima, axis=-1)
+    tau = _per_row(strategy.tau, lead, jnp.float32)  # type: ignore[attr-defined]
+    greedy = ~(tau > GREEDY_TAU)
+    s = inverse_temperature(tau)
+    ok = jnp.isfinite(m) & (s > 0)  # tau = inf (s = 0) takes the general path
+    safe_m = jnp.where(ok, m, 0.0)
+    if isinstance(strategy, Temperature):
+        drawn = _inverse_cdf(x, _tempered(safe_m, s), u)
+        first = lax.cond(
+            jnp.any(greedy),
+            lambda: first_argmax(jnp.where(ok[:, None], x, 0.0)),
+            lambda: jnp.zeros((n,), jnp.int32),
+        )
+        return jnp.where(greedy, first, drawn), ok
+    assert isinstance(strategy, TopK | TopP) and maxima is not None
+    width = strategy.k_max if isinstance(strategy, TopK) else strategy.window
+    width = min(vocab if width is None else width, vocab)
+    values, indices = top_window(x, width, jnp.where(ok[:, None], maxima, 0.0))
+    e = _tempered(safe_m, s)(values, indices)
+    if isinstance(strategy, TopK):
+        k = _per_row(strategy.k, lead, jnp.int32)
+        ok = ok & (k > 0) & (k < vocab)
+        count = jnp.clip(k, 1, width)[:, None]
+    else:
+        p = _per_row(strategy.p, lead, jnp.float32)
+        total = jnp.sum(_tempered(safe_m, s)(x, x), axis=-1)
+        count, covered = nucleus_size(e / total[:, None], p)
+        ok = ok & (p < 1.0) & (covered | greedy)
+    count = jnp.where(greedy[:, None], 1, count)
+    keep = lax.broadcasted_iota(jnp.int32, e.shape, 1) < count
+    return _window_draw(indices, jnp.where(keep, e, 0.0), u), ok
 
 
 @jax.jit
-def _sample(keys: jax.Array, x: jax.Array, strategy: Strategy) -> jax.Array:
+def _sample(key: jax.Array, x: jax.Array, strategy: Strategy) -> jax.Array:
+    x = x.astype(jnp.float32)
+    lead, vocab = x.shape[:-1], x.shape[-1]
+    rows = x.reshape(-1, vocab)
     if isinstance(strategy, Greedy):  # static: no randomness needed
-        return first_argmax(_sanitise(x))
-    return _draw_rows(keys, x, strategy).reshape(x.shape[:-1])
+        maxima = chunk_maxima(rows)
+        clean = jnp.all(jnp.isfinite(maxima))
+        ids = lax.cond(
+            clean,
+            lambda: argmax_from_chunks(rows, maxima),
+            lambda: first_argmax(_sanitise(rows)),
+        )
+        greedy_ids: jax.Array = ids.reshape(lead)
+        return greedy_ids
+    u = _uniforms(_keys_for_rows(key, lead))
+    fast = _fast_draw(rows, strategy, u, lead)
+    if fast is None:
+        return _general_draw(rows, strategy, u).reshape(lead)
+    ids, ok = fast
+    out = lax.cond(
+        jnp.all(ok),
+        lambda: ids,
+        lambda: jnp.where(ok, ids, _general_draw(rows, strategy, u)),
+    )
+    drawn: jax.Array = out.reshape(lead)
+    return drawn
 
 
 def entropy(p: jax.Array, base: float = 2.0, axis: int = -1) -> jax.Array:

@@ -110,13 +110,18 @@ class Greedy(Strategy):
         return greedy_log_weights(z)
 
 
+def inverse_temperature(tau: jax.Array) -> jax.Array:
+    """``1 / tau`` as float32, and 1 where ``tau`` is greedy (see :data:`GREEDY_TAU`)."""
+    t = jnp.asarray(tau, jnp.float32)
+    return jnp.where(t > GREEDY_TAU, 1.0 / jnp.where(t > GREEDY_TAU, t, 1.0), jnp.float32(1.0))
+
+
 def _scale(z: jax.Array, tau: Any) -> jax.Array:
-    """Temperature-scale sanitised logits: ``(z - max z) / tau``; greedy for small tau."""
+    """Temperature-scale sanitised logits: ``(z - max z) * (1 / tau)``; greedy for small tau."""
     t = jnp.asarray(tau, jnp.float32)[..., None]
     greedy = ~(t > GREEDY_TAU)  # also true for NaN and negative traced values
     m = jnp.max(z, axis=-1, keepdims=True)
-    safe_t = jnp.where(greedy, jnp.float32(1.0), t)
-    scaled = jnp.where(jnp.isneginf(z), -jnp.inf, (z - m) / safe_t)
+    scaled = jnp.where(jnp.isneginf(z), -jnp.inf, (z - m) * inverse_temperature(t))
     # The argmax pass is skipped (lax.cond) when no row is greedy; the selection
     # itself stays elementwise so that it fuses with the scaling.
     lead = jnp.broadcast_shapes(z.shape[:-1], greedy.shape[:-1])
@@ -260,15 +265,19 @@ class TopP(Strategy):
     Temperature is applied before the truncation (the order of the Hugging Face
     and vLLM samplers); temperature and top-p do not commute.
 
-    The nucleus is found without a full-vocabulary sort when it lies within the
-    ``window`` most likely tokens (one ``lax.top_k``); rows whose nucleus is larger
-    fall back to an exact sort, decided per row.
+    The nucleus is found without a sort when it lies within the ``window`` most
+    likely tokens: those are selected exactly, on a long row in two ``lax.top_k``
+    stages (over the maxima of 16-token chunks, then over the chosen chunks), and
+    :func:`jaxsample.sample` then draws among them without another pass over the
+    row. A row whose nucleus is larger is answered exactly by a bisection on the
+    boundary value, decided per row.
 
     Args:
         p: nucleus mass in (0, 1], scalar or array broadcast against the leading
             axes of the logits.
         tau: temperature applied first (see :class:`Temperature`).
-        window: static size of the sort-free candidate window.
+        window: static size of the candidate window (default 128); raise it when
+            nuclei are often wider, to keep them off the slower exact fallback.
 
     Raises:
         ValueError: at construction, for a concrete ``p`` outside (0, 1] or NaN, a
@@ -282,7 +291,7 @@ class TopP(Strategy):
 
     p: Any
     tau: Any = 1.0
-    window: int = dataclasses.field(default=256, metadata={"static": True})
+    window: int = dataclasses.field(default=128, metadata={"static": True})
 
     def __post_init__(self) -> None:
         _check_p(self.p)

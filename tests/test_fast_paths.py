@@ -1,0 +1,114 @@
+"""The fast paths at vocabulary sizes where they engage: exact selection and exact draws.
+
+`sample` draws Temperature, TopK and TopP rows from the raw logits (two-stage top-k
+window, fused inverse CDF) and redraws the other rows on the general path. These
+tests check, at V in the tens of thousands, that the window equals `lax.top_k`, that
+draws follow `probs` (chi-square, fixed keys), and that a row's token does not depend
+on which path the other rows of its batch take.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+import jaxsample as js
+from jaxsample.samplers._filters import top_window
+from tests.test_statistics import ALPHA, chi_square_p_value
+
+V = 20_011  # not a multiple of any block or chunk size
+N = 40_000
+
+
+def _peaked(seed: int, ties: bool = False) -> jax.Array:
+    """A Zipf-like row over V tokens (a few hundred carry almost all the mass)."""
+    rng = np.random.default_rng(seed)
+    z = -1.1 * np.log(rng.permutation(V) + 1.0) + 0.2 * rng.standard_normal(V)
+    if ties:
+        z = np.round(z * 4) / 4  # many exact ties, also at the top
+    return jnp.asarray(z, jnp.float32)
+
+
+@pytest.mark.parametrize("width", [1, 7, 64, 128])
+def test_top_window_equals_lax_top_k(width: int) -> None:
+    rng = np.random.default_rng(width)
+    rows = np.stack(
+        [
+            np.asarray(_peaked(1)),
+            np.asarray(_peaked(2, ties=True)),
+            np.round(rng.standard_normal(V) * 2),  # ties everywhere
+            np.zeros(V),  # all tied: lowest indices first
+            np.where(rng.random(V) < 0.5, 0.0, -0.0),  # -0.0 reads as 0.0
+        ]
+    ).astype(np.float32)
+    values, indices = top_window(jnp.asarray(rows), width)
+    ref_v, ref_i = lax.top_k(jnp.where(jnp.asarray(rows) == 0, 0.0, jnp.asarray(rows)), width)
+    np.testing.assert_array_equal(values, ref_v)
+    np.testing.assert_array_equal(indices, ref_i)
+
+
+def test_top_window_with_few_finite_entries() -> None:
+    z = np.full((1, V), -np.inf, np.float32)
+    z[0, [5, 17_000, 20_010]] = [1.0, 3.0, 1.0]
+    values, indices = top_window(jnp.asarray(z), 64)
+    assert indices[0, :3].tolist() == [17_000, 5, 20_010]
+    assert bool(jnp.all(jnp.isneginf(values[0, 3:])))
+    assert bool(jnp.all((indices >= 0) & (indices < V)))
+
+
+CASES = {
+    "temperature": (_peaked(10), js.Temperature(0.8)),
+    "temperature-ties": (_peaked(11, ties=True), js.Temperature(1.3)),
+    "top-k": (_peaked(12), js.TopK(50, tau=0.8)),
+    "top-k-ties": (_peaked(13, ties=True), js.TopK(20, tau=1.0)),
+    "top-p": (_peaked(14), js.TopP(0.9, tau=0.8)),
+    "top-p-ties": (_peaked(15, ties=True), js.TopP(0.7, tau=1.0)),
+    "top-p-wider-than-window": (_peaked(16), js.TopP(0.99, tau=1.5, window=16)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_draws_follow_probs_at_large_vocab(name: str) -> None:
+    logits, strategy = CASES[name]
+    p = np.asarray(js.probs(logits, strategy), np.float64)
+    keys = jax.random.split(jax.random.key(sum(map(ord, name))), N)
+    ids = np.asarray(jax.vmap(lambda k: js.sample(k, logits, strategy))(keys))
+    counts = np.bincount(ids, minlength=V)
+    assert counts[p == 0].sum() == 0
+    assert chi_square_p_value(counts, p) > ALPHA
+
+
+def test_chi_square_at_large_vocab_detects_a_wrong_temperature() -> None:
+    # Power check: the same test rejects draws made at a nearby temperature.
+    logits = _peaked(10)
+    keys = jax.random.split(jax.random.key(0), N)
+    ids = np.asarray(jax.vmap(lambda k: js.sample(k, logits, js.Temperature(0.9)))(keys))
+    p = np.asarray(js.probs(logits, js.Temperature(0.8)), np.float64)
+    assert chi_square_p_value(np.bincount(ids, minlength=V), p) < ALPHA
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [js.Temperature(0.8), js.TopK(50, tau=0.8), js.TopP(0.9, tau=0.8), js.Greedy()],
+    ids=["temperature", "top-k", "top-p", "greedy"],
+)
+def test_row_does_not_depend_on_the_path_of_other_rows(strategy: js.Strategy) -> None:
+    good = jnp.stack([_peaked(20), _peaked(21, ties=True), _peaked(22)])
+    bad = jnp.stack(
+        [
+            good[0].at[3].set(jnp.nan),  # general path for this row
+            jnp.full((V,), -jnp.inf),
+            good[2].at[9].set(jnp.inf),
+        ]
+    )
+    key = jax.random.key(5)
+    keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(6))
+    mixed = js.sample(keys, jnp.concatenate([good, bad]), strategy)
+    clean = js.sample(keys[:3], good, strategy)
+    np.testing.assert_array_equal(mixed[:3], clean)
+    for r in range(3):
+        np.testing.assert_array_equal(js.sample(keys[r], good[r], strategy), clean[r])
+    assert int(mixed[5]) == 9  # the +inf token
