@@ -30,7 +30,7 @@ LOGIT_NOTE = (
     "LLM-like logits: row r has z = -1.2 * log(rank) + 0.3 * N(0, 1) over a random "
     "permutation of the ranks 1..V (a Zipf-like head, about 60 tokens in the top-p 0.9 "
     "nucleus at tau 0.8). The 'top-p (flat)' row uses 3 * N(0, 1) logits instead, whose "
-    "nucleus (hundreds of tokens at V = 50257) exceeds the 256-token candidate window."
+    "nucleus (hundreds of tokens at V = 50257) exceeds the 128-token candidate window."
 )
 
 

@@ -17,6 +17,7 @@ from jax import lax
 
 import jaxsample as js
 from jaxsample.samplers._filters import top_window
+from jaxsample.samplers._sampling import _fast_draw
 from tests.test_statistics import ALPHA, chi_square_p_value
 
 V = 20_011  # not a multiple of any block or chunk size
@@ -26,7 +27,7 @@ N = 40_000
 def _peaked(seed: int, ties: bool = False) -> jax.Array:
     """A Zipf-like row over V tokens (a few hundred carry almost all the mass)."""
     rng = np.random.default_rng(seed)
-    z = -1.1 * np.log(rng.permutation(V) + 1.0) + 0.2 * rng.standard_normal(V)
+    z = -1.6 * np.log(rng.permutation(V) + 1.0) + 0.2 * rng.standard_normal(V)
     if ties:
         z = np.round(z * 4) / 4  # many exact ties, also at the top
     return jnp.asarray(z, jnp.float32)
@@ -67,12 +68,23 @@ CASES = {
     "top-p": (_peaked(14), js.TopP(0.9, tau=0.8)),
     "top-p-ties": (_peaked(15, ties=True), js.TopP(0.7, tau=1.0)),
     "top-p-wider-than-window": (_peaked(16), js.TopP(0.99, tau=1.5, window=16)),
+    "chain-temperatures": (_peaked(17), js.chain(js.Temperature(0.5), js.Temperature(1.7))),
+    "chain-k-then-p": (_peaked(18), js.chain(js.Temperature(0.8), js.TopK(50), js.TopP(0.9))),
+    "chain-p-then-k": (_peaked(19, ties=True), js.chain(js.TopP(0.8, tau=1.2), js.TopK(30))),
+    "chain-p-then-temperature": (_peaked(23), js.chain(js.TopP(0.9), js.Temperature(2.0))),
+    "chain-disabled-head": (_peaked(24), js.chain(js.TopK(0), js.TopP(0.6, tau=0.9))),
 }
+
+
+#: The cases the fast path must not hand to the general path.
+FAST = {name for name in CASES if name not in ("top-p-wider-than-window", "chain-disabled-head")}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_draws_follow_probs_at_large_vocab(name: str) -> None:
     logits, strategy = CASES[name]
+    fast = _fast_draw(logits[None], strategy, jnp.array([0.5]), (1,))
+    assert fast is not None and bool(fast[1][0]) == (name in FAST)
     p = np.asarray(js.probs(logits, strategy), np.float64)
     keys = jax.random.split(jax.random.key(sum(map(ord, name))), N)
     ids = np.asarray(jax.vmap(lambda k: js.sample(k, logits, strategy))(keys))
@@ -92,8 +104,14 @@ def test_chi_square_at_large_vocab_detects_a_wrong_temperature() -> None:
 
 @pytest.mark.parametrize(
     "strategy",
-    [js.Temperature(0.8), js.TopK(50, tau=0.8), js.TopP(0.9, tau=0.8), js.Greedy()],
-    ids=["temperature", "top-k", "top-p", "greedy"],
+    [
+        js.Temperature(0.8),
+        js.TopK(50, tau=0.8),
+        js.TopP(0.9, tau=0.8),
+        js.Greedy(),
+        js.chain(js.Temperature(0.8), js.TopK(50), js.TopP(0.9)),
+    ],
+    ids=["temperature", "top-k", "top-p", "greedy", "chain"],
 )
 def test_row_does_not_depend_on_the_path_of_other_rows(strategy: js.Strategy) -> None:
     good = jnp.stack([_peaked(20), _peaked(21, ties=True), _peaked(22)])
@@ -112,3 +130,16 @@ def test_row_does_not_depend_on_the_path_of_other_rows(strategy: js.Strategy) ->
     for r in range(3):
         np.testing.assert_array_equal(js.sample(keys[r], good[r], strategy), clean[r])
     assert int(mixed[5]) == 9  # the +inf token
+
+
+def test_greedy_inside_a_chain_draws_the_first_maximum() -> None:
+    z = _peaked(25, ties=True)
+    first = int(jnp.argmax(z))
+    for s in [
+        js.chain(js.TopP(0.9), js.Temperature(0.0)),
+        js.chain(js.Temperature(0.0), js.TopK(40)),
+        js.chain(js.TopK(40), js.Greedy()),
+    ]:
+        keys = jax.random.split(jax.random.key(1), 50)
+        ids = jax.vmap(lambda k, s=s: js.sample(k, z, s))(keys)
+        assert set(np.asarray(ids).tolist()) == {first}

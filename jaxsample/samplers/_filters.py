@@ -124,11 +124,21 @@ def top_window(
     gm = _positive_zero(chunk_maxima(z, chunk) if maxima is None else maxima)
     _, best = lax.top_k(gm, width)
     best = jnp.sort(best.astype(jnp.int32), axis=-1)
-    pos = (best[:, :, None] * chunk + jnp.arange(chunk, dtype=jnp.int32)).reshape(n, -1)
-    cand = jnp.take_along_axis(z, jnp.minimum(pos, vocab - 1), axis=-1)
-    cand = jnp.where(pos < vocab, _positive_zero(cand), -jnp.inf)
-    values, where_ = lax.top_k(cand, width)
-    indices = jnp.minimum(jnp.take_along_axis(pos, where_, axis=-1), vocab - 1)
+    # Gather whole chunks as slices (a slice may not run past the row, so the last,
+    # shorter chunk is read from further left and its borrowed entries masked).
+    start = jnp.minimum(best * chunk, vocab - chunk)
+    rows = lax.broadcasted_iota(jnp.int32, (n, width), 0)
+    dims = lax.GatherDimensionNumbers(
+        offset_dims=(2,), collapsed_slice_dims=(0,), start_index_map=(0, 1)
+    )
+    sliced = lax.gather(
+        z, jnp.stack([rows, start], axis=-1), dims, slice_sizes=(1, chunk),
+        mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS,
+    )
+    pos = start[:, :, None] + jnp.arange(chunk, dtype=jnp.int32)
+    cand = jnp.where(pos >= best[:, :, None] * chunk, _positive_zero(sliced), -jnp.inf)
+    values, where_ = lax.top_k(cand.reshape(n, -1), width)
+    indices = jnp.take_along_axis(pos.reshape(n, -1), where_, axis=-1)
     return values, indices
 
 

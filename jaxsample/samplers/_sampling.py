@@ -347,6 +347,26 @@ def _window_draw(indices: jax.Array, weights: jax.Array, u: jax.Array) -> jax.Ar
     return jnp.take_along_axis(indices, j[:, None], axis=-1)[:, 0]
 
 
+def _prefix_parts(strategy: Strategy) -> tuple[Strategy, ...] | None:
+    """The parts of a strategy built only from the built-in strategies, else ``None``.
+
+    Each built-in part keeps a prefix of one and the same token order (logit
+    descending, index ascending), since temperature scaling preserves it: this is
+    what lets the fast path evaluate a whole chain on one candidate window.
+    """
+    if type(strategy) in (Greedy, Temperature, TopK, TopP):
+        return (strategy,)
+    if type(strategy) is Chain:
+        parts: list[Strategy] = []
+        for part in strategy.parts:
+            sub = _prefix_parts(part)
+            if sub is None:
+                return None
+            parts.extend(sub)
+        return tuple(parts)
+    return None
+
+
 def _fast_draw(
     x: jax.Array, strategy: Strategy, u: jax.Array, lead: tuple[int, ...]
 ) -> tuple[jax.Array, jax.Array] | None:
@@ -355,32 +375,42 @@ def _fast_draw(
     The fast paths read the raw float32 logits ``x`` ``[n, V]`` of the rows whose
     maximum is finite (no NaN, no ``+inf``, some finite entry), where sanitising
     changes nothing, and draw from exactly the distribution of
-    :func:`_general_draw`:
+    :func:`_general_draw`. They cover the built-in strategies and chains of them:
 
-    * :class:`Temperature`: one pass for the chunk maxima (row maximum), one fused
-      pass ``exp((z - m) / tau)`` into the inverse CDF's group sums.
-    * :class:`TopK`: the exact top-``k_max`` window (:func:`top_window`), then the
-      draw among its first ``k`` entries; no pass over the row beyond the maxima.
-    * :class:`TopP`: the window, one fused pass for the row's total mass, the
-      nucleus inside the window and the draw among it.
+    * temperatures only: one pass for the row maximum ``m``, then one fused pass
+      ``exp((z - m) * s)`` (``s`` the product of the inverse temperatures) into the
+      inverse CDF's block sums;
+    * with a truncation: the exact candidate window of the first truncating part
+      (:func:`top_window`, ``k_max`` for top-k, ``window`` for top-p), each part then
+      shortening the kept prefix of that window (a top-p first in line also needs
+      one fused pass for the row's total mass), and the draw among the prefix; no
+      other pass over the row.
 
     Returns:
-        ``(ids, ok)``: int32 and bool ``[n]``; rows with ``ok`` false (bad logits, a
-        disabled filter, a nucleus wider than the window) must be redrawn by
-        :func:`_general_draw`.
+        ``(ids, ok)``: int32 and bool ``[n]``; rows with ``ok`` false (bad logits, an
+        infinite temperature, a disabled first truncation, a nucleus wider than the
+        window) must be redrawn by :func:`_general_draw`.
     """
-    if type(strategy) not in (Temperature, TopK, TopP):
+    parts = _prefix_parts(strategy)
+    if parts is None:
         return None
     n, vocab = x.shape
-    windowed = not isinstance(strategy, Temperature)
-    maxima = chunk_maxima(x) if windowed else None
-    m = jnp.max(x if maxima is None else maxima, axis=-1)
-    tau = _per_row(strategy.tau, lead, jnp.float32)  # type: ignore[attr-defined]
-    greedy = ~(tau > GREEDY_TAU)
-    s = inverse_temperature(tau)
-    ok = jnp.isfinite(m) & (s > 0)  # tau = inf (s = 0) takes the general path
-    safe_m = jnp.where(ok, m, 0.0)
-    if isinstance(strategy, Temperature):
+    truncating = [p for p in parts if not isinstance(p, Temperature)]
+    s = jnp.ones((n,), jnp.float32)
+    greedy = jnp.zeros((n,), bool)
+
+    def temper(tau: Any) -> None:
+        nonlocal s, greedy
+        t = _per_row(tau, lead, jnp.float32)
+        greedy = greedy | ~(t > GREEDY_TAU)
+        s = s * inverse_temperature(t)
+
+    if not truncating:
+        for part in parts:
+            temper(part.tau)  # type: ignore[attr-defined]
+        m = jnp.max(x, axis=-1)
+        ok = jnp.isfinite(m) & (s > 0) & jnp.isfinite(s)  # tau = inf: general path
+        safe_m = jnp.where(ok, m, 0.0)
         drawn = _inverse_cdf(x, _tempered(safe_m, s), u)
         first = lax.cond(
             jnp.any(greedy),
@@ -388,23 +418,49 @@ def _fast_draw(
             lambda: jnp.zeros((n,), jnp.int32),
         )
         return jnp.where(greedy, first, drawn), ok
-    assert isinstance(strategy, TopK | TopP) and maxima is not None
-    width = strategy.k_max if isinstance(strategy, TopK) else strategy.window
+
+    maxima = chunk_maxima(x)
+    m = jnp.max(maxima, axis=-1)
+    ok = jnp.isfinite(m)
+    safe_m = jnp.where(ok, m, 0.0)
+    head = truncating[0]
+    width = {TopK: getattr(head, "k_max", None), TopP: getattr(head, "window", 1)}.get(
+        type(head), 1
+    )
     width = min(vocab if width is None else width, vocab)
     values, indices = top_window(x, width, jnp.where(ok[:, None], maxima, 0.0))
-    e = _tempered(safe_m, s)(values, indices)
-    if isinstance(strategy, TopK):
-        k = _per_row(strategy.k, lead, jnp.int32)
-        ok = ok & (k > 0) & (k < vocab)
-        count = jnp.clip(k, 1, width)[:, None]
-    else:
-        p = _per_row(strategy.p, lead, jnp.float32)
-        total = jnp.sum(_tempered(safe_m, s)(x, x), axis=-1)
-        count, covered = nucleus_size(e / total[:, None], p)
-        ok = ok & (p < 1.0) & (covered | greedy)
-    count = jnp.where(greedy[:, None], 1, count)
-    keep = lax.broadcasted_iota(jnp.int32, e.shape, 1) < count
-    return _window_draw(indices, jnp.where(keep, e, 0.0), u), ok
+    slot = lax.broadcasted_iota(jnp.int32, values.shape, 1)
+    kept = jnp.full((n, 1), width, jnp.int32)  # length of the kept prefix of the window
+    for part in parts:
+        if isinstance(part, Greedy):
+            greedy = jnp.ones((n,), bool)
+            continue
+        temper(part.tau)  # type: ignore[attr-defined]
+        if isinstance(part, TopK):
+            k = _per_row(part.k, lead, jnp.int32)
+            active = (k > 0) & (k < vocab)
+            cut = jnp.minimum(kept, jnp.clip(k, 1, width)[:, None])
+            kept = jnp.where(active[:, None], cut, kept)
+        elif isinstance(part, TopP):
+            p = _per_row(part.p, lead, jnp.float32)
+            active = p < 1.0
+            e = jnp.where(slot < kept, _tempered(safe_m, s)(values, indices), 0.0)
+            if part is head:
+                total = jnp.sum(_tempered(safe_m, s)(x, x), axis=-1)
+            else:
+                total = jnp.sum(e, axis=-1)
+            count, covered = nucleus_size(e / total[:, None], p)
+            if part is head:
+                ok = ok & (covered | greedy)
+            kept = jnp.where(active[:, None], jnp.minimum(kept, count), kept)
+        else:
+            continue
+        if part is head:
+            ok = ok & (active | greedy)
+    ok = ok & (s > 0) & jnp.isfinite(s)
+    kept = jnp.where(greedy[:, None], 1, kept)
+    weights = jnp.where(slot < kept, _tempered(safe_m, s)(values, indices), 0.0)
+    return _window_draw(indices, weights, u), ok
 
 
 @jax.jit
