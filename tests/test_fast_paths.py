@@ -143,3 +143,21 @@ def test_greedy_inside_a_chain_draws_the_first_maximum() -> None:
         keys = jax.random.split(jax.random.key(1), 50)
         ids = jax.vmap(lambda k, s=s: js.sample(k, z, s))(keys)
         assert set(np.asarray(ids).tolist()) == {first}
+
+
+@pytest.mark.parametrize("n_wide", [1, 3, 20])
+def test_rows_redrawn_on_the_general_path_match_the_rows_alone(n_wide: int) -> None:
+    # 24 rows with per-row parameters; n_wide of them hold a nucleus wider than the window
+    # (redrawn on the general path); the rest stay on the fast path.
+    rows = [_peaked(30 + r) for r in range(24)]
+    rng = np.random.default_rng(n_wide)
+    for r in rng.choice(24, n_wide, replace=False):
+        rows[r] = jnp.asarray(rng.standard_normal(V) * 0.5, jnp.float32)
+    batch = jnp.stack(rows)
+    tau = jnp.asarray(rng.uniform(0.6, 1.4, 24), jnp.float32)
+    strategy = js.TopP(0.9, tau=tau)
+    key = jax.random.key(9)
+    got = js.sample(key, batch, strategy)
+    for r in range(24):
+        alone = js.sample(jax.random.fold_in(key, r), batch[r], js.TopP(0.9, tau=tau[r]))
+        assert int(alone) == int(got[r]), r
