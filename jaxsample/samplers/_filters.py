@@ -22,6 +22,11 @@ def _token_iota(z: jax.Array) -> jax.Array:
     return lax.broadcasted_iota(jnp.int32, z.shape, z.ndim - 1)
 
 
+def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
+    """A strategy parameter broadcast to the rows ``lead`` and flattened to ``[n]``."""
+    return jnp.broadcast_to(jnp.asarray(value, dtype), lead).reshape(-1)
+
+
 def _positive_zero(z: jax.Array) -> jax.Array:
     """Replace ``-0.0`` by ``+0.0``: ``lax.top_k`` orders them, ``==`` does not."""
     return jnp.where(z == 0, jnp.float32(0.0), z)
@@ -306,7 +311,7 @@ def top_p_log_weights(z: jax.Array, p: Any, window: int) -> jax.Array:
     """
     lead, vocab = z.shape[:-1], z.shape[-1]
     rows = _positive_zero(z).reshape(-1, vocab)
-    pp = jnp.broadcast_to(jnp.asarray(p, jnp.float32), lead).reshape(-1)
+    pp = per_row(p, lead, jnp.float32)
     z_max = jnp.max(rows, axis=-1, keepdims=True)
     total = jnp.sum(jnp.exp(rows - z_max), axis=-1)
 

@@ -17,6 +17,7 @@ from jaxsample.samplers._filters import (
     chunk_reduce,
     first_argmax,
     nucleus_size,
+    per_row,
     top_window,
 )
 from jaxsample.samplers._strategies import (
@@ -176,10 +177,6 @@ def _keys_for_rows(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
     return key.reshape(n)
 
 
-def _token_iota(x: jax.Array) -> jax.Array:
-    return lax.broadcasted_iota(jnp.int32, x.shape, x.ndim - 1)
-
-
 def _row(a: jax.Array, ndim: int) -> jax.Array:
     """Reshape per-row values ``[n]`` or ``[n, 1]`` to broadcast against ``ndim`` axes."""
     return a.reshape(a.shape[0], *(1,) * (ndim - 1))
@@ -221,13 +218,13 @@ def _target(u: jax.Array, total: jax.Array) -> jax.Array:
 #: Tokens per block of the two-level inverse CDF.
 _BLOCK = 256
 
-Weight = Callable[[jax.Array, jax.Array], jax.Array]
+Weight = Callable[[jax.Array], jax.Array]
 
 
 def _inverse_cdf(x: jax.Array, weight: Weight, u: jax.Array) -> jax.Array:
     """Draw one index per row with one uniform each: inverse-CDF sampling, two levels.
 
-    The weights are never stored: ``weight(values, positions)`` (elementwise,
+    The weights are never stored: ``weight(values)`` (elementwise,
     >= 0, per-row parameters broadcast on the leading axis) is evaluated once over
     the row inside one reduction to the sums of consecutive blocks of ``_BLOCK``
     tokens, the uniform picks a block from their prefix sums, and the weights of
@@ -244,7 +241,7 @@ def _inverse_cdf(x: jax.Array, weight: Weight, u: jax.Array) -> jax.Array:
     """
     vocab = x.shape[-1]
     block = min(_BLOCK, vocab)
-    sums = chunk_reduce(weight(x, _token_iota(x)), block, 0.0, lax.add)
+    sums = chunk_reduce(weight(x), block, 0.0, lax.add)
     total = jnp.sum(sums, axis=-1)
     target = _target(u, total)
     b, cum = _pick(sums, target)
@@ -253,7 +250,7 @@ def _inverse_cdf(x: jax.Array, weight: Weight, u: jax.Array) -> jax.Array:
     members = b[:, None] * block + lax.broadcasted_iota(jnp.int32, (1, block), 1)
     inside = members < vocab
     values = jnp.take_along_axis(x, jnp.minimum(members, vocab - 1), axis=-1)
-    w = jnp.where(inside, weight(values, members), 0.0)
+    w = jnp.where(inside, weight(values), 0.0)
     j, _ = _pick(w, target - before)
     return jnp.take_along_axis(members, j[:, None], axis=-1)[:, 0]
 
@@ -320,12 +317,7 @@ def _general_draw(x: jax.Array, strategy: Strategy, u: jax.Array) -> jax.Array:
     lw = _log_weights(x, strategy)
     # Built-in strategies: the row maximum of lw is 0, no second max pass.
     shift = jnp.zeros((x.shape[0], 1)) if _max_is_zero(strategy) else jnp.max(lw, -1, keepdims=True)
-    return _inverse_cdf(lw, lambda v, _: jnp.exp(v - _row(shift, v.ndim)), u)
-
-
-def _per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
-    """A strategy parameter broadcast to the rows ``lead`` and flattened to ``[n]``."""
-    return jnp.broadcast_to(jnp.asarray(value, dtype), lead).reshape(-1)
+    return _inverse_cdf(lw, lambda v: jnp.exp(v - _row(shift, v.ndim)), u)
 
 
 def _tempered(m: jax.Array, s: jax.Array) -> Weight:
@@ -334,7 +326,7 @@ def _tempered(m: jax.Array, s: jax.Array) -> Weight:
     No select: XLA:CPU then fuses the map into the reduction that consumes it.
     """
 
-    def weight(v: jax.Array, _: jax.Array) -> jax.Array:
+    def weight(v: jax.Array) -> jax.Array:
         return jnp.exp((v - _row(m, v.ndim)) * _row(s, v.ndim))
 
     return weight
@@ -401,7 +393,7 @@ def _fast_draw(
 
     def temper(tau: Any) -> None:
         nonlocal s, greedy
-        t = _per_row(tau, lead, jnp.float32)
+        t = per_row(tau, lead, jnp.float32)
         greedy = greedy | ~(t > GREEDY_TAU)
         s = s * inverse_temperature(t)
 
@@ -424,10 +416,12 @@ def _fast_draw(
     ok = jnp.isfinite(m)
     safe_m = jnp.where(ok, m, 0.0)
     head = truncating[0]
-    width = {TopK: getattr(head, "k_max", None), TopP: getattr(head, "window", 1)}.get(
-        type(head), 1
-    )
-    width = min(vocab if width is None else width, vocab)
+    if isinstance(head, TopK):
+        width = vocab if head.k_max is None else min(head.k_max, vocab)
+    elif isinstance(head, TopP):
+        width = min(head.window, vocab)
+    else:  # Greedy
+        width = 1
     values, indices = top_window(x, width, jnp.where(ok[:, None], maxima, 0.0))
     slot = lax.broadcasted_iota(jnp.int32, values.shape, 1)
     kept = jnp.full((n, 1), width, jnp.int32)  # length of the kept prefix of the window
@@ -437,16 +431,16 @@ def _fast_draw(
             continue
         temper(part.tau)  # type: ignore[attr-defined]
         if isinstance(part, TopK):
-            k = _per_row(part.k, lead, jnp.int32)
+            k = per_row(part.k, lead, jnp.int32)
             active = (k > 0) & (k < vocab)
             cut = jnp.minimum(kept, jnp.clip(k, 1, width)[:, None])
             kept = jnp.where(active[:, None], cut, kept)
         elif isinstance(part, TopP):
-            p = _per_row(part.p, lead, jnp.float32)
+            p = per_row(part.p, lead, jnp.float32)
             active = p < 1.0
-            e = jnp.where(slot < kept, _tempered(safe_m, s)(values, indices), 0.0)
+            e = jnp.where(slot < kept, _tempered(safe_m, s)(values), 0.0)
             if part is head:
-                total = jnp.sum(_tempered(safe_m, s)(x, x), axis=-1)
+                total = jnp.sum(_tempered(safe_m, s)(x), axis=-1)
             else:
                 total = jnp.sum(e, axis=-1)
             count, covered = nucleus_size(e / total[:, None], p)
@@ -459,7 +453,7 @@ def _fast_draw(
             ok = ok & (active | greedy)
     ok = ok & (s > 0) & jnp.isfinite(s)
     kept = jnp.where(greedy[:, None], 1, kept)
-    weights = jnp.where(slot < kept, _tempered(safe_m, s)(values, indices), 0.0)
+    weights = jnp.where(slot < kept, _tempered(safe_m, s)(values), 0.0)
     return _window_draw(indices, weights, u), ok
 
 
