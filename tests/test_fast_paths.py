@@ -16,8 +16,16 @@ import pytest
 from jax import lax
 
 import jaxsample as js
-from jaxsample.samplers._filters import top_window
-from jaxsample.samplers._sampling import _fast_draw
+from jaxsample.samplers._filters import (
+    _INTRUDERS,
+    _top_groups,
+    _window_parts,
+    group_maxima,
+    prefix_sums,
+    top_window,
+)
+from jaxsample.samplers._random import row_uniforms
+from jaxsample.samplers._sampling import _fast_draw, _inverse_cdf, _tempered, _total
 from tests.test_statistics import ALPHA, chi_square_p_value
 
 V = 20_011  # not a multiple of any block or chunk size
@@ -58,6 +66,98 @@ def test_top_window_with_few_finite_entries() -> None:
     assert indices[0, :3].tolist() == [17_000, 5, 20_010]
     assert bool(jnp.all(jnp.isneginf(values[0, 3:])))
     assert bool(jnp.all((indices >= 0) & (indices < V)))
+
+
+def test_group_maxima_are_the_maxima_of_interleaved_groups() -> None:
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((3, V)).astype(np.float32)
+    z[1, 777] = np.nan
+    q = -(-V // 16)
+    padded = np.full((3, 16 * q), -np.inf, np.float32)
+    padded[:, :V] = z
+    expected = padded.reshape(3, 16, q).max(axis=1)  # NaN propagates
+    np.testing.assert_array_equal(group_maxima(jnp.asarray(z)), expected)
+
+
+def test_top_groups_match_lax_top_k() -> None:
+    rng = np.random.default_rng(4)
+    gm = jnp.asarray(rng.standard_normal((6, 3000)).astype(np.float32))
+    values, indices = _top_groups(gm, 128)
+    ref_v, ref_i = lax.top_k(gm, 128)
+    np.testing.assert_array_equal(values, ref_v)
+    np.testing.assert_array_equal(indices, ref_i)  # distinct values: same order
+
+
+def _window_routes(z: np.ndarray, width: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    x = jnp.asarray(z)
+    gm = jnp.where(group_maxima(x) == 0, 0.0, group_maxima(x))
+    (values, indices), exact, cut_clean, _ = _window_parts(x, width, gm)
+    ref_v, ref_i = lax.top_k(x, width)
+    # Wherever the merged window claims to be exact, it is.
+    for r in np.flatnonzero(np.asarray(exact)):
+        np.testing.assert_array_equal(values[r], ref_v[r])
+        np.testing.assert_array_equal(indices[r], ref_i[r])
+    np.testing.assert_array_equal(top_window(x, width)[1], ref_i)  # whatever the route
+    return np.asarray(exact), np.asarray(cut_clean)
+
+
+def test_top_window_merges_directly_on_distinct_rows() -> None:
+    rows = np.stack([np.asarray(_peaked(s)) for s in range(40, 48)])
+    exact, cut_clean = _window_routes(rows)
+    assert exact.all() and cut_clean.all()
+
+
+def test_top_window_falls_back_on_many_intruders_and_on_ties() -> None:
+    base = np.asarray(_peaked(50))
+    q = -(-V // 16)
+    crowded = base.copy()
+    members = (np.arange(16)[:, None] * q + np.array([5, 6])).ravel()  # two whole groups
+    assert len(members) - 2 > _INTRUDERS
+    crowded[members] = 50.0 + np.arange(len(members))
+    cut_tie = base.copy()
+    cut_tie[:] = np.minimum(cut_tie, 0.0)
+    cut_tie[np.arange(200) * 3] = 1.0  # 200 equal maxima in distinct groups: a tie at the cut
+    inner_tie = base.copy()
+    top = np.argsort(-inner_tie)[:2]
+    inner_tie[top[1]] = inner_tie[top[0]]  # equal maxima inside the window
+    exact, cut_clean = _window_routes(np.stack([crowded, cut_tie, inner_tie]).astype(np.float32))
+    assert exact.tolist() == [False, False, False]
+    assert cut_clean.tolist() == [True, False, True]
+
+
+def test_prefix_sums_match_a_running_sum() -> None:
+    rng = np.random.default_rng(6)
+    for m in (16, 197, 512, 700):
+        w = rng.random((4, m)).astype(np.float32)
+        np.testing.assert_allclose(prefix_sums(jnp.asarray(w)), np.cumsum(w, -1), rtol=1e-5)
+
+
+def test_row_uniforms_reproduce_jax_random() -> None:
+    key = jax.random.key(11)
+    rows = jnp.arange(60, dtype=jnp.uint32)
+    folded = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, rows)
+    expected = jax.vmap(lambda k: jax.random.uniform(k, ()))(folded)
+    np.testing.assert_array_equal(jax.jit(lambda k: row_uniforms(k, (6, 10)))(key), expected)
+    keys = jax.random.split(key, (3, 4))
+    per_row = jax.vmap(lambda k: jax.random.uniform(k, ()))(keys.reshape(-1))
+    np.testing.assert_array_equal(row_uniforms(keys, (3, 4)), per_row)
+    assert row_uniforms(key, ())[0] == jax.random.uniform(key, ())
+    rbg = jax.random.key(11, impl="rbg")
+    rbg_rows = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rbg, jnp.arange(5, dtype=jnp.uint32))
+    np.testing.assert_array_equal(
+        row_uniforms(rbg, (5,)), jax.vmap(lambda k: jax.random.uniform(k, ()))(rbg_rows)
+    )
+
+
+def test_total_and_inverse_cdf_cover_the_whole_row() -> None:
+    z = jnp.stack([_peaked(60), _peaked(61)])
+    m = jnp.max(z, axis=-1)
+    s = jnp.asarray([1.25, 0.5], jnp.float32)
+    weight = _tempered(m, s)
+    np.testing.assert_allclose(_total(z, weight), jnp.sum(weight(z), axis=-1), rtol=1e-5)
+    # u just below 1 reaches the last token of positive weight, u = 0 the first.
+    last = _inverse_cdf(z, weight, jnp.asarray([0.0, np.nextafter(np.float32(1), 0)]))
+    assert int(last[0]) == 0 and int(last[1]) in range(V)
 
 
 CASES = {
@@ -161,3 +261,15 @@ def test_rows_redrawn_on_the_general_path_match_the_rows_alone(n_wide: int) -> N
     for r in range(24):
         alone = js.sample(jax.random.fold_in(key, r), batch[r], js.TopP(0.9, tau=tau[r]))
         assert int(alone) == int(got[r]), r
+
+
+def test_truncation_ranks_the_logits_before_scaling() -> None:
+    # (z - max z) / 3 flushes -FLT_MIN to zero on CPU, which would tie it with the
+    # zeros at the front; ranked by the logits, the first zero is the maximum.
+    z = np.zeros((2, 16), np.float32)
+    z[0, 0] = -np.finfo(np.float32).tiny
+    for strategy in (js.TopK(1, tau=3.0), js.TopP(0.01, tau=3.0)):
+        q = np.asarray(js.probs(jnp.asarray(z), strategy))
+        ids = np.asarray(js.sample(jax.random.key(0), jnp.asarray(z), strategy))
+        assert ids.tolist() == [1, 0] == np.argmax(q, axis=-1).tolist()
+        np.testing.assert_array_equal(q[[0, 1], ids], [1.0, 1.0])

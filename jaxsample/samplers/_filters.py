@@ -22,6 +22,27 @@ def _token_iota(z: jax.Array) -> jax.Array:
     return lax.broadcasted_iota(jnp.int32, z.shape, z.ndim - 1)
 
 
+#: Widths up to which :func:`prefix_sums` is one matrix product.
+_PREFIX_BY_DOT = 512
+
+
+def prefix_sums(w: jax.Array) -> jax.Array:
+    """Inclusive prefix sums along the last axis of ``w`` ``[..., m]`` (float32).
+
+    Up to ``_PREFIX_BY_DOT`` entries, one product with an upper-triangular matrix
+    of ones (at full float32 precision): a single operation, where a parallel scan
+    costs a dozen small ones; longer rows use the parallel scan. Either way the
+    rounding is not that of a running sum, so the result need not be monotone to
+    the last bit.
+    """
+    m = w.shape[-1]
+    if m > _PREFIX_BY_DOT:
+        out: jax.Array = lax.associative_scan(jnp.add, w, axis=-1)
+        return out
+    upper = jnp.triu(jnp.ones((m, m), w.dtype))
+    return jnp.matmul(w, upper, precision=lax.Precision.HIGHEST)
+
+
 def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
     """A strategy parameter broadcast to the rows ``lead`` and flattened to ``[n]``."""
     return jnp.broadcast_to(jnp.asarray(value, dtype), lead).reshape(-1)
@@ -32,15 +53,22 @@ def _positive_zero(z: jax.Array) -> jax.Array:
     return jnp.where(z == 0, jnp.float32(0.0), z)
 
 
-def _keep_prefix(z: jax.Array, threshold: jax.Array, last_index: jax.Array) -> jax.Array:
-    """Keep a prefix of the (value desc, index asc) order; ``-inf`` elsewhere.
+def _prefix_mask(keys: jax.Array, threshold: jax.Array, last_index: jax.Array) -> jax.Array:
+    """The tokens of a prefix of the (key desc, index asc) order of ``keys`` ``[..., V]``.
 
-    The prefix ends with the token ``last_index``, of value ``threshold`` (both of
+    The prefix ends with the token ``last_index``, of key ``threshold`` (both of
     shape ``[..., 1]``), that token included.
     """
-    iota = _token_iota(z)
-    keep = (z > threshold) | ((z == threshold) & (iota <= last_index))
-    return jnp.where(keep, z, -jnp.inf)
+    iota = _token_iota(keys)
+    return (keys > threshold) | ((keys == threshold) & (iota <= last_index))
+
+
+def _keep_prefix(z: jax.Array, threshold: jax.Array, last_index: jax.Array) -> jax.Array:
+    """``z`` on a prefix of its (value desc, index asc) order, ``-inf`` elsewhere.
+
+    See :func:`_prefix_mask`.
+    """
+    return jnp.where(_prefix_mask(z, threshold, last_index), z, -jnp.inf)
 
 
 #: Tokens per chunk of the chunk-maxima pass used by the selection kernels.
@@ -98,6 +126,164 @@ def first_argmax(z: jax.Array) -> jax.Array:
     return out.reshape(z.shape[:-1])
 
 
+def group_count(vocab: int, size: int = SELECT_CHUNK) -> int:
+    """Number ``q = ceil(V / size)`` of interleaved groups of a row of ``V`` tokens."""
+    return -(-vocab // size)
+
+
+def group_maxima(z: jax.Array, size: int = SELECT_CHUNK) -> jax.Array:
+    """Maxima of the interleaved groups of each row of ``z`` ``[n, V]``.
+
+    Group ``c`` holds the tokens ``c + j q`` (``j < size``, ``q = ceil(V / size)``,
+    tokens past ``V`` read ``-inf``). Written as ``size`` elementwise maxima of
+    contiguous slices: one vectorised read of ``z``, as cheap as a row maximum
+    (a windowed reduction over consecutive tokens costs up to twice that on
+    XLA:CPU). NaN propagates. Returns float32 ``[n, q]``.
+    """
+    vocab = z.shape[-1]
+    q = group_count(vocab, size)
+    padded = jnp.pad(z, ((0, 0), (0, size * q - vocab)), constant_values=-jnp.inf)
+    out = padded[:, :q]
+    for j in range(1, size):
+        out = jnp.maximum(out, padded[:, j * q : (j + 1) * q])
+    return out
+
+
+#: Other members of the picked groups that :func:`top_window` merges directly.
+_INTRUDERS = 16
+
+
+def _gather_groups(z: jax.Array, groups: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The members of the interleaved groups ``groups`` ``[n, w]`` of each row of ``z`` ``[n, V]``.
+
+    Returns ``(values, tokens)``, float32 (``-0.0`` read as ``0.0``, ``-inf`` past
+    the row) and int32 ``[n, size, w]``: member ``j`` of group ``groups[:, i]`` is
+    at ``[:, j, i]``. With ``groups`` ascending, the flattened ``[n, size * w]``
+    layout is in token order.
+    """
+    n, vocab = z.shape
+    q = group_count(vocab)
+    width = groups.shape[-1]
+    full = vocab // q  # members j < full exist for every group
+    # The first full * q tokens viewed as [n, full, q]: a group's first members are
+    # one column, gathered as a single strided slice (much cheaper on XLA:CPU than
+    # one index per member, and no padded copy of the row).
+    rows = lax.broadcasted_iota(jnp.int32, (n, width), 0)
+    dims = lax.GatherDimensionNumbers(
+        offset_dims=(1,), collapsed_slice_dims=(0, 2), start_index_map=(0, 2)
+    )
+    parts = [
+        lax.gather(
+            z[:, : full * q].reshape(n, full, q), jnp.stack([rows, groups], axis=-1), dims,
+            slice_sizes=(1, full, 1), mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS,
+        )
+    ]
+    for j in range(full, SELECT_CHUNK):  # the members past the view, one by one
+        token = groups + j * q
+        value = jnp.take_along_axis(z, jnp.minimum(token, vocab - 1), axis=-1)
+        parts.append(jnp.where(token < vocab, value, -jnp.inf)[:, None, :])
+    values = jnp.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+    tokens = groups[:, None, :] + q * lax.broadcasted_iota(jnp.int32, (1, SELECT_CHUNK, 1), 1)
+    return _positive_zero(values), tokens
+
+
+def _ahead(v1: jax.Array, i1: jax.Array, v2: jax.Array, i2: jax.Array) -> jax.Array:
+    """Whether the entry ``(v1, i1)`` precedes ``(v2, i2)``: value descending, index ascending."""
+    return (v1 > v2) | ((v1 == v2) & (i1 < i2))
+
+
+def _count_ahead(v1: jax.Array, i1: jax.Array, v2: jax.Array, i2: jax.Array) -> jax.Array:
+    """For each entry of ``(v2, i2)`` ``[n, a]``, how many of ``(v1, i1)`` ``[n, b]`` precede it."""
+    ahead = _ahead(v1[:, None, :], i1[:, None, :], v2[:, :, None], i2[:, :, None])
+    return jnp.sum(ahead, axis=-1, dtype=jnp.int32)
+
+
+def _top_groups(gm: jax.Array, width: int) -> tuple[jax.Array, jax.Array]:
+    """``lax.top_k(gm, width)`` up to the order of equal values, for ``gm`` ``[n, q]``.
+
+    XLA:CPU's TopK is a partial sort whose cost grows with how often a later
+    entry displaces one of the ``width`` kept so far, which is often for entries in
+    random order. So the input is led by ``width`` entries that are likely large,
+    the maxima of ``width`` interleaved buckets of ``gm``, and followed by ``gm``
+    with those entries masked: about a third cheaper on Zipf-like rows. The same
+    values are returned, and the same indices wherever values are distinct.
+    """
+    n, q = gm.shape
+    per = -(-q // width)
+    if per < 4:
+        values, indices = lax.top_k(gm, width)
+        return values, indices.astype(jnp.int32)
+    padded = jnp.pad(gm, ((0, 0), (0, per * width - q)), constant_values=-jnp.inf)
+    lead = padded[:, :width]
+    slot = jnp.zeros((n, width), jnp.int32)  # which member of its bucket leads
+    for j in range(1, per):
+        v = padded[:, j * width : (j + 1) * width]
+        larger = v > lead
+        lead = jnp.where(larger, v, lead)
+        slot = jnp.where(larger, j, slot)
+    member = lax.broadcasted_iota(jnp.int32, padded.shape, 1) // width
+    rest = jnp.where(jnp.tile(slot, (1, per)) == member, -jnp.inf, padded)
+    values, pos = lax.top_k(jnp.concatenate([lead, rest], axis=-1), width)
+    pos = pos.astype(jnp.int32)
+    bucket = jnp.minimum(pos, width - 1)
+    led = jnp.take_along_axis(slot, bucket, axis=-1) * width + bucket
+    return values, jnp.where(pos < width, led, jnp.minimum(pos - width, q - 1))
+
+
+def _window_parts(
+    z: jax.Array, width: int, gm: jax.Array
+) -> tuple[tuple[jax.Array, jax.Array], jax.Array, jax.Array, jax.Array]:
+    """Stages 1 and 2 of :func:`top_window` for ``z`` ``[n, V]`` and its group maxima ``gm``.
+
+    Returns ``((values, indices), exact, cut_clean, best)``: the merged window
+    (``[n, width]`` each), whether it is exact and whether no group left out
+    reaches the smallest picked maximum (bool ``[n]`` each), and the picked
+    groups (int32 ``[n, width]``).
+    """
+    n = z.shape[0]
+    a_val, best = _top_groups(gm, width)
+    # The checks gather and reduce the top_k outputs rather than slice them: a
+    # slice of its output can turn XLA's TopK kernel back into a full sort.
+    t = jnp.min(a_val, axis=-1)
+    slot = lax.broadcasted_iota(jnp.int32, a_val.shape, 1)
+    after = jnp.take_along_axis(a_val, jnp.minimum(slot + 1, width - 1), axis=-1)
+    # No group left out reaches t, and the picked maxima strictly decrease.
+    cut_clean = jnp.sum(gm >= t[:, None], axis=-1, dtype=jnp.int32) == width
+    distinct = jnp.all((a_val > after) | (slot == width - 1), axis=-1)
+    cand, tokens = _gather_groups(z, best)  # [n, size, width]
+    first = jnp.argmax(cand, axis=1).astype(jnp.int32)  # each group's first maximum
+    a_idx = jnp.take_along_axis(tokens, first[:, None, :], axis=1)[:, 0, :]
+    member = lax.broadcasted_iota(jnp.int32, cand.shape, 1)
+    others = (member != first[:, None, :]) & (cand >= t[:, None, None])
+    b_val, where_ = lax.top_k(jnp.where(others, cand, -jnp.inf).reshape(n, -1), _INTRUDERS)
+    b_idx = jnp.take_along_axis(tokens.reshape(n, -1), where_, axis=-1)
+    # Each entry's place in the merged order: the entries of its own list ahead of
+    # it plus those of the other list.
+    a_rank = jnp.arange(width, dtype=jnp.int32) + _count_ahead(b_val, b_idx, a_val, a_idx)
+    b_rank = _count_ahead(b_val, b_idx, b_val, b_idx) + _count_ahead(a_val, a_idx, b_val, b_idx)
+    rank = jnp.concatenate([a_rank, b_rank], axis=-1)
+    rows = lax.broadcasted_iota(jnp.int32, rank.shape, 0)
+    size = (n, width + _INTRUDERS)
+
+    def place(a: jax.Array, b: jax.Array) -> jax.Array:
+        out = jnp.zeros(size, a.dtype).at[rows, rank].set(
+            jnp.concatenate([a, b], axis=-1), unique_indices=True
+        )
+        return out[:, :width]
+
+    merged_val, merged_idx = place(a_val, b_val), place(a_idx, b_idx)
+    last_b = jnp.min(b_val, axis=-1)
+    exact = (
+        cut_clean
+        & distinct
+        & (t > -jnp.inf)
+        & ~jnp.any(b_val == t[:, None], axis=-1)
+        & ((last_b == -jnp.inf) | (jnp.min(merged_val, axis=-1) > last_b))
+    )
+
+    return (merged_val, merged_idx), exact, cut_clean, best
+
+
 def top_window(
     z: jax.Array, width: int, maxima: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
@@ -105,46 +291,55 @@ def top_window(
 
     Equal to ``lax.top_k`` (values descending, ties by lowest index; ``-0.0`` is
     read as ``0.0``) up to which ``-inf`` entries fill a row with fewer than
-    ``width`` finite values. For a long row it runs in two stages: the ``width``
-    chunks with the largest maxima (see :func:`chunk_maxima`) hold the ``width``
-    largest entries (each chunk maximum ahead of a chunk outside them is an entry
-    ahead of everything in that chunk), so ``lax.top_k`` runs on the chunk maxima
-    and then on the gathered chunks, laid out in token order so that ties keep
-    their index order. This avoids ``lax.top_k`` over the whole row, which costs
-    several row reads on a CPU.
+    ``width`` finite values. For a long row it avoids ``lax.top_k`` over the whole
+    row (several row reads on a CPU):
+
+    1. ``lax.top_k`` over the group maxima (see :func:`group_maxima` and
+       :func:`_top_groups`) picks the ``width`` groups with the largest maxima.
+       When no group left out reaches the smallest picked maximum ``t``, they
+       hold the ``width`` largest entries: every entry left out is below ``t``.
+    2. Usually the answer is then those ``width`` maxima, already in order,
+       merged with the few other members of the picked groups that reach ``t``
+       (up to ``_INTRUDERS`` of them, by a small ``lax.top_k``). This is exact
+       when the picked maxima are distinct, no other member equals ``t``, and, if
+       there may be more such members than were merged, the merged window ends
+       above the last one merged.
+    3. Otherwise ``lax.top_k`` runs over all members of the picked groups, laid
+       out in token order so that ties keep their index order;
+    4. or, when a group left out also reaches ``t`` (ties across the cut), over
+       the whole row.
+
+    The route is chosen for the whole batch (``lax.switch``).
 
     Args:
         z: float32 ``[n, V]`` without NaN.
         width: static number of entries, ``1 <= width <= V``.
-        maxima: the row's :func:`chunk_maxima`, when already computed.
+        maxima: the row's :func:`group_maxima`, when already computed.
 
     Returns:
         ``(values, indices)``: float32 and int32 ``[n, width]``.
     """
     n, vocab = z.shape
-    chunk = SELECT_CHUNK
-    if 8 * width * chunk > vocab:
+    if 8 * width * SELECT_CHUNK > vocab:
         values, indices = lax.top_k(_positive_zero(z), width)
         return values, indices.astype(jnp.int32)
-    gm = _positive_zero(chunk_maxima(z, chunk) if maxima is None else maxima)
-    _, best = lax.top_k(gm, width)
-    best = jnp.sort(best.astype(jnp.int32), axis=-1)
-    # Gather whole chunks as slices (a slice may not run past the row, so the last,
-    # shorter chunk is read from further left and its borrowed entries masked).
-    start = jnp.minimum(best * chunk, vocab - chunk)
-    rows = lax.broadcasted_iota(jnp.int32, (n, width), 0)
-    dims = lax.GatherDimensionNumbers(
-        offset_dims=(2,), collapsed_slice_dims=(0,), start_index_map=(0, 1)
+    gm = _positive_zero(group_maxima(z) if maxima is None else maxima)
+    merged, exact, cut_clean, best = _window_parts(z, width, gm)
+
+    def in_token_order() -> tuple[jax.Array, jax.Array]:
+        values, tokens = _gather_groups(z, jnp.sort(best, axis=-1))
+        out, where_ = lax.top_k(values.reshape(n, -1), width)
+        return out, jnp.take_along_axis(tokens.reshape(n, -1), where_, axis=-1)
+
+    def whole_row() -> tuple[jax.Array, jax.Array]:
+        out, where_ = lax.top_k(_positive_zero(z), width)
+        return out, where_.astype(jnp.int32)
+
+    route = jnp.where(jnp.all(exact), 0, jnp.where(jnp.all(cut_clean), 1, 2))
+    window: tuple[jax.Array, jax.Array] = lax.switch(
+        route, [lambda: merged, in_token_order, whole_row]
     )
-    sliced = lax.gather(
-        z, jnp.stack([rows, start], axis=-1), dims, slice_sizes=(1, chunk),
-        mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS,
-    )
-    pos = start[:, :, None] + jnp.arange(chunk, dtype=jnp.int32)
-    cand = jnp.where(pos >= best[:, :, None] * chunk, _positive_zero(sliced), -jnp.inf)
-    values, where_ = lax.top_k(cand.reshape(n, -1), width)
-    indices = jnp.take_along_axis(pos.reshape(n, -1), where_, axis=-1)
-    return values, indices
+    return window
 
 
 def greedy_log_weights(z: jax.Array) -> jax.Array:
@@ -191,33 +386,10 @@ def nucleus_size(probs: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array]:
         ``p - TOP_P_TOLERANCE``; at least one), and bool ``[n]``, whether the
         candidates' mass reaches that target, i.e. whether ``count`` is exact.
     """
-    cum = lax.associative_scan(jnp.add, probs, axis=-1)
+    cum = prefix_sums(probs)
     target = (p - TOP_P_TOLERANCE)[:, None]
     count = jnp.maximum(jnp.sum(cum - probs < target, axis=-1, keepdims=True), 1)
     return count.astype(jnp.int32), cum[:, -1] >= target[:, 0]
-
-
-def _nucleus_cut(
-    sorted_z: jax.Array, sorted_idx: jax.Array, z_max: jax.Array, total: jax.Array, p: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Find the nucleus boundary among candidates sorted by (value desc, index asc).
-
-    Args:
-        sorted_z: ``[n, W]`` the W largest log-weights of each row, descending.
-        sorted_idx: ``[n, W]`` their token indices.
-        z_max: ``[n, 1]`` row maxima.
-        total: ``[n]`` the row sums of ``exp(z - z_max)``.
-        p: ``[n]`` nucleus mass.
-
-    Returns:
-        ``(threshold, last_index, covered)``: the value and index of the last kept
-        token (``[n, 1]`` each) and whether the candidates' mass reaches ``p``
-        (``[n]``), i.e. whether the answer is exact for this row.
-    """
-    count, covered = nucleus_size(jnp.exp(sorted_z - z_max) / total[:, None], p)
-    threshold = jnp.take_along_axis(sorted_z, count - 1, axis=-1)
-    last = jnp.take_along_axis(sorted_idx, count - 1, axis=-1)
-    return threshold, last, covered
 
 
 def _sortable_bits(z: jax.Array) -> jax.Array:
@@ -233,7 +405,7 @@ def _float_of_bits(key: jax.Array) -> jax.Array:
 
 
 def _nucleus_by_bisection(
-    rows: jax.Array, z_max: jax.Array, total: jax.Array, p: jax.Array
+    order: jax.Array, rows: jax.Array, z_max: jax.Array, total: jax.Array, p: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """Exact nucleus boundary of each row without sorting: bisection on the value.
 
@@ -244,16 +416,18 @@ def _nucleus_by_bisection(
     them stays below ``p``.
 
     Args:
-        rows: ``[n, V]`` sanitised log-weights (no ``-0.0``).
-        z_max: ``[n, 1]`` row maxima.
+        order: ``[n, V]`` the values that order the tokens (no ``-0.0``).
+        rows: ``[n, V]`` sanitised log-weights, a non-decreasing function of ``order``.
+        z_max: ``[n, 1]`` row maxima of ``rows``.
         total: ``[n]`` row sums of ``exp(rows - z_max)``.
         p: ``[n]`` nucleus mass.
 
     Returns:
-        ``(threshold, last_index)``, ``[n, 1]`` each, as in :func:`_nucleus_cut`.
+        ``(threshold, last_index)``, ``[n, 1]`` each: the ``order`` value and the
+        index of the last kept token (see :func:`_prefix_mask`).
     """
     e = jnp.exp(rows - z_max)
-    keys = _sortable_bits(rows)
+    keys = _sortable_bits(order)
     target = (p - TOP_P_TOLERANCE)[:, None] * total[:, None]  # unnormalised masses
 
     def mass_above(c: jax.Array) -> jax.Array:
@@ -273,7 +447,7 @@ def _nucleus_by_bisection(
     threshold = _float_of_bits(t_key)
     tied = keys == t_key
     ahead = mass_above(t_key)
-    e_t = jnp.exp(threshold - z_max)
+    e_t = jnp.max(jnp.where(tied, e, 0.0), axis=-1, keepdims=True)  # the tied tokens' weight
     iota = _token_iota(rows)
     vocab = rows.shape[-1]
 
@@ -291,13 +465,18 @@ def _nucleus_by_bisection(
     return threshold, last
 
 
-def top_p_log_weights(z: jax.Array, p: Any, window: int) -> jax.Array:
+def top_p_log_weights(
+    z: jax.Array, p: Any, window: int, order: jax.Array | None = None
+) -> jax.Array:
     """Keep the nucleus of mass ``p`` of each row (see :class:`jaxsample.TopP`).
 
-    The boundary is searched among the ``window`` largest log-weights
-    (``lax.top_k``); a row whose window holds less than ``p`` of the mass is
-    answered exactly without a sort instead, by bisection on the boundary value
-    (see :func:`_nucleus_by_bisection`). The bisection is skipped entirely
+    Tokens are ranked by ``order`` (descending, ties by lowest index), by default
+    ``z`` itself; :class:`jaxsample.TopP` ranks by the logits before temperature
+    scaling, whose rounding can merge neighbouring values. The boundary is searched
+    among the ``window`` first tokens of that ranking (:func:`top_window`); a row
+    whose window holds less than ``p`` of the mass is answered exactly without a
+    sort instead, by bisection on the boundary value (see
+    :func:`_nucleus_by_bisection`). The bisection is skipped entirely
     (``lax.cond``) when no row needs it; under ``vmap`` both branches run. Each
     row's answer depends on that row alone.
 
@@ -305,24 +484,30 @@ def top_p_log_weights(z: jax.Array, p: Any, window: int) -> jax.Array:
         z: float32 ``[..., V]`` sanitised log-weights.
         p: scalar or array broadcast against ``z.shape[:-1]``.
         window: static candidate count.
+        order: float32 ``[..., V]`` values that rank the tokens, ``z`` a
+            non-decreasing function of them; ``None`` ranks by ``z``.
 
     Returns:
         float32 ``[..., V]``.
     """
     lead, vocab = z.shape[:-1], z.shape[-1]
     rows = _positive_zero(z).reshape(-1, vocab)
+    keys = rows if order is None else _positive_zero(order).reshape(-1, vocab)
     pp = per_row(p, lead, jnp.float32)
     z_max = jnp.max(rows, axis=-1, keepdims=True)
     total = jnp.sum(jnp.exp(rows - z_max), axis=-1)
 
     width = min(window, vocab)
-    top_z, top_idx = top_window(rows, width)
-    threshold, last, covered = _nucleus_cut(top_z, top_idx, z_max, total, pp)
+    top_key, top_idx = top_window(keys, width)
+    top_z = jnp.take_along_axis(rows, top_idx, axis=-1)
+    count, covered = nucleus_size(jnp.exp(top_z - z_max) / total[:, None], pp)
+    threshold = jnp.take_along_axis(top_key, count - 1, axis=-1)
+    last = jnp.take_along_axis(top_idx, count - 1, axis=-1)
     # Rows with p >= 1 keep everything below, whatever the window says.
     covered = covered | (pp >= 1.0)
 
     def exact(operand: None) -> tuple[jax.Array, jax.Array]:
-        t_full, last_full = _nucleus_by_bisection(rows, z_max, total, pp)
+        t_full, last_full = _nucleus_by_bisection(keys, rows, z_max, total, pp)
         need = ~covered[:, None]
         return jnp.where(need, t_full, threshold), jnp.where(need, last_full, last)
 
@@ -330,6 +515,6 @@ def top_p_log_weights(z: jax.Array, p: Any, window: int) -> jax.Array:
         threshold, last = lax.cond(
             jnp.all(covered), lambda _: (threshold, last), exact, None
         )
-    kept = _keep_prefix(rows, threshold, last)
+    kept = jnp.where(_prefix_mask(keys, threshold, last), rows, -jnp.inf)
     out = jnp.where((pp >= 1.0)[:, None], rows, kept)
     return out.reshape(z.shape)

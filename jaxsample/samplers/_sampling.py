@@ -14,12 +14,14 @@ from jax import lax
 from jaxsample.samplers._filters import (
     argmax_from_chunks,
     chunk_maxima,
-    chunk_reduce,
     first_argmax,
+    group_maxima,
     nucleus_size,
     per_row,
+    prefix_sums,
     top_window,
 )
+from jaxsample.samplers._random import row_uniforms
 from jaxsample.samplers._strategies import (
     GREEDY_TAU,
     Chain,
@@ -167,30 +169,9 @@ def _check_key(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
     return k
 
 
-def _keys_for_rows(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
-    """One key per row, ``[n]``: ``fold_in(key, row)`` for a single key, else ``key`` itself."""
-    n = math.prod(lead)
-    if key.shape == () and lead != ():
-        rows = jnp.arange(n, dtype=jnp.uint32)
-        folded: jax.Array = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, rows)
-        return folded
-    return key.reshape(n)
-
-
 def _row(a: jax.Array, ndim: int) -> jax.Array:
     """Reshape per-row values ``[n]`` or ``[n, 1]`` to broadcast against ``ndim`` axes."""
     return a.reshape(a.shape[0], *(1,) * (ndim - 1))
-
-
-def _prefix_sums(w: jax.Array) -> jax.Array:
-    """Inclusive prefix sums along the last axis of ``w`` ``[n, m]`` (float32).
-
-    A parallel (tree) scan: cheaper than ``jnp.cumsum`` on XLA:CPU, but its
-    rounding is not that of a running sum, so the result is not guaranteed
-    monotone to the last bit: :func:`_pick` allows for that.
-    """
-    out: jax.Array = lax.associative_scan(jnp.add, w, axis=-1)
-    return out
 
 
 def _pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -202,7 +183,7 @@ def _pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
     returned unless the whole row is 0 (then 0).
     """
     m = w.shape[-1]
-    cum = _prefix_sums(w)
+    cum = prefix_sums(w)
     iota = lax.broadcasted_iota(jnp.int32, w.shape, 1)
     positive = w > 0
     first = jnp.min(jnp.where(positive & (cum > target[:, None]), iota, m), axis=-1)
@@ -215,50 +196,97 @@ def _target(u: jax.Array, total: jax.Array) -> jax.Array:
     return jnp.minimum(u * total, jnp.nextafter(total, jnp.float32(0.0)))
 
 
-#: Tokens per block of the two-level inverse CDF.
-_BLOCK = 256
+#: Tokens per column of the interleaved layout used by the weight passes.
+_FOLD = 16
+#: Columns per block of the inverse CDF's first level.
+_BLOCK_COLUMNS = 16
 
 Weight = Callable[[jax.Array], jax.Array]
 
 
-def _inverse_cdf(x: jax.Array, weight: Weight, u: jax.Array) -> jax.Array:
-    """Draw one index per row with one uniform each: inverse-CDF sampling, two levels.
+def _columns(vocab: int) -> int:
+    """Columns ``q`` of the interleaved layout: ``_FOLD * q >= vocab``, whole blocks of columns."""
+    return _BLOCK_COLUMNS * -(-vocab // (_FOLD * _BLOCK_COLUMNS))
 
-    The weights are never stored: ``weight(values)`` (elementwise,
-    >= 0, per-row parameters broadcast on the leading axis) is evaluated once over
-    the row inside one reduction to the sums of consecutive blocks of ``_BLOCK``
-    tokens, the uniform picks a block from their prefix sums, and the weights of
-    that block are recomputed from its gathered values to pick the token. A token
-    of weight 0 is never drawn.
+
+def _column_sums(x: jax.Array, weight: Weight) -> jax.Array:
+    """Sums of ``weight(x)`` over interleaved columns: ``out[:, c] = sum_j weight(x)[:, c + j q]``.
+
+    ``x`` is float32 ``[n, V]``, ``q = _columns(V)`` and ``j < _FOLD``; positions past
+    ``V`` read ``-inf``, so ``weight`` must map ``-inf`` to 0. The sum is written as
+    ``_FOLD`` adds of ``weight`` over contiguous slices: one elementwise loop that
+    XLA vectorises with ``weight`` fused in (on XLA:CPU a row reduction with an
+    ``exp`` producer runs about twice as slow). Returns float32 ``[n, q]``.
+    """
+    vocab = x.shape[-1]
+    q = _columns(vocab)
+    padded = jnp.pad(x, ((0, 0), (0, _FOLD * q - vocab)), constant_values=-jnp.inf)
+    out = weight(padded[:, :q])
+    for j in range(1, _FOLD):
+        out = out + weight(padded[:, j * q : (j + 1) * q])
+    return out
+
+
+def _row_sums(a: jax.Array) -> jax.Array:
+    """Sums over the last axis of ``a`` ``[..., m]`` as a contraction with ones.
+
+    A dot does not absorb the producer of ``a`` (a reduction would, and then run
+    the producer unvectorised on XLA:CPU), so ``a`` is computed once, vectorised.
+    """
+    ones = jnp.ones(a.shape[-1], a.dtype)
+    return jnp.einsum("...m,m->...", a, ones, precision=lax.Precision.HIGHEST)
+
+
+def _total(x: jax.Array, weight: Weight) -> jax.Array:
+    """Row sums of ``weight(x)`` for ``x`` ``[n, V]``: float32 ``[n]``, in one vectorised pass.
+
+    ``weight`` must map ``-inf`` to 0 (see :func:`_column_sums`).
+    """
+    return _row_sums(_column_sums(x, weight))
+
+
+def _inverse_cdf(x: jax.Array, weight: Weight, u: jax.Array) -> jax.Array:
+    """Draw one index per row with one uniform each: inverse-CDF sampling, three levels.
+
+    The weights are never stored. Token ``t = c + j q`` sits in column ``c``
+    (:func:`_column_sums`, ``q`` columns of ``_FOLD`` tokens) and columns form
+    blocks of ``_BLOCK_COLUMNS`` consecutive columns. ``weight`` is evaluated once
+    over the row inside the pass that forms the column sums; the uniform picks a
+    block from the prefix sums of the block sums, then a column of that block from
+    its column sums, then a token of that column from the weights of its
+    ``_FOLD`` tokens, recomputed from their gathered values. Any fixed order of the
+    tokens gives the same distribution; a token of weight 0 is never drawn.
 
     Args:
         x: float32 ``[n, V]`` values handed to ``weight``.
-        weight: elementwise weight map.
+        weight: elementwise weight map, >= 0 and 0 at ``-inf``, per-row parameters
+            broadcast on the leading axis.
         u: float32 ``[n]`` uniforms in [0, 1).
 
     Returns:
         int32 ``[n]``.
     """
-    vocab = x.shape[-1]
-    block = min(_BLOCK, vocab)
-    sums = chunk_reduce(weight(x), block, 0.0, lax.add)
-    total = jnp.sum(sums, axis=-1)
-    target = _target(u, total)
-    b, cum = _pick(sums, target)
-    previous = jnp.take_along_axis(cum, jnp.maximum(b - 1, 0)[:, None], axis=-1)[:, 0]
-    before = jnp.where(b > 0, previous, 0.0)
-    members = b[:, None] * block + lax.broadcasted_iota(jnp.int32, (1, block), 1)
+    n, vocab = x.shape
+    q = _columns(vocab)
+    columns = _column_sums(x, weight)
+    blocks = _row_sums(columns.reshape(n, q // _BLOCK_COLUMNS, _BLOCK_COLUMNS))
+    target = _target(u, jnp.sum(blocks, axis=-1))
+
+    def descend(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The entry of ``w`` ``[n, m]`` the target hits, and the target left inside it."""
+        j, cum = _pick(w, target)
+        previous = jnp.take_along_axis(cum, jnp.maximum(j - 1, 0)[:, None], axis=-1)[:, 0]
+        return j, target - jnp.where(j > 0, previous, 0.0)
+
+    b, target = descend(blocks, target)
+    cols = b[:, None] * _BLOCK_COLUMNS + lax.broadcasted_iota(jnp.int32, (1, _BLOCK_COLUMNS), 1)
+    i, target = descend(jnp.take_along_axis(columns, cols, axis=-1), target)
+    c = jnp.take_along_axis(cols, i[:, None], axis=-1)
+    members = c + q * lax.broadcasted_iota(jnp.int32, (1, _FOLD), 1)
     inside = members < vocab
     values = jnp.take_along_axis(x, jnp.minimum(members, vocab - 1), axis=-1)
-    w = jnp.where(inside, weight(values), 0.0)
-    j, _ = _pick(w, target - before)
+    j, _ = _pick(jnp.where(inside, weight(values), 0.0), target)
     return jnp.take_along_axis(members, j[:, None], axis=-1)[:, 0]
-
-
-def _uniforms(keys: jax.Array) -> jax.Array:
-    """One float32 uniform in [0, 1) per row key."""
-    u: jax.Array = jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32))(keys)
-    return u
 
 
 def sample(key: jax.Array, logits: jax.Array, strategy: Strategy) -> jax.Array:
@@ -273,8 +301,8 @@ def sample(key: jax.Array, logits: jax.Array, strategy: Strategy) -> jax.Array:
     :class:`Temperature`, :class:`TopK` and :class:`TopP` (one pass for the maximum
     and, where needed, one fused ``exp`` pass; top-k and top-p draw among an exact
     candidate window); other rows and other strategies are drawn on the general
-    path. Both draw from the same distribution, and each row's path depends on that
-    row alone.
+    path, a few rows at a time. Both draw from the same distribution, and each
+    row's path depends on that row alone.
 
     Randomness: a single ``key`` with a batch ``[...]`` of rows gives row ``r`` (in
     row-major order) the key ``jax.random.fold_in(key, r)``; an array of keys of
@@ -371,11 +399,12 @@ def _fast_draw(
 
     * temperatures only: one pass for the row maximum ``m``, then one fused pass
       ``exp((z - m) * s)`` (``s`` the product of the inverse temperatures) into the
-      inverse CDF's block sums;
-    * with a truncation: the exact candidate window of the first truncating part
-      (:func:`top_window`, ``k_max`` for top-k, ``window`` for top-p), each part then
-      shortening the kept prefix of that window (a top-p first in line also needs
-      one fused pass for the row's total mass), and the draw among the prefix; no
+      inverse CDF's column sums (:func:`_inverse_cdf`);
+    * with a truncation: one pass for the group maxima (:func:`group_maxima`), the
+      exact candidate window of the first truncating part (:func:`top_window`,
+      ``k_max`` for top-k, ``window`` for top-p), each part then shortening the kept
+      prefix of that window (a top-p first in line also needs one fused pass for
+      the row's total mass, :func:`_total`), and the draw among the prefix; no
       other pass over the row.
 
     Returns:
@@ -406,15 +435,11 @@ def _fast_draw(
         drawn = _inverse_cdf(x, _tempered(safe_m, s), u)
         first = lax.cond(
             jnp.any(greedy),
-            lambda: first_argmax(jnp.where(ok[:, None], x, 0.0)),
+            lambda: first_argmax(x),  # a bad row gets some id; it is redrawn
             lambda: jnp.zeros((n,), jnp.int32),
         )
         return jnp.where(greedy, first, drawn), ok
 
-    maxima = chunk_maxima(x)
-    m = jnp.max(maxima, axis=-1)
-    ok = jnp.isfinite(m)
-    safe_m = jnp.where(ok, m, 0.0)
     head = truncating[0]
     if isinstance(head, TopK):
         width = vocab if head.k_max is None else min(head.k_max, vocab)
@@ -422,7 +447,17 @@ def _fast_draw(
         width = min(head.window, vocab)
     else:  # Greedy
         width = 1
-    values, indices = top_window(x, width, jnp.where(ok[:, None], maxima, 0.0))
+    # The window of a bad row is meaningless but harmless; the row is redrawn.
+    maxima = group_maxima(x)
+    values, indices = top_window(x, width, maxima)
+    # The row maximum is the window's first value. A NaN or +inf anywhere makes the
+    # sum of the group maxima NaN or +inf (-inf entries alone leave it finite or
+    # -inf). Both are read off outputs that XLA cannot fuse back into the pass
+    # that forms the maxima (a reduction would, and run it unvectorised).
+    m = jnp.max(values, axis=-1)
+    spread = _row_sums(maxima)
+    ok = jnp.isfinite(m) & ~jnp.isnan(spread) & (spread < jnp.inf)
+    safe_m = jnp.where(ok, m, 0.0)
     slot = lax.broadcasted_iota(jnp.int32, values.shape, 1)
     kept = jnp.full((n, 1), width, jnp.int32)  # length of the kept prefix of the window
     for part in parts:
@@ -439,10 +474,9 @@ def _fast_draw(
             p = per_row(part.p, lead, jnp.float32)
             active = p < 1.0
             e = jnp.where(slot < kept, _tempered(safe_m, s)(values), 0.0)
-            if part is head:
-                total = jnp.sum(_tempered(safe_m, s)(x), axis=-1)
-            else:
-                total = jnp.sum(e, axis=-1)
+            # The head's nucleus is cut by the row's total mass, a later part's by
+            # the mass its predecessors kept.
+            total = _total(x, _tempered(safe_m, s)) if part is head else jnp.sum(e, axis=-1)
             count, covered = nucleus_size(e / total[:, None], p)
             if part is head:
                 ok = ok & (covered | greedy)
@@ -472,18 +506,55 @@ def _sample(key: jax.Array, x: jax.Array, strategy: Strategy) -> jax.Array:
         )
         greedy_ids: jax.Array = ids.reshape(lead)
         return greedy_ids
-    u = _uniforms(_keys_for_rows(key, lead))
+    u = row_uniforms(key, lead)
     fast = _fast_draw(rows, strategy, u, lead)
     if fast is None:
         return _general_draw(rows, strategy, u).reshape(lead)
     ids, ok = fast
-    out = lax.cond(
-        jnp.all(ok),
-        lambda: ids,
-        lambda: jnp.where(ok, ids, _general_draw(rows, strategy, u)),
-    )
-    drawn: jax.Array = out.reshape(lead)
+    drawn: jax.Array = _redraw(rows, strategy, u, lead, ids, ok).reshape(lead)
     return drawn
+
+
+#: Rows redrawn together by one step of :func:`_redraw`.
+_REDRAW_ROWS = 8
+
+
+def _redraw(
+    x: jax.Array,
+    strategy: Strategy,
+    u: jax.Array,
+    lead: tuple[int, ...],
+    ids: jax.Array,
+    ok: jax.Array,
+) -> jax.Array:
+    """Redraw the rows of ``x`` ``[n, V]`` with ``ok`` false on the general path.
+
+    A loop over the failing rows (none in the common case), ``_REDRAW_ROWS`` at a
+    time, rather than the general path over the whole batch: the loop body needs
+    working memory for a few rows, while a batched general branch, even when not
+    taken, makes every call allocate its working memory (tens of MB at
+    ``[32, 50257]``, which on a CPU costs about a row read per call). Each row's
+    draw depends on that row alone, as before. ``strategy`` must hold only
+    built-in parts, whose parameters broadcast against ``lead``.
+    """
+    n = x.shape[0]
+    block = min(_REDRAW_ROWS, n)
+    params = jax.tree.map(lambda leaf: per_row(leaf, lead, jnp.asarray(leaf).dtype), strategy)
+    order = jnp.arange(n, dtype=jnp.int32)
+
+    def body(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        out, todo = state
+        # The first `block` failing rows (rows past them, or not failing, fill up
+        # the block and are left unchanged).
+        score, rows = lax.top_k(jnp.where(todo, n - order, 0), block)
+        take = score > 0
+        one = jax.tree.map(lambda a: a[rows], params)
+        tokens = _general_draw(x[rows], one, u[rows])
+        out = out.at[rows].set(jnp.where(take, tokens, out[rows]))
+        return out, todo.at[rows].set(todo[rows] & ~take)
+
+    out, _ = lax.while_loop(lambda state: jnp.any(state[1]), body, (ids, ~ok))
+    return out
 
 
 def entropy(p: jax.Array, base: float = 2.0, axis: int = -1) -> jax.Array:

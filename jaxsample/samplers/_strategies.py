@@ -233,8 +233,13 @@ class TopK(Strategy):
             object.__setattr__(self, "k_max", _k_bucket(int(arr.max()) if arr.size else 1))
 
     def log_weights(self, z: jax.Array) -> jax.Array:
-        """Temperature-scale, then set every token outside the top ``k`` to ``-inf``."""
-        return top_k_log_weights(_scale(z, self.tau), self.k, self.k_max)
+        """Set every token outside the top ``k`` to ``-inf``, then temperature-scale.
+
+        The two commute; ranking the logits before scaling avoids the ties that
+        the rounding of ``(z - max z) / tau`` can create, so ``TopK(1)`` always
+        keeps the first maximum of the logits, as :class:`Greedy` does.
+        """
+        return _scale(top_k_log_weights(z, self.k, self.k_max), self.tau)
 
 
 def _check_p(p: Any) -> None:
@@ -300,8 +305,13 @@ class TopP(Strategy):
             raise ValueError(f"window must be a Python int >= 1, got {self.window!r}")
 
     def log_weights(self, z: jax.Array) -> jax.Array:
-        """Temperature-scale, then set every token outside the nucleus to ``-inf``."""
-        return top_p_log_weights(_scale(z, self.tau), self.p, self.window)
+        """Temperature-scale, then set every token outside the nucleus to ``-inf``.
+
+        The nucleus is measured with the scaled weights; tokens are ranked by the
+        logits before scaling (the same order, without the ties that rounding can
+        create).
+        """
+        return top_p_log_weights(_scale(z, self.tau), self.p, self.window, order=z)
 
 
 @jax.tree_util.register_dataclass
