@@ -148,8 +148,10 @@ def probs(logits: jax.Array, strategy: Strategy) -> jax.Array:
 @jax.jit
 def _probs(x: jax.Array, strategy: Strategy) -> jax.Array:
     lw = _log_weights(x.astype(jnp.float32), strategy)
-    w = jnp.exp(lw - jnp.max(lw, axis=-1, keepdims=True))
-    return w / jnp.sum(w, axis=-1, keepdims=True)
+    if not _max_is_zero(strategy):  # built-in strategies: the row maximum is 0 already
+        lw = lw - jnp.max(lw, axis=-1, keepdims=True)
+    w = jnp.exp(lw)
+    return w / _sum_last(w)[..., None]
 
 
 def _check_key(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
@@ -235,6 +237,26 @@ def _row_sums(a: jax.Array) -> jax.Array:
     """
     ones = jnp.ones(a.shape[-1], a.dtype)
     return jnp.einsum("...m,m->...", a, ones, precision=lax.Precision.HIGHEST)
+
+
+def _sum_last(a: jax.Array) -> jax.Array:
+    """Sums over the last axis of float32 ``a`` ``[..., m]``, vectorised on XLA:CPU.
+
+    For long rows, ``_FOLD`` adds of contiguous slices (an elementwise loop that
+    takes in the producer of ``a``, e.g. an ``exp``) then :func:`_row_sums`; a
+    plain reduction runs such producers unvectorised, and under ``vmap`` (a
+    temperature sweep) stores more intermediates. Returns ``[...]``.
+    """
+    m = a.shape[-1]
+    if m < _FOLD * _FOLD:
+        out: jax.Array = jnp.sum(a, axis=-1)
+        return out
+    q = -(-m // _FOLD)
+    padded = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, _FOLD * q - m)])
+    acc = padded[..., :q]
+    for j in range(1, _FOLD):
+        acc = acc + padded[..., j * q : (j + 1) * q]
+    return _row_sums(acc)
 
 
 def _total(x: jax.Array, weight: Weight) -> jax.Array:
@@ -580,5 +602,5 @@ def entropy(p: jax.Array, base: float = 2.0, axis: int = -1) -> jax.Array:
     q = jnp.asarray(p, jnp.float32)
     positive = q > 0
     plogp = jnp.where(positive, q * jnp.log(jnp.where(positive, q, 1.0)), 0.0)
-    h: jax.Array = -jnp.sum(plogp, axis=axis) / jnp.float32(math.log(base))
+    h: jax.Array = -_sum_last(jnp.moveaxis(plogp, axis, -1)) / jnp.float32(math.log(base))
     return h
