@@ -53,7 +53,7 @@ def test_top_window_equals_lax_top_k(width: int) -> None:
             np.where(rng.random(V) < 0.5, 0.0, -0.0),  # -0.0 reads as 0.0
         ]
     ).astype(np.float32)
-    values, indices = top_window(jnp.asarray(rows), width)
+    values, indices = jax.jit(top_window, static_argnums=1)(jnp.asarray(rows), width)
     ref_v, ref_i = lax.top_k(jnp.where(jnp.asarray(rows) == 0, 0.0, jnp.asarray(rows)), width)
     np.testing.assert_array_equal(values, ref_v)
     np.testing.assert_array_equal(indices, ref_i)
@@ -62,7 +62,7 @@ def test_top_window_equals_lax_top_k(width: int) -> None:
 def test_top_window_with_few_finite_entries() -> None:
     z = np.full((1, V), -np.inf, np.float32)
     z[0, [5, 17_000, 20_010]] = [1.0, 3.0, 1.0]
-    values, indices = top_window(jnp.asarray(z), 64)
+    values, indices = jax.jit(top_window, static_argnums=1)(jnp.asarray(z), 64)
     assert indices[0, :3].tolist() == [17_000, 5, 20_010]
     assert bool(jnp.all(jnp.isneginf(values[0, 3:])))
     assert bool(jnp.all((indices >= 0) & (indices < V)))
@@ -82,7 +82,7 @@ def test_group_maxima_are_the_maxima_of_interleaved_groups() -> None:
 def test_top_groups_match_lax_top_k() -> None:
     rng = np.random.default_rng(4)
     gm = jnp.asarray(rng.standard_normal((6, 3000)).astype(np.float32))
-    values, indices = _top_groups(gm, 128)
+    values, indices = jax.jit(_top_groups, static_argnums=1)(gm, 128)
     ref_v, ref_i = lax.top_k(gm, 128)
     np.testing.assert_array_equal(values, ref_v)
     np.testing.assert_array_equal(indices, ref_i)  # distinct values: same order
@@ -90,14 +90,21 @@ def test_top_groups_match_lax_top_k() -> None:
 
 def _window_routes(z: np.ndarray, width: int = 128) -> tuple[np.ndarray, np.ndarray]:
     x = jnp.asarray(z)
-    gm = jnp.where(group_maxima(x) == 0, 0.0, group_maxima(x))
-    (values, indices), exact, cut_clean, _ = _window_parts(x, width, gm)
+
+    @jax.jit
+    def parts(x: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array, jax.Array]:
+        gm = jnp.where(group_maxima(x) == 0, 0.0, group_maxima(x))
+        window, exact, cut_clean, _ = _window_parts(x, width, gm)
+        return window, exact, cut_clean
+
+    (values, indices), exact, cut_clean = parts(x)
     ref_v, ref_i = lax.top_k(x, width)
     # Wherever the merged window claims to be exact, it is.
     for r in np.flatnonzero(np.asarray(exact)):
         np.testing.assert_array_equal(values[r], ref_v[r])
         np.testing.assert_array_equal(indices[r], ref_i[r])
-    np.testing.assert_array_equal(top_window(x, width)[1], ref_i)  # whatever the route
+    window = jax.jit(top_window, static_argnums=1)
+    np.testing.assert_array_equal(window(x, width)[1], ref_i)  # whatever the route
     return np.asarray(exact), np.asarray(cut_clean)
 
 
@@ -129,7 +136,8 @@ def test_prefix_sums_match_a_running_sum() -> None:
     rng = np.random.default_rng(6)
     for m in (16, 197, 512, 700):
         w = rng.random((4, m)).astype(np.float32)
-        np.testing.assert_allclose(prefix_sums(jnp.asarray(w)), np.cumsum(w, -1), rtol=1e-5)
+        got = jax.jit(prefix_sums)(jnp.asarray(w))
+        np.testing.assert_allclose(got, np.cumsum(w, -1), rtol=1e-5)
 
 
 def test_row_uniforms_reproduce_jax_random() -> None:
@@ -154,9 +162,11 @@ def test_total_and_inverse_cdf_cover_the_whole_row() -> None:
     m = jnp.max(z, axis=-1)
     s = jnp.asarray([1.25, 0.5], jnp.float32)
     weight = _tempered(m, s)
-    np.testing.assert_allclose(_total(z, weight), jnp.sum(weight(z), axis=-1), rtol=1e-5)
+    total = jax.jit(lambda z: _total(z, weight))(z)
+    np.testing.assert_allclose(total, jnp.sum(weight(z), axis=-1), rtol=1e-5)
     # u just below 1 reaches the last token of positive weight, u = 0 the first.
-    last = _inverse_cdf(z, weight, jnp.asarray([0.0, np.nextafter(np.float32(1), 0)]))
+    draw = jax.jit(lambda z, u: _inverse_cdf(z, weight, u))
+    last = draw(z, jnp.asarray([0.0, np.nextafter(np.float32(1), 0)]))
     assert int(last[0]) == 0 and int(last[1]) in range(V)
 
 

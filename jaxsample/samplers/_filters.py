@@ -198,36 +198,41 @@ def _count_ahead(v1: jax.Array, i1: jax.Array, v2: jax.Array, i2: jax.Array) -> 
     return jnp.sum(ahead, axis=-1, dtype=jnp.int32)
 
 
+#: Most groups per bucket in :func:`_top_groups` (bounds the unrolled loop).
+_BUCKET_MEMBERS = 32
+
+
 def _top_groups(gm: jax.Array, width: int) -> tuple[jax.Array, jax.Array]:
     """``lax.top_k(gm, width)`` up to the order of equal values, for ``gm`` ``[n, q]``.
 
     XLA:CPU's TopK is a partial sort whose cost grows with how often a later
     entry displaces one of the ``width`` kept so far, which is often for entries in
-    random order. So the input is led by ``width`` entries that are likely large,
-    the maxima of ``width`` interleaved buckets of ``gm``, and followed by ``gm``
-    with those entries masked: about a third cheaper on Zipf-like rows. The same
-    values are returned, and the same indices wherever values are distinct.
+    random order. So the input is led by entries that are likely large, the maxima
+    of at least ``width`` interleaved buckets of ``gm``, and followed by ``gm`` with
+    those entries masked: about a third cheaper on Zipf-like rows. The same values
+    are returned, and the same indices wherever values are distinct.
     """
     n, q = gm.shape
-    per = -(-q // width)
+    per = min(-(-q // width), _BUCKET_MEMBERS)  # groups per bucket
     if per < 4:
         values, indices = lax.top_k(gm, width)
         return values, indices.astype(jnp.int32)
-    padded = jnp.pad(gm, ((0, 0), (0, per * width - q)), constant_values=-jnp.inf)
-    lead = padded[:, :width]
-    slot = jnp.zeros((n, width), jnp.int32)  # which member of its bucket leads
+    buckets = -(-q // per)  # about width, more when per is capped
+    padded = jnp.pad(gm, ((0, 0), (0, per * buckets - q)), constant_values=-jnp.inf)
+    lead = padded[:, :buckets]
+    slot = jnp.zeros((n, buckets), jnp.int32)  # which member of its bucket leads
     for j in range(1, per):
-        v = padded[:, j * width : (j + 1) * width]
+        v = padded[:, j * buckets : (j + 1) * buckets]
         larger = v > lead
         lead = jnp.where(larger, v, lead)
         slot = jnp.where(larger, j, slot)
-    member = lax.broadcasted_iota(jnp.int32, padded.shape, 1) // width
+    member = lax.broadcasted_iota(jnp.int32, padded.shape, 1) // buckets
     rest = jnp.where(jnp.tile(slot, (1, per)) == member, -jnp.inf, padded)
     values, pos = lax.top_k(jnp.concatenate([lead, rest], axis=-1), width)
     pos = pos.astype(jnp.int32)
-    bucket = jnp.minimum(pos, width - 1)
-    led = jnp.take_along_axis(slot, bucket, axis=-1) * width + bucket
-    return values, jnp.where(pos < width, led, jnp.minimum(pos - width, q - 1))
+    bucket = jnp.minimum(pos, buckets - 1)
+    led = jnp.take_along_axis(slot, bucket, axis=-1) * buckets + bucket
+    return values, jnp.where(pos < buckets, led, jnp.minimum(pos - buckets, q - 1))
 
 
 def _window_parts(
