@@ -15,6 +15,7 @@ from jaxsample.samplers._filters import (
     argmax_from_chunks,
     chunk_maxima,
     first_argmax,
+    fold_slices,
     group_maxima,
     nucleus_size,
     per_row,
@@ -216,17 +217,10 @@ def _column_sums(x: jax.Array, weight: Weight) -> jax.Array:
 
     ``x`` is float32 ``[n, V]``, ``q = _columns(V)`` and ``j < _FOLD``; positions past
     ``V`` read ``-inf``, so ``weight`` must map ``-inf`` to 0. The sum is written as
-    ``_FOLD`` adds of ``weight`` over contiguous slices: one elementwise loop that
-    XLA vectorises with ``weight`` fused in (on XLA:CPU a row reduction with an
-    ``exp`` producer runs about twice as slow). Returns float32 ``[n, q]``.
+    ``_FOLD`` adds of ``weight`` over contiguous slices (:func:`fold_slices`), so
+    ``weight`` runs vectorised inside the pass. Returns float32 ``[n, q]``.
     """
-    vocab = x.shape[-1]
-    q = _columns(vocab)
-    padded = jnp.pad(x, ((0, 0), (0, _FOLD * q - vocab)), constant_values=-jnp.inf)
-    out = weight(padded[:, :q])
-    for j in range(1, _FOLD):
-        out = out + weight(padded[:, j * q : (j + 1) * q])
-    return out
+    return fold_slices(x, _columns(x.shape[-1]), _FOLD, -jnp.inf, jnp.add, weight)
 
 
 def _row_sums(a: jax.Array) -> jax.Array:
@@ -242,7 +236,7 @@ def _row_sums(a: jax.Array) -> jax.Array:
 def _sum_last(a: jax.Array) -> jax.Array:
     """Sums over the last axis of float32 ``a`` ``[..., m]``, vectorised on XLA:CPU.
 
-    For long rows, ``_FOLD`` adds of contiguous slices (an elementwise loop that
+    For long rows, ``_FOLD`` adds of contiguous slices (:func:`fold_slices`, which
     takes in the producer of ``a``, e.g. an ``exp``) then :func:`_row_sums`; a
     plain reduction runs such producers unvectorised, and under ``vmap`` (a
     temperature sweep) stores more intermediates. Returns ``[...]``.
@@ -251,12 +245,7 @@ def _sum_last(a: jax.Array) -> jax.Array:
     if m < _FOLD * _FOLD:
         out: jax.Array = jnp.sum(a, axis=-1)
         return out
-    q = -(-m // _FOLD)
-    padded = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, _FOLD * q - m)])
-    acc = padded[..., :q]
-    for j in range(1, _FOLD):
-        acc = acc + padded[..., j * q : (j + 1) * q]
-    return _row_sums(acc)
+    return _row_sums(fold_slices(a, -(-m // _FOLD), _FOLD, 0.0, jnp.add))
 
 
 def _total(x: jax.Array, weight: Weight) -> jax.Array:
