@@ -25,7 +25,7 @@ from jaxsample.samplers._filters import (
     top_window,
 )
 from jaxsample.samplers._random import row_uniforms
-from jaxsample.samplers._sampling import _fast_draw, _inverse_cdf, _tempered, _total
+from jaxsample.samplers._sampling import _columns, _fast_draw, _inverse_cdf, _tempered, _total
 from tests.test_statistics import ALPHA, chi_square_p_value
 
 V = 20_011  # not a multiple of any block or chunk size
@@ -164,10 +164,15 @@ def test_total_and_inverse_cdf_cover_the_whole_row() -> None:
     weight = _tempered(m, s)
     total = jax.jit(lambda z: _total(z, weight))(z)
     np.testing.assert_allclose(total, jnp.sum(weight(z), axis=-1), rtol=1e-5)
-    # u just below 1 reaches the last token of positive weight, u = 0 the first.
+    # The inverse CDF walks column c = t mod q, then member t // q: u = 0 reaches
+    # the first token of that order, u just below 1 the last (all weights here
+    # are positive, and the last one is far above the rounding of the sums).
+    q = _columns(V)
+    walk = (np.arange(V) % q) * 16 + np.arange(V) // q
+    assert bool(jnp.all(weight(z) > 0))
     draw = jax.jit(lambda z, u: _inverse_cdf(z, weight, u))
-    last = draw(z, jnp.asarray([0.0, np.nextafter(np.float32(1), 0)]))
-    assert int(last[0]) == 0 and int(last[1]) in range(V)
+    ends = draw(z, jnp.asarray([0.0, np.nextafter(np.float32(1), 0)]))
+    assert ends.tolist() == [int(np.argmin(walk)), int(np.argmax(walk))]
 
 
 CASES = {
