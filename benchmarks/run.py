@@ -17,6 +17,7 @@ from benchmarks import checks, machine, report, suites
 from benchmarks.peers import hf_available
 
 FULL_SHAPES = [(b, v) for v in (50257, 128256) for b in (1, 32, 256)]
+GPU_TARGET_SHAPE = (128, 131072)
 SMOKE_VOCAB = 200
 SMOKE_SHAPES = [(4, SMOKE_VOCAB)]
 
@@ -57,7 +58,8 @@ def run(
         # Slow peers (seconds per call at the largest shapes): one timed call after the
         # warm-up is allowed, to keep the full run near ten minutes on a 2-core CPU.
         slow = suites.Budget(seconds=1.5, min_reps=1, max_reps=15, n_buffers=4)
-        shapes = shapes or FULL_SHAPES
+        # The GPU target's shape joins the table on an accelerator.
+        shapes = shapes or ([*FULL_SHAPES, GPU_TARGET_SHAPE] if on_accel else FULL_SHAPES)
     results["repetitions"] = {
         "jaxsample_and_floor": vars(fast),
         "peers (numpy, naive_jax, hf)": vars(slow),

@@ -5,17 +5,21 @@ each call rotating through several different random inputs (never zeros), and
 includes Python dispatch and the wait for the result (``block_until_ready``). The
 number of repetitions adapts to a time budget per measurement, so slow peers get
 fewer (at least ``min_reps``); the count used is stored with every figure. On an
-accelerator the JAX implementations also report device time: the call repeated
-inside one jitted ``lax.fori_loop`` over the rotated inputs, divided by the count.
+accelerator the JAX implementations also report device time: the time the device
+was busy per call, read from a profiler trace (:func:`device_times`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import json
 import math
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -24,7 +28,7 @@ import numpy as np
 from jax import lax
 
 import jaxsample as js
-from benchmarks.peers import SPECS, Impl, Spec, hf_available, implementations
+from benchmarks.peers import SPECS, Spec, hf_available, implementations
 
 LOGIT_NOTE = (
     "LLM-like logits: row r has z = -1.2 * log(rank) + 0.3 * N(0, 1) over a random "
@@ -73,27 +77,64 @@ def time_call(fn: Callable[[Any], Any], inputs: Sequence[Any], budget: Budget) -
     }
 
 
-def time_in_loop(
-    fn: Callable[[jax.Array], jax.Array], stacked: jax.Array, repeats: int
-) -> float:
-    """Milliseconds per call of ``fn`` repeated inside one jitted ``lax.fori_loop``."""
+def device_times(
+    fns: dict[str, tuple[Callable[[jax.Array], Any], Sequence[jax.Array]]], calls: int = 10
+) -> dict[str, float | None]:
+    """Device time (ms per call) of jitted functions, from one profiler trace.
 
-    @jax.jit
-    def loop(xs: jax.Array) -> jax.Array:
-        def body(i: jax.Array, acc: jax.Array) -> jax.Array:
-            x = lax.dynamic_index_in_dim(xs, i % xs.shape[0], keepdims=False)
-            return acc + jnp.sum(fn(x)).astype(jnp.float32)
-
-        total: jax.Array = lax.fori_loop(0, repeats, body, jnp.float32(0.0))
-        return total
-
-    loop(stacked).block_until_ready()
-    best = math.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        loop(stacked).block_until_ready()
-        best = min(best, time.perf_counter() - t0)
-    return 1e3 * best / repeats
+    Each function runs ``calls`` times over its rotated inputs (after a warm-up
+    call) inside a host annotation named after it, waiting for each result, so
+    that its kernels run inside that window. Its device time is the time the
+    accelerator was busy (kernels and copies, overlaps counted once) inside the
+    window, divided by ``calls``: no dispatch, no host round trips. ``None`` for
+    every function where the trace has no device timeline (a CPU backend, or a
+    profiler that cannot read the device).
+    """
+    for fn, inputs in fns.values():
+        _block(fn(inputs[0]))
+    with tempfile.TemporaryDirectory() as logdir:
+        with jax.profiler.trace(logdir, create_perfetto_trace=True):
+            for label, (fn, inputs) in fns.items():
+                with jax.profiler.TraceAnnotation(label):
+                    for i in range(calls):
+                        _block(fn(inputs[i % len(inputs)]))
+        files = sorted(Path(logdir).rglob("*trace.json.gz"))
+        events: list[dict[str, Any]] = []
+        if files:
+            with gzip.open(files[0]) as f:
+                events = json.loads(f.read())["traceEvents"]
+    names = {
+        e["pid"]: e["args"]["name"]
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "process_name"
+    }
+    spans = [e for e in events if e.get("ph") == "X" and "dur" in e]
+    device = sorted(
+        (float(e["ts"]), float(e["ts"]) + float(e["dur"]))
+        for e in spans
+        if "/device:" in names.get(e.get("pid"), "")
+    )
+    out: dict[str, float | None] = {}
+    for label in fns:
+        windows = [
+            (float(e["ts"]), float(e["ts"]) + float(e["dur"]))
+            for e in spans
+            if e.get("name") == label and "/host:" in names.get(e.get("pid"), "")
+        ]
+        if not device or not windows:
+            out[label] = None
+            continue
+        lo, hi = windows[0]
+        busy, end = 0.0, -math.inf
+        for start, stop in device:
+            if not lo <= start <= hi:
+                continue
+            start = max(start, end)
+            if stop > start:
+                busy += stop - start
+            end = max(end, stop)
+        out[label] = busy / 1e3 / calls
+    return out
 
 
 def llm_like_logits(rng: np.random.Generator, batch: int, vocab: int) -> np.ndarray:
@@ -128,7 +169,7 @@ def sampler_suite(
     """Time every sampler and implementation on every shape; one record per figure.
 
     ``device_time``: ``"all"``, one sampler name, or ``None``: which samplers' JAX
-    implementations also get a device time (see :func:`time_in_loop`). ``with_flat``
+    implementations also get a device time (see :func:`device_times`). ``with_flat``
     adds the top-p case on flat logits (a nucleus wider than the candidate window).
     """
     skip_hf = hf_available()
@@ -144,7 +185,7 @@ def sampler_suite(
         for spec, data in cases:
             dev = [jnp.asarray(x) for x in data]
             with_device_time = device_time in ("all", spec.name)
-            stacked = jnp.stack(dev) if with_device_time else None
+            profiled: dict[str, tuple[Callable[[jax.Array], Any], Sequence[jax.Array]]] = {}
             for impl in implementations(spec, with_hf=skip_hf is None):
                 slow = impl.name in ("numpy", "naive_jax", "hf")
                 b = slow_budget if slow else budget
@@ -156,14 +197,19 @@ def sampler_suite(
                     "impl": impl.name,
                 }
                 rec.update(time_call(impl.sample, inputs, b))
-                if with_device_time and impl.is_jax and stacked is not None:
-                    fn = _jax_body(impl, spec)
-                    rec["device_ms"] = time_in_loop(fn, stacked, repeats=20)
+                if with_device_time and impl.is_jax:
+                    profiled[impl.name] = (impl.sample, dev)
                 records.append(rec)
                 log(
                     f"  [{batch:>3}, {vocab:>6}] {spec.name:<13} {impl.name:<10}"
                     f" {rec['median_ms']:10.3f} ms  ({rec['reps']} reps)"
                 )
+            if profiled:
+                busy = device_times(profiled)
+                for rec in records:
+                    case = (rec["batch"], rec["vocab"], rec["sampler"])
+                    if case == (batch, vocab, spec.name) and rec["impl"] in busy:
+                        rec["device_ms"] = busy[rec["impl"]]
             if skip_hf is not None:
                 records.append(
                     {"batch": batch, "vocab": vocab, "sampler": spec.name, "impl": "hf",
@@ -171,15 +217,6 @@ def sampler_suite(
                 )
         del host, cases
     return records
-
-
-def _jax_body(impl: Impl, spec: Spec) -> Callable[[jax.Array], jax.Array]:
-    """The traceable computation of a JAX implementation, for :func:`device_time`."""
-    if impl.name == "jaxsample":
-        strategy = spec.strategy()
-        key = jax.random.key(0)
-        return lambda x: js.sample(key, x, strategy)
-    return lambda x: jnp.asarray(impl.sample(x))
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ on which path the other rows of its batch take.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +21,10 @@ import jaxsample as js
 from jaxsample.samplers._filters import (
     _INTRUDERS,
     _top_groups,
+    _top_positions,
     _window_parts,
+    chunk_max_and_mass,
+    chunk_maxima,
     group_maxima,
     prefix_sums,
     top_window,
@@ -41,8 +46,13 @@ def _peaked(seed: int, ties: bool = False) -> jax.Array:
     return jnp.asarray(z, jnp.float32)
 
 
+def _nested_window(z: jax.Array, width: int) -> tuple[jax.Array, jax.Array]:
+    return _top_positions(z, width)
+
+
+@pytest.mark.parametrize("window", [top_window, _nested_window], ids=["platform", "nested"])
 @pytest.mark.parametrize("width", [1, 7, 64, 128])
-def test_top_window_equals_lax_top_k(width: int) -> None:
+def test_top_window_equals_lax_top_k(window: Any, width: int) -> None:
     rng = np.random.default_rng(width)
     rows = np.stack(
         [
@@ -53,16 +63,17 @@ def test_top_window_equals_lax_top_k(width: int) -> None:
             np.where(rng.random(V) < 0.5, 0.0, -0.0),  # -0.0 reads as 0.0
         ]
     ).astype(np.float32)
-    values, indices = jax.jit(top_window, static_argnums=1)(jnp.asarray(rows), width)
+    values, indices = jax.jit(window, static_argnums=1)(jnp.asarray(rows), width)
     ref_v, ref_i = lax.top_k(jnp.where(jnp.asarray(rows) == 0, 0.0, jnp.asarray(rows)), width)
     np.testing.assert_array_equal(values, ref_v)
     np.testing.assert_array_equal(indices, ref_i)
 
 
-def test_top_window_with_few_finite_entries() -> None:
+@pytest.mark.parametrize("window", [top_window, _nested_window], ids=["platform", "nested"])
+def test_top_window_with_few_finite_entries(window: Any) -> None:
     z = np.full((1, V), -np.inf, np.float32)
     z[0, [5, 17_000, 20_010]] = [1.0, 3.0, 1.0]
-    values, indices = jax.jit(top_window, static_argnums=1)(jnp.asarray(z), 64)
+    values, indices = jax.jit(window, static_argnums=1)(jnp.asarray(z), 64)
     assert indices[0, :3].tolist() == [17_000, 5, 20_010]
     assert bool(jnp.all(jnp.isneginf(values[0, 3:])))
     assert bool(jnp.all((indices >= 0) & (indices < V)))
@@ -206,6 +217,37 @@ def test_draws_follow_probs_at_large_vocab(name: str) -> None:
     counts = np.bincount(ids, minlength=V)
     assert counts[p == 0].sum() == 0
     assert chi_square_p_value(counts, p) > ALPHA
+
+
+@pytest.mark.parametrize(
+    "name", ["top-k", "top-k-ties", "top-p", "top-p-ties", "chain-k-then-p", "chain-p-then-k"]
+)
+def test_nested_selection_draws_follow_probs(name: str) -> None:
+    # The selection used off CPU (nested chunk maxima, one-pass mass), run here.
+    logits, strategy = CASES[name]
+
+    @jax.jit
+    def draw(u: jax.Array) -> tuple[jax.Array, jax.Array]:
+        out = _fast_draw(logits[None], strategy, u[None], (1,), nested=True)
+        assert out is not None
+        return out[0][0], out[1][0]
+
+    u = jax.random.uniform(jax.random.key(sum(map(ord, name)) + 1), (N,))
+    ids, ok = jax.vmap(draw)(u)
+    assert bool(jnp.all(ok))
+    p = np.asarray(js.probs(logits, strategy), np.float64)
+    counts = np.bincount(np.asarray(ids), minlength=V)
+    assert counts[p == 0].sum() == 0
+    assert chi_square_p_value(counts, p) > ALPHA
+
+
+def test_chunk_max_and_mass_in_one_pass() -> None:
+    z = jnp.stack([_peaked(62), _peaked(63, ties=True), _peaked(64).at[:5000].set(-jnp.inf)])
+    s = jnp.asarray([1.25, 0.5, 3.0], jnp.float32)
+    maxima, mass = jax.jit(chunk_max_and_mass)(z, s)
+    np.testing.assert_array_equal(maxima, chunk_maxima(z))
+    m = jnp.max(z, axis=-1, keepdims=True)
+    np.testing.assert_allclose(mass, jnp.sum(jnp.exp((z - m) * s[:, None]), axis=-1), rtol=1e-5)
 
 
 def test_chi_square_at_large_vocab_detects_a_wrong_temperature() -> None:

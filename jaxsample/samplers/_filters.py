@@ -308,10 +308,10 @@ def _window_parts(
     return (merged_val, merged_idx), exact, cut_clean, best
 
 
-def top_window(
+def _top_window_grouped(
     z: jax.Array, width: int, maxima: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
-    """The ``width`` largest entries of each row of NaN-free ``z`` ``[n, V]``, exactly.
+    """:func:`top_window` from interleaved group maxima, tuned for XLA:CPU.
 
     Equal to ``lax.top_k`` (values descending, ties by lowest index; ``-0.0`` is
     read as ``0.0``) up to which ``-inf`` entries fill a row with fewer than
@@ -364,6 +364,108 @@ def top_window(
         route, [lambda: merged, in_token_order, whole_row]
     )
     return window
+
+
+def _top_positions(
+    v: jax.Array, width: int, chunks: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """``lax.top_k(v, width)`` for NaN-free ``v`` ``[n, L]``, by nested chunk maxima.
+
+    A row longer than ``SELECT_CHUNK * width`` is cut into chunks of
+    ``SELECT_CHUNK`` consecutive entries (``chunks``, their :func:`chunk_maxima`,
+    when already computed). The ``width`` best chunks are found the same way,
+    one level up, and sorted by position; ``lax.top_k`` then runs over their
+    members only, laid out in position order. Ranking entries and chunks by
+    (value descending, position ascending), the chunk of each of the ``width``
+    best entries is among the ``width`` best chunks (every chunk ranked above it
+    holds a distinct entry ranked above that entry), so the result is exact,
+    ties included, and each ``lax.top_k`` sees at most ``SELECT_CHUNK * width``
+    entries (GPUs sort those in one kernel; the whole row would take a global
+    radix sort).
+
+    Returns ``(values, positions)``: float32 (``-0.0`` read as ``0.0``) and int32
+    ``[n, width]``.
+    """
+    n, length = v.shape
+    if length <= SELECT_CHUNK * width:
+        out, pos = lax.top_k(_positive_zero(v), width)
+        return out, pos.astype(jnp.int32)
+    chunks = chunk_maxima(v) if chunks is None else chunks
+    _, best = _top_positions(chunks, width)
+    best = jnp.sort(best, axis=-1)
+    member = jnp.arange(SELECT_CHUNK, dtype=jnp.int32)
+    pos = (best[:, :, None] * SELECT_CHUNK + member).reshape(n, width * SELECT_CHUNK)
+    cand = jnp.take_along_axis(v, jnp.minimum(pos, length - 1), axis=-1)
+    # Past the row: -inf, after every real entry (at least width of them).
+    cand = jnp.where(pos < length, _positive_zero(cand), -jnp.inf)
+    out, where_ = lax.top_k(cand, width)
+    return out, jnp.minimum(jnp.take_along_axis(pos, where_, axis=-1), length - 1)
+
+
+def chunk_max_and_mass(z: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Chunk maxima of ``z`` ``[n, V]`` and the row's tempered mass, in one read.
+
+    Returns ``(maxima, mass)``: the :func:`chunk_maxima` of ``z`` (float32
+    ``[n, ceil(V / SELECT_CHUNK)]``) and ``sum_i exp((z_i - m) * s)`` with ``m``
+    the row maximum and ``s`` ``[n]`` a positive finite scale (float32 ``[n]``).
+    One variadic ``reduce_window`` carries, per chunk, the maximum of ``z``, the
+    maximum ``c`` of ``y = z * s`` and ``sum exp(y - c)``, merged as in an online
+    softmax (Milakov and Gimelshein 2018, "Online normalizer calculation for
+    softmax"); the chunks are then combined as ``sum_c t_c exp(c - max_c c)``
+    (scaling by ``s > 0`` keeps the maximum: ``max(z * s) = max(z) * s``). A row
+    with NaN, ``+inf``, or no finite entry gets a meaningless mass.
+    """
+    vocab = z.shape[-1]
+    y = z * s[:, None]
+
+    def merge(
+        a: tuple[jax.Array, jax.Array, jax.Array], b: tuple[jax.Array, jax.Array, jax.Array]
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        za, ya, ta = a
+        zb, yb, tb = b
+        top = jnp.maximum(ya, yb)
+        # exp(0) written as 1 where an input is the maximum: no -inf - -inf.
+        ea = jnp.where(ya == top, 1.0, jnp.exp(ya - top))
+        eb = jnp.where(yb == top, 1.0, jnp.exp(yb - top))
+        return jnp.maximum(za, zb), top, ta * ea + tb * eb
+
+    init = (jnp.float32(-jnp.inf), jnp.float32(-jnp.inf), jnp.float32(0.0))
+    chunk = (1, SELECT_CHUNK)
+    pad = ((0, 0), (0, -vocab % SELECT_CHUNK))
+    maxima, top, mass = lax.reduce_window((z, y, jnp.ones_like(z)), init, merge, chunk, chunk, pad)
+    scale = jnp.exp(top - jnp.max(top, axis=-1, keepdims=True))
+    return maxima, jnp.sum(mass * scale, axis=-1)
+
+
+def top_window(z: jax.Array, width: int) -> tuple[jax.Array, jax.Array]:
+    """The ``width`` largest entries of each row of NaN-free ``z`` ``[n, V]``, exactly.
+
+    Equal to ``lax.top_k`` (values descending, ties by lowest index; ``-0.0`` is
+    read as ``0.0``) up to which ``-inf`` entries fill a row with fewer than
+    ``width`` finite values, without a ``lax.top_k`` over the whole row (several
+    row reads on a CPU, a global radix sort on a GPU). The selection is chosen
+    for the platform (``lax.platform_dependent``): on a CPU, interleaved group
+    maxima and a merged window (:func:`_top_window_grouped`, built around
+    XLA:CPU's vectorisation and its partial-sort TopK); elsewhere (GPU, TPU),
+    nested chunk maxima with ``lax.top_k`` over at most ``SELECT_CHUNK * width``
+    entries per level (:func:`_top_positions`). Both are exact.
+
+    Args:
+        z: float32 ``[n, V]`` without NaN.
+        width: static number of entries, ``1 <= width <= V``.
+
+    Returns:
+        ``(values, indices)``: float32 and int32 ``[n, width]``.
+    """
+
+    def grouped(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return _top_window_grouped(x, width)
+
+    def nested(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return _top_positions(x, width)
+
+    out: tuple[jax.Array, jax.Array] = lax.platform_dependent(z, cpu=grouped, default=nested)
+    return out
 
 
 def greedy_log_weights(z: jax.Array) -> jax.Array:

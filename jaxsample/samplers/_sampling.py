@@ -12,7 +12,10 @@ import numpy as np
 from jax import lax
 
 from jaxsample.samplers._filters import (
+    _top_positions,
+    _top_window_grouped,
     argmax_from_chunks,
+    chunk_max_and_mass,
     chunk_maxima,
     first_argmax,
     fold_slices,
@@ -20,7 +23,6 @@ from jaxsample.samplers._filters import (
     nucleus_size,
     per_row,
     prefix_sums,
-    top_window,
 )
 from jaxsample.samplers._random import row_uniforms
 from jaxsample.samplers._strategies import (
@@ -399,7 +401,12 @@ def _prefix_parts(strategy: Strategy) -> tuple[Strategy, ...] | None:
 
 
 def _fast_draw(
-    x: jax.Array, strategy: Strategy, u: jax.Array, lead: tuple[int, ...]
+    x: jax.Array,
+    strategy: Strategy,
+    u: jax.Array,
+    lead: tuple[int, ...],
+    *,
+    nested: bool | None = None,
 ) -> tuple[jax.Array, jax.Array] | None:
     """Draw for the rows a fast path covers; ``None`` if no fast path exists for ``strategy``.
 
@@ -411,12 +418,19 @@ def _fast_draw(
     * temperatures only: one pass for the row maximum ``m``, then one fused pass
       ``exp((z - m) * s)`` (``s`` the product of the inverse temperatures) into the
       inverse CDF's column sums (:func:`_inverse_cdf`);
-    * with a truncation: one pass for the group maxima (:func:`group_maxima`), the
-      exact candidate window of the first truncating part (:func:`top_window`,
-      ``k_max`` for top-k, ``window`` for top-p), each part then shortening the kept
-      prefix of that window (a top-p first in line also needs one fused pass for
-      the row's total mass, :func:`_total`), and the draw among the prefix; no
+    * with a truncation: one pass for the maxima of groups of 16 tokens, the
+      exact candidate window of the first truncating part (``k_max`` for top-k,
+      ``window`` for top-p), each part then shortening the kept prefix of that
+      window, and the draw among the prefix. A top-p first in line also needs the
+      row's total mass. By platform (``lax.platform_dependent``, or ``nested``
+      when given): on a CPU, interleaved group maxima, the merged window of
+      :func:`_top_window_grouped` and a second fused pass for the mass
+      (:func:`_total`); elsewhere, consecutive chunks, whose maxima and mass come
+      from one pass (:func:`chunk_max_and_mass`), and :func:`_top_positions`. No
       other pass over the row.
+
+    ``nested``: ``None`` chooses by platform; ``True`` or ``False`` forces the
+    non-CPU or the CPU selection (for tests).
 
     Returns:
         ``(ids, ok)``: int32 and bool ``[n]``; rows with ``ok`` false (bad logits, an
@@ -458,15 +472,41 @@ def _fast_draw(
         width = min(head.window, vocab)
     else:  # Greedy
         width = 1
+    # A top-p head cuts by the row's total mass, at the scale in force at the head.
+    head_scale: jax.Array | None = None
+    if isinstance(head, TopP):
+        head_scale = jnp.ones((n,), jnp.float32)
+        for part in parts[: parts.index(head) + 1]:
+            head_scale = head_scale * inverse_temperature(per_row(part.tau, lead, jnp.float32))  # type: ignore[attr-defined]
+
+    def on_cpu(z: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        gm = group_maxima(z)
+        values, indices = _top_window_grouped(z, width, gm)
+        mass = jnp.zeros((n,), jnp.float32)
+        if head_scale is not None:
+            top = jnp.max(values, axis=-1)
+            mass = _total(z, _tempered(jnp.where(jnp.isfinite(top), top, 0.0), head_scale))
+        # Read off outputs that XLA cannot fuse back into the pass that forms the
+        # maxima (a reduction would, and run it unvectorised).
+        return values, indices, _row_sums(gm), mass
+
+    def elsewhere(z: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        if head_scale is None:
+            cm, mass = chunk_maxima(z), jnp.zeros((n,), jnp.float32)
+        else:
+            cm, mass = chunk_max_and_mass(z, head_scale)
+        values, indices = _top_positions(z, width, cm)
+        return values, indices, jnp.sum(cm, axis=-1), mass
+
     # The window of a bad row is meaningless but harmless; the row is redrawn.
-    maxima = group_maxima(x)
-    values, indices = top_window(x, width, maxima)
+    choice = {"cpu": on_cpu} if nested is None else {}
+    values, indices, spread, head_mass = lax.platform_dependent(
+        x, default=elsewhere if nested in (None, True) else on_cpu, **choice
+    )
     # The row maximum is the window's first value. A NaN or +inf anywhere makes the
-    # sum of the group maxima NaN or +inf (-inf entries alone leave it finite or
-    # -inf). Both are read off outputs that XLA cannot fuse back into the pass
-    # that forms the maxima (a reduction would, and run it unvectorised).
+    # sum of the chunk maxima NaN or +inf (-inf entries alone leave it finite or
+    # -inf).
     m = jnp.max(values, axis=-1)
-    spread = _row_sums(maxima)
     ok = jnp.isfinite(m) & ~jnp.isnan(spread) & (spread < jnp.inf)
     safe_m = jnp.where(ok, m, 0.0)
     slot = lax.broadcasted_iota(jnp.int32, values.shape, 1)
@@ -487,7 +527,7 @@ def _fast_draw(
             e = jnp.where(slot < kept, _tempered(safe_m, s)(values), 0.0)
             # The head's nucleus is cut by the row's total mass, a later part's by
             # the mass its predecessors kept.
-            total = _total(x, _tempered(safe_m, s)) if part is head else jnp.sum(e, axis=-1)
+            total = head_mass if part is head else jnp.sum(e, axis=-1)
             count, covered = nucleus_size(e / total[:, None], p)
             if part is head:
                 ok = ok & (covered | greedy)
