@@ -566,8 +566,10 @@ def _sample(key: jax.Array, x: jax.Array, strategy: Strategy) -> jax.Array:
     return drawn
 
 
-#: Rows redrawn together by one step of :func:`_redraw`.
+#: Rows redrawn together by one step of :func:`_redraw`: at least this many, and
+#: more for short rows, up to about ``_REDRAW_ENTRIES`` logits per step.
 _REDRAW_ROWS = 8
+_REDRAW_ENTRIES = 1 << 18
 
 
 def _redraw(
@@ -580,16 +582,17 @@ def _redraw(
 ) -> jax.Array:
     """Redraw the rows of ``x`` ``[n, V]`` with ``ok`` false on the general path.
 
-    A loop over the failing rows (none in the common case), ``_REDRAW_ROWS`` at a
-    time, rather than the general path over the whole batch: the loop body needs
+    A loop over the failing rows (none in the common case), a block at a time
+    (``_REDRAW_ROWS`` rows, more when rows are short: about ``_REDRAW_ENTRIES``
+    logits), rather than the general path over the whole batch: the loop body needs
     working memory for a few rows, while a batched general branch, even when not
     taken, makes every call allocate its working memory (tens of MB at
     ``[32, 50257]``, which on a CPU costs about a row read per call). Each row's
     draw depends on that row alone, as before. ``strategy`` must hold only
     built-in parts, whose parameters broadcast against ``lead``.
     """
-    n = x.shape[0]
-    block = min(_REDRAW_ROWS, n)
+    n, vocab = x.shape
+    block = min(max(_REDRAW_ROWS, _REDRAW_ENTRIES // vocab), n)
     params = jax.tree.map(lambda leaf: per_row(leaf, lead, jnp.asarray(leaf).dtype), strategy)
     order = jnp.arange(n, dtype=jnp.int32)
 
