@@ -198,6 +198,10 @@ CASES = {
     "chain-k-then-p": (_peaked(18), js.chain(js.Temperature(0.8), js.TopK(50), js.TopP(0.9))),
     "chain-p-then-k": (_peaked(19, ties=True), js.chain(js.TopP(0.8, tau=1.2), js.TopK(30))),
     "chain-p-then-temperature": (_peaked(23), js.chain(js.TopP(0.9), js.Temperature(2.0))),
+    "chain-temperature-then-p": (
+        _peaked(26),
+        js.chain(js.Temperature(0.7), js.TopP(0.85, tau=1.3)),
+    ),
     "chain-disabled-head": (_peaked(24), js.chain(js.TopK(0), js.TopP(0.6, tau=0.9))),
 }
 
@@ -220,7 +224,16 @@ def test_draws_follow_probs_at_large_vocab(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["top-k", "top-k-ties", "top-p", "top-p-ties", "chain-k-then-p", "chain-p-then-k"]
+    "name",
+    [
+        "top-k",
+        "top-k-ties",
+        "top-p",
+        "top-p-ties",
+        "chain-k-then-p",
+        "chain-p-then-k",
+        "chain-temperature-then-p",
+    ],
 )
 def test_nested_selection_draws_follow_probs(name: str) -> None:
     # The selection used off CPU (nested chunk maxima, one-pass mass), run here.

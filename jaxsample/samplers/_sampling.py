@@ -476,8 +476,11 @@ def _fast_draw(
     head_scale: jax.Array | None = None
     if isinstance(head, TopP):
         head_scale = jnp.ones((n,), jnp.float32)
-        for part in parts[: parts.index(head) + 1]:
-            head_scale = head_scale * inverse_temperature(per_row(part.tau, lead, jnp.float32))  # type: ignore[attr-defined]
+        for part in parts:  # temperatures, then the head
+            tau = per_row(part.tau, lead, jnp.float32)  # type: ignore[attr-defined]
+            head_scale = head_scale * inverse_temperature(tau)
+            if part is head:
+                break
 
     def on_cpu(z: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
         gm = group_maxima(z)
