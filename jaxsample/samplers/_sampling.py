@@ -502,10 +502,11 @@ def _fast_draw(
         return values, indices, jnp.sum(cm, axis=-1), mass
 
     # The window of a bad row is meaningless but harmless; the row is redrawn.
-    choice = {"cpu": on_cpu} if nested is None else {}
-    values, indices, spread, head_mass = lax.platform_dependent(
-        x, default=elsewhere if nested in (None, True) else on_cpu, **choice
-    )
+    if nested is None:
+        selected = lax.platform_dependent(x, cpu=on_cpu, default=elsewhere)
+    else:
+        selected = (elsewhere if nested else on_cpu)(x)
+    values, indices, spread, head_mass = selected
     # The row maximum is the window's first value. A NaN or +inf anywhere makes the
     # sum of the chunk maxima NaN or +inf (-inf entries alone leave it finite or
     # -inf).
