@@ -29,6 +29,7 @@ from jax import lax
 
 import jaxsample as js
 from benchmarks.peers import SPECS, Spec, hf_available, implementations
+from jaxsample.labs.temperature_sweep import entropy_sweep
 
 LOGIT_NOTE = (
     "LLM-like logits: row r has z = -1.2 * log(rank) + 0.3 * N(0, 1) over a random "
@@ -212,8 +213,13 @@ def sampler_suite(
                         rec["device_ms"] = busy[rec["impl"]]
             if skip_hf is not None:
                 records.append(
-                    {"batch": batch, "vocab": vocab, "sampler": spec.name, "impl": "hf",
-                     "skipped": skip_hf}
+                    {
+                        "batch": batch,
+                        "vocab": vocab,
+                        "sampler": spec.name,
+                        "impl": "hf",
+                        "skipped": skip_hf,
+                    }
                 )
         del host, cases
     return records
@@ -225,25 +231,34 @@ def sampler_suite(
 
 
 def sweep_suite(n_temps: int, vocab: int, budget: Budget) -> dict[str, Any]:
-    """Entropy at ``n_temps`` temperatures: one vmapped jitted call vs a NumPy loop."""
+    """Entropy at ``n_temps`` temperatures: one vmapped jitted call vs a NumPy loop.
+
+    Three ways to write the sweep are timed: the temperature-sweep lab's
+    ``entropy_sweep`` (entropy from two fused sums, no ``[n_temps, V]`` array);
+    the plain composition ``vmap(entropy(probs(...)))``, which XLA:CPU runs with
+    ``[n_temps, V]`` intermediates; and that composition vmapped over groups of 16
+    temperatures (``lax.map``), whose intermediates stay in cache.
+    """
     rng = np.random.default_rng(7)
     host = [llm_like_logits(rng, 1, vocab)[0] for _ in range(budget.n_buffers)]
     dev = [jnp.asarray(z) for z in host]
     taus_np = np.geomspace(0.05, 5.0, n_temps).astype(np.float32)
     taus = jnp.asarray(taus_np)
 
-    @jax.jit
     def jax_sweep(z: jax.Array) -> jax.Array:
-        return jax.vmap(lambda t: js.entropy(js.probs(z, js.Temperature(t))))(taus)
+        out: jax.Array = entropy_sweep(z, taus)
+        return out
+
+    def one(z: jax.Array, t: jax.Array) -> jax.Array:
+        return js.entropy(js.probs(z, js.Temperature(t)))
+
+    @jax.jit
+    def jax_sweep_plain(z: jax.Array) -> jax.Array:
+        return jax.vmap(lambda t: one(z, t))(taus)
 
     @jax.jit
     def jax_sweep_grouped(z: jax.Array) -> jax.Array:
-        # The same computation vmapped over groups of 16 temperatures, the groups one
-        # after the other: each group's [16, V] intermediates stay in cache.
-        def one(t: jax.Array) -> jax.Array:
-            return js.entropy(js.probs(z, js.Temperature(t)))
-
-        out: jax.Array = lax.map(one, taus, batch_size=min(16, n_temps))
+        out: jax.Array = lax.map(lambda t: one(z, t), taus, batch_size=min(16, n_temps))
         return out
 
     def numpy_sweep(z: np.ndarray) -> np.ndarray:
@@ -257,21 +272,31 @@ def sweep_suite(n_temps: int, vocab: int, budget: Budget) -> dict[str, Any]:
         return out
 
     ref = numpy_sweep(host[0])
-    agree = max(
-        float(np.max(np.abs(np.asarray(f(dev[0])) - ref))) for f in (jax_sweep, jax_sweep_grouped)
-    )
+    fns: dict[str, Callable[[jax.Array], jax.Array]] = {
+        "fused": jax_sweep,
+        "plain": jax_sweep_plain,
+        "grouped": jax_sweep_grouped,
+    }
+    agree = {
+        name: float(np.max(np.abs(np.asarray(f(dev[0]), np.float64) - ref)))
+        for name, f in fns.items()
+    }
     fast = time_call(jax_sweep, dev, budget)
+    plain = time_call(jax_sweep_plain, dev, budget)
     grouped = time_call(jax_sweep_grouped, dev, budget)
     loop = time_call(numpy_sweep, host, budget)
     return {
         "n_temperatures": n_temps,
         "vocab": vocab,
         "jaxsample_vmap": fast,
+        "jaxsample_plain_vmap": plain,
         "jaxsample_grouped_16": grouped,
         "numpy_loop": loop,
         "speedup": loop["median_ms"] / fast["median_ms"],
+        "speedup_plain": loop["median_ms"] / plain["median_ms"],
         "speedup_grouped": loop["median_ms"] / grouped["median_ms"],
-        "max_abs_entropy_diff_bits": agree,
+        "max_abs_entropy_diff_bits": max(agree.values()),
+        "max_abs_entropy_diff_bits_by_method": agree,
     }
 
 
@@ -442,8 +467,15 @@ def decode_suite(
     def scan(n: int, cache: bool) -> Callable[[int], jax.Array]:
         def go(seed: int) -> jax.Array:
             g = generate_ids(
-                params, config, prompt, jax.random.fold_in(key, seed), strategy,
-                max_new_tokens=n, eos_id=tok.eos_id, pad_id=tok.pad_id, cache=cache,
+                params,
+                config,
+                prompt,
+                jax.random.fold_in(key, seed),
+                strategy,
+                max_new_tokens=n,
+                eos_id=tok.eos_id,
+                pad_id=tok.pad_id,
+                cache=cache,
             )
             return g.tokens
 
@@ -455,7 +487,11 @@ def decode_suite(
     def cached_start_impl(params: Any, keys: jax.Array, slots: int) -> tuple[jax.Array, Any]:
         bos = jnp.full((n_seeds, 1), tok.bos_id, jnp.int32)
         logits, cache = forward_cached(
-            params, bos, init_cache(config, n_seeds, slots), config, slot=0,
+            params,
+            bos,
+            init_cache(config, n_seeds, slots),
+            config,
+            slot=0,
             positions=jnp.zeros((n_seeds, 1), jnp.int32),
             key_valid=jnp.ones((n_seeds, slots), bool),
         )
@@ -469,7 +505,11 @@ def decode_suite(
         # Feed token t - 1 at slot (= position) t, draw token t.
         slots = cache.k.shape[3]
         logits, cache = forward_cached(
-            params, token[:, None], cache, config, slot=t,
+            params,
+            token[:, None],
+            cache,
+            config,
+            slot=t,
             positions=jnp.full((n_seeds, 1), t, jnp.int32),
             key_valid=jnp.ones((n_seeds, slots), bool),
         )
@@ -542,8 +582,11 @@ def decode_suite(
             fn = builders[name](n)
             outputs: dict[int, jax.Array] = {}
 
-            def keep(seed: int, fn: Callable[[int], jax.Array] = fn,
-                     outputs: dict[int, jax.Array] = outputs) -> jax.Array:
+            def keep(
+                seed: int,
+                fn: Callable[[int], jax.Array] = fn,
+                outputs: dict[int, jax.Array] = outputs,
+            ) -> jax.Array:
                 out = fn(seed)
                 if seed == 0:
                     outputs[seed] = out
@@ -561,12 +604,17 @@ def decode_suite(
                 rec["same_tokens_as_scan_kv_cache"] = float(np.mean(tokens == reference))
             last[name] = (n, rec["median_ms"])
             results.append(rec)
-            log(f"  decode N={n:>3} {name:<24} {rec['tokens_per_s']:12.0f} tok/s "
-                f"({rec['reps']} reps)")
+            log(
+                f"  decode N={n:>3} {name:<24} {rec['tokens_per_s']:12.0f} tok/s "
+                f"({rec['reps']} reps)"
+            )
     growth = {
         name: _growth_exponent(
-            [(r["new_tokens"], r["median_ms"]) for r in results
-             if r["method"] == name and "median_ms" in r]
+            [
+                (r["new_tokens"], r["median_ms"])
+                for r in results
+                if r["method"] == name and "median_ms" in r
+            ]
         )
         for name in methods
     }
@@ -584,7 +632,8 @@ def decode_suite(
                 f"unchanged. Speed depends only on the shapes, so the figures are those "
                 f"of the same architecture and weights, but tokens past position "
                 f"{shipped.n_ctx - 1} are not meaningful text. "
-                if extended else ""
+                if extended
+                else ""
             )
             + "<eos> is given probability 0 (chained before Temperature(0.8)), so every "
             "row of every method produces exactly the requested number of tokens; every "

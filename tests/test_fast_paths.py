@@ -18,6 +18,7 @@ import pytest
 from jax import lax
 
 import jaxsample as js
+from jaxsample.labs.temperature_sweep import entropy_sweep
 from jaxsample.samplers._filters import (
     _INTRUDERS,
     _top_groups,
@@ -343,3 +344,19 @@ def test_truncation_ranks_the_logits_before_scaling() -> None:
         ids = np.asarray(js.sample(jax.random.key(0), jnp.asarray(z), strategy))
         assert ids.tolist() == [1, 0] == np.argmax(q, axis=-1).tolist()
         np.testing.assert_array_equal(q[[0, 1], ids], [1.0, 1.0])
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's fusion decisions")
+def test_entropy_sweep_stores_no_tau_by_vocab_array() -> None:
+    # The lab's sweep forms the weights slice by slice inside the pass that sums
+    # them: the compiled program holds no [T, V] buffer, where the composition
+    # entropy(probs(...)) under vmap holds several.
+    taus = jnp.linspace(0.1, 3.0, 64)
+    z = jnp.zeros(4099)
+
+    def plain(z: jax.Array) -> jax.Array:
+        return jax.vmap(lambda t: js.entropy(js.probs(z, js.Temperature(t))))(taus)
+
+    big = "f32[64,4099]"
+    assert big not in entropy_sweep.lower(z, taus).compile().as_text()
+    assert big in jax.jit(plain).lower(z).compile().as_text()

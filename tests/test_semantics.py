@@ -11,6 +11,8 @@ import pytest
 from reference import filtered, softmax, top_k_keep, top_p_keep, top_p_margin
 
 import jaxsample as js
+from jaxsample.labs.temperature_sweep import entropy_sweep
+from jaxsample.samplers._sampling import _tempered_entropy, tempered_entropy
 
 SEED_Z = np.array([3.0, 2.0, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0], np.float32)
 SEED_TAUS = [0.1, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 5.0, 10.0]
@@ -148,6 +150,89 @@ def test_entropy_values() -> None:
     assert bool(jnp.all(jnp.isfinite(g)))
     with pytest.raises(ValueError, match="base"):
         js.entropy(jnp.array([1.0]), base=1.0)
+
+
+TEMPERED_TAUS = [0.0, 1e-7, 0.05, 0.3, 1.0, 2.5, 40.0, math.inf]
+
+
+def _entropy_bits_f64(z: np.ndarray, tau: float) -> np.ndarray:
+    """NumPy float64 entropy (bits) of softmax(z / tau) per row; finite z, tau > 1e-6."""
+    if tau == math.inf:
+        return np.full(z.shape[:-1], math.log2(z.shape[-1]))
+    s = (z.astype(np.float64) - z.max(-1, keepdims=True)) / tau
+    q = np.exp(s)
+    q /= q.sum(-1, keepdims=True)
+    return -np.sum(np.where(q > 0, q * np.log2(np.where(q > 0, q, 1.0)), 0.0), axis=-1)
+
+
+def _both_branches(x: jax.Array, tau: jax.Array | float, base: float = 2.0) -> list[jax.Array]:
+    """tempered_entropy by platform, then with each branch forced (the folded one is CPU's)."""
+    t = jnp.broadcast_to(jnp.asarray(tau, jnp.float32), x.shape[:-1])
+    forced = [_tempered_entropy(x, t, base, folded) for folded in (True, False)]
+    return [tempered_entropy(x, tau, base), *forced]
+
+
+@pytest.mark.parametrize("tau", TEMPERED_TAUS)
+def test_tempered_entropy_matches_float64_reference(tau: float) -> None:
+    rng = np.random.default_rng(11)
+    # Rows from peaked to flat, and a vocabulary that is no multiple of the slice count.
+    z = (rng.standard_normal((6, 5003)) * np.array([[0.1], [1], [3], [6], [12], [30]]))
+    z = z.astype(np.float32)
+    want = np.zeros(6) if tau <= js.GREEDY_TAU else _entropy_bits_f64(z, tau)
+    plain = np.asarray(js.entropy(js.probs(jnp.asarray(z), js.Temperature(tau))))
+    for got in _both_branches(jnp.asarray(z), tau):
+        # Entropies up to log2(5003) = 12.3 bits, float32 sums over 5003 terms.
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)
+        np.testing.assert_allclose(got, plain, rtol=0, atol=2e-5)
+
+
+def test_tempered_entropy_bad_rows_dtypes_and_per_row_tau() -> None:
+    nan, inf = math.nan, math.inf
+    bad = jnp.asarray(
+        [
+            [1.0, nan, 2.0, -inf],  # NaN reads -inf
+            [inf, 1.0, inf, 0.0],  # uniform over the +inf entries
+            [-inf, -inf, -inf, -inf],  # unusable: uniform
+            [nan, nan, nan, nan],
+            [0.0, 1.0, 2.0, -inf],
+        ],
+        jnp.float32,
+    )
+    taus = jnp.asarray([0.5, 1.0, 3.0, 0.0, inf])
+    want = np.asarray(js.entropy(js.probs(bad, js.Temperature(taus))))
+    for got in _both_branches(bad, taus):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+        assert got[1] == pytest.approx(1.0) and got[2] == pytest.approx(2.0) and got[3] == 0.0
+    z16 = jnp.asarray(SEED_Z, jnp.bfloat16)
+    np.testing.assert_allclose(
+        tempered_entropy(z16, 0.7),
+        js.entropy(js.probs(z16, js.Temperature(0.7))),
+        rtol=0,
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="base"):
+        tempered_entropy(jnp.asarray(SEED_Z), 1.0, base=-2.0)
+
+
+def test_tempered_entropy_gradient_and_lab_sweep() -> None:
+    z = jnp.asarray(SEED_Z)
+    for tau in [0.3, 1.0, 5.0]:
+        q = js.probs(z, js.Temperature(tau))
+        var = jnp.sum(q * z**2) - jnp.sum(q * z) ** 2
+        for folded in (True, False):
+            grad = jax.grad(lambda t, f=folded: _tempered_entropy(z, t, math.e, f))(
+                jnp.float32(tau)
+            )
+            np.testing.assert_allclose(grad, var / tau**3, rtol=2e-3)
+    assert bool(jnp.isfinite(jax.grad(lambda t: tempered_entropy(z, t))(jnp.float32(math.inf))))
+    # The lab's sweep is the same function vmapped, over [..., V] logits.
+    taus = jnp.asarray(SEED_TAUS)
+    rows = jnp.stack([z, z[::-1] * 2])
+    swept = np.asarray(entropy_sweep(rows, taus))
+    assert swept.shape == (len(SEED_TAUS), 2)
+    for i, tau in enumerate(SEED_TAUS):
+        np.testing.assert_allclose(swept[i], tempered_entropy(rows, tau), rtol=0, atol=1e-6)
+    assert np.all(np.diff(swept[:, 0]) >= -1e-9)
 
 
 def test_distributions_sum_to_one_and_zero_exactly_where_removed(key: jax.Array) -> None:

@@ -17,7 +17,8 @@ import numpy as np
 from jaxsample.labs._model import first_step_logits, model_identity
 from jaxsample.labs._report import LabReport, print_table
 from jaxsample.plotting import new_figure, save_figure
-from jaxsample.samplers import Temperature, entropy, probs, sample
+from jaxsample.samplers import Temperature, sample
+from jaxsample.samplers._sampling import tempered_entropy
 from jaxsample.training import Pretrained, load_pretrained
 
 __all__ = ["DRAW_TAUS", "EXPECTED_DISTINCT", "SWEEP_TAUS", "SYNTHETIC_LOGITS", "run"]
@@ -38,8 +39,15 @@ MONOTONE_TOL = 1e-9
 
 @jax.jit
 def entropy_sweep(logits: jax.Array, taus: jax.Array) -> jax.Array:
-    """Entropy in bits of softmax(logits / tau) for every tau: float32 [len(taus)]."""
-    return jax.vmap(lambda t: entropy(probs(logits, Temperature(t))))(taus)
+    """Entropy in bits of ``probs(logits, Temperature(tau))`` for every tau.
+
+    One call vmapped over ``taus`` ``[T]``; ``logits`` ``[..., V]`` of any real dtype.
+    Each entropy is :func:`~jaxsample.samplers._sampling.tempered_entropy`: two
+    sums from one pass over the row, so no ``[T, V]`` distribution is stored.
+    Agrees with ``entropy(probs(logits, Temperature(tau)))`` to float32 rounding.
+    Returns float32 ``[T, ...]``.
+    """
+    return jax.vmap(lambda t: tempered_entropy(logits, t))(taus)
 
 
 @jax.jit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -633,10 +634,92 @@ def entropy(p: jax.Array, base: float = 2.0, axis: int = -1) -> jax.Array:
     Raises:
         ValueError: if ``base`` is not a positive number other than 1.
     """
-    if not base > 0 or base == 1:
-        raise ValueError(f"base must be > 0 and != 1, got {base!r}")
+    _check_base(base)
     q = jnp.asarray(p, jnp.float32)
     positive = q > 0
     plogp = jnp.where(positive, q * jnp.log(jnp.where(positive, q, 1.0)), 0.0)
     h: jax.Array = -_sum_last(jnp.moveaxis(plogp, axis, -1)) / jnp.float32(math.log(base))
     return h
+
+
+def _check_base(base: float) -> None:
+    if not base > 0 or base == 1:
+        raise ValueError(f"base must be > 0 and != 1, got {base!r}")
+
+
+def tempered_entropy(logits: jax.Array, tau: Any, base: float = 2.0) -> jax.Array:
+    r"""``entropy(probs(logits, Temperature(tau)), base)`` without forming the distribution.
+
+    With :math:`\ell_i = (z_i - \max_j z_j) / \tau` over the sanitised logits,
+    :math:`w_i = e^{\ell_i}`, :math:`S = \sum_i w_i` and :math:`T = \sum_i w_i \ell_i`,
+    the entropy is :math:`H = (\log S - T / S) / \log b` (since
+    :math:`\log q_i = \ell_i - \log S`). Both sums come from one pass over the row
+    in which the weights are formed slice by slice and never stored, so a sweep
+    vmapped over many temperatures keeps no ``[n_tau, V]`` intermediate. Greedy
+    temperatures (``tau <= GREEDY_TAU``, traced NaN) give exactly 0; ``tau = inf``
+    gives the entropy of the uniform distribution over the finite logits. Bad rows
+    follow :func:`sample`'s rules. Differentiable in ``tau``.
+
+    Args:
+        logits: ``[..., V]`` logits of any real dtype (computed in float32).
+        tau: temperature, a scalar or an array broadcast against ``[...]``.
+        base: logarithm base; 2 gives bits (the default).
+
+    Returns:
+        float32 ``[...]``.
+
+    Raises:
+        ValueError: for a bad logits shape or dtype, or a bad ``base``.
+    """
+    _check_base(base)
+    x = _check_logits(logits)
+    t = jnp.asarray(tau, jnp.float32)
+    out: jax.Array = _tempered_entropy(x, jnp.broadcast_to(t, x.shape[:-1]), base)
+    return out
+
+
+def _entropy_sums(z: jax.Array, m: jax.Array, s: jax.Array, *, folded: bool) -> jax.Array:
+    """``[..., 2]``: the sums of ``w = exp((z - m) s)`` and of ``w (z - m) s`` per row.
+
+    ``z`` ``[..., V]`` sanitised, ``m`` ``[..., 1]`` its row maxima, ``s`` ``[..., 1]``
+    (0 allowed); ``-inf`` entries weigh 0. ``folded``: both sums in one vectorised
+    pass that forms the weights slice by slice (XLA:CPU, which runs a plain
+    reduction of such a producer unvectorised); else two plain reductions, which
+    XLA:GPU fuses with the weights.
+    """
+
+    def weights(v: jax.Array) -> tuple[jax.Array, jax.Array]:
+        # The select before the scaling keeps the tau-gradient finite.
+        finite = v > -jnp.inf
+        lw = (jnp.where(finite, v, m) - m) * s
+        w = jnp.where(finite, jnp.exp(lw), 0.0)
+        return w, w * lw
+
+    if folded:
+        columns = -(-z.shape[-1] // _FOLD)
+        pairs = fold_slices(
+            z, columns, _FOLD, -jnp.inf, jnp.add, lambda v: jnp.stack(weights(v), -2)
+        )
+        return _row_sums(pairs)
+    w, wl = weights(z)
+    return jnp.stack([jnp.sum(w, axis=-1), jnp.sum(wl, axis=-1)], axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("base", "folded"))
+def _tempered_entropy(
+    x: jax.Array, t: jax.Array, base: float, folded: bool | None = None
+) -> jax.Array:
+    """:func:`tempered_entropy` of checked inputs; ``folded`` forces a branch (tests)."""
+    z = _sanitise(x.astype(jnp.float32))
+    m = jnp.max(z, axis=-1, keepdims=True)  # finite once sanitised
+    s = inverse_temperature(t)[..., None]  # 1 where greedy, 0 at tau = inf
+    if folded is None:
+        total = lax.platform_dependent(
+            z,
+            cpu=lambda v: _entropy_sums(v, m, s, folded=True),
+            default=lambda v: _entropy_sums(v, m, s, folded=False),
+        )
+    else:
+        total = _entropy_sums(z, m, s, folded=folded)
+    h = (jnp.log(total[..., 0]) - total[..., 1] / total[..., 0]) / jnp.float32(math.log(base))
+    return jnp.where(t > GREEDY_TAU, h, jnp.float32(0.0))
