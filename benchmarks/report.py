@@ -149,7 +149,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"- date: {results['date']}",
         f"- inputs: {results['logits']}",
         "- figures: median latency per call including dispatch (ms), inputs rotated; "
-        "ratios are from the same run. `x floor` = jaxsample / one jitted row-max read; "
+        "ratios are from the same run; jaxsample and the floor are timed in turn, call "
+        "by call. `x floor` = jaxsample / one jitted row-max read; "
         "`peer / js` = how many times slower the peer is than jaxsample.",
         "",
     ]

@@ -158,6 +158,54 @@ def flat_logits(rng: np.random.Generator, batch: int, vocab: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
+#: Peers many times slower than jaxsample, timed on the slow budget.
+_SLOW_IMPLS = ("numpy", "naive_jax", "hf")
+
+
+def time_interleaved(
+    fns: dict[str, tuple[Callable[[Any], Any], Sequence[Any]]], budget: Budget
+) -> dict[str, dict[str, Any]]:
+    """:func:`time_call` for several functions whose times are compared, call by call in turn.
+
+    After one warm-up call each, every round calls each function once (the order
+    reversed every other round) on the next of its rotated inputs, so slow drifts
+    in the machine's speed (other tenants of a shared host) reach every function
+    alike and leave their ratios alone. Returns name -> the :func:`time_call` fields.
+    """
+    warm: dict[str, float] = {}
+    for name, (fn, inputs) in fns.items():
+        t0 = time.perf_counter()
+        _block(fn(inputs[0]))
+        warm[name] = time.perf_counter() - t0
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    order = list(fns)
+    per_round = 0.0
+    for name in order:  # one timed call each: the length of a round
+        fn, inputs = fns[name]
+        t0 = time.perf_counter()
+        _block(fn(inputs[1 % len(inputs)]))
+        times[name].append(time.perf_counter() - t0)
+        per_round += times[name][-1]
+    rounds = int(min(budget.max_reps, max(budget.min_reps, budget.seconds / max(per_round, 1e-6))))
+    for r in range(rounds - 1):
+        for name in order if r % 2 else order[::-1]:
+            fn, inputs = fns[name]
+            x = inputs[(r + 2) % len(inputs)]
+            t0 = time.perf_counter()
+            _block(fn(x))
+            times[name].append(time.perf_counter() - t0)
+    return {
+        name: {
+            "median_ms": 1e3 * statistics.median(ts),
+            "min_ms": 1e3 * min(ts),
+            "reps": len(ts),
+            "warmup_s": warm[name],
+            "interleaved_with": [other for other in order if other != name],
+        }
+        for name, ts in times.items()
+    }
+
+
 def sampler_suite(
     shapes: Sequence[tuple[int, int]],
     budget: Budget,
@@ -187,9 +235,18 @@ def sampler_suite(
             dev = [jnp.asarray(x) for x in data]
             with_device_time = device_time in ("all", spec.name)
             profiled: dict[str, tuple[Callable[[jax.Array], Any], Sequence[jax.Array]]] = {}
-            for impl in implementations(spec, with_hf=skip_hf is None):
-                slow = impl.name in ("numpy", "naive_jax", "hf")
-                b = slow_budget if slow else budget
+            impls = implementations(spec, with_hf=skip_hf is None)
+            # jaxsample and the floor, whose ratio is a target, are timed call by call
+            # in turn; the peers, many times slower, one after the other.
+            close = time_interleaved(
+                {
+                    i.name: (i.sample, dev if i.is_jax else data)
+                    for i in impls
+                    if i.name not in _SLOW_IMPLS
+                },
+                budget,
+            )
+            for impl in impls:
                 inputs = dev if impl.is_jax else data
                 rec: dict[str, Any] = {
                     "batch": batch,
@@ -197,7 +254,10 @@ def sampler_suite(
                     "sampler": spec.name,
                     "impl": impl.name,
                 }
-                rec.update(time_call(impl.sample, inputs, b))
+                if impl.name in close:
+                    rec.update(close[impl.name])
+                else:
+                    rec.update(time_call(impl.sample, inputs, slow_budget))
                 if with_device_time and impl.is_jax:
                     profiled[impl.name] = (impl.sample, dev)
                 records.append(rec)
