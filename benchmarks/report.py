@@ -149,8 +149,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"- date: {results['date']}",
         f"- inputs: {results['logits']}",
         "- figures: median latency per call including dispatch (ms), inputs rotated; "
-        "ratios are from the same run; jaxsample and the floor are timed in turn, call "
-        "by call. `x floor` = jaxsample / one jitted row-max read; "
+        "ratios are from the same run, every implementation of a case timed in turn (each "
+        "round: one call of each slow peer, a burst of jaxsample and floor calls). "
+        "`x floor` = jaxsample / one jitted row-max read; "
         "`peer / js` = how many times slower the peer is than jaxsample.",
         "",
     ]

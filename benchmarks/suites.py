@@ -163,37 +163,49 @@ _SLOW_IMPLS = ("numpy", "naive_jax", "hf")
 
 
 def time_interleaved(
-    fns: dict[str, tuple[Callable[[Any], Any], Sequence[Any]]], budget: Budget
+    fns: dict[str, tuple[Callable[[Any], Any], Sequence[Any]]],
+    budget: Budget,
+    slow: Sequence[str] = (),
+    slow_budget: Budget | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """:func:`time_call` for several functions whose times are compared, call by call in turn.
+    """:func:`time_call` for functions whose times are compared, all measured in turn.
 
-    After one warm-up call each, every round calls each function once (the order
-    reversed every other round) on the next of its rotated inputs, so slow drifts
-    in the machine's speed (other tenants of a shared host) reach every function
-    alike and leave their ratios alone. Returns name -> the :func:`time_call` fields.
+    After one warm-up call each, every round calls each function on the next of
+    its rotated inputs (the order reversed every other round): the ``slow`` ones
+    once, the others a burst of calls. Slow drifts in the machine's speed (other
+    tenants of a shared host) then reach every function alike and leave their
+    ratios alone. Rounds follow ``slow_budget`` per slow function (``budget``
+    when none is slow); bursts share ``budget`` among the rounds. Returns name ->
+    the :func:`time_call` fields.
     """
     warm: dict[str, float] = {}
-    for name, (fn, inputs) in fns.items():
-        t0 = time.perf_counter()
-        _block(fn(inputs[0]))
-        warm[name] = time.perf_counter() - t0
     times: dict[str, list[float]] = {name: [] for name in fns}
-    order = list(fns)
-    per_round = 0.0
-    for name in order:  # one timed call each: the length of a round
+
+    def call(name: str, i: int) -> float:
         fn, inputs = fns[name]
         t0 = time.perf_counter()
-        _block(fn(inputs[1 % len(inputs)]))
-        times[name].append(time.perf_counter() - t0)
-        per_round += times[name][-1]
-    rounds = int(min(budget.max_reps, max(budget.min_reps, budget.seconds / max(per_round, 1e-6))))
-    for r in range(rounds - 1):
+        _block(fn(inputs[i % len(inputs)]))
+        return time.perf_counter() - t0
+
+    for name in fns:
+        warm[name] = call(name, 0)
+    for name in fns:  # one timed call each: the length of a round
+        times[name].append(call(name, 1))
+    order = list(fns)
+    fast_round = sum(times[n][0] for n in order if n not in slow)
+    slow_round = sum(times[n][0] for n in order if n in slow)
+    if slow:
+        sb = budget if slow_budget is None else slow_budget
+        rounds = int(min(sb.max_reps, max(sb.min_reps, sb.seconds * len(slow) / slow_round)))
+        share = int(budget.seconds / max(rounds * fast_round, 1e-6))
+        burst = max(min(budget.max_reps // rounds, share), -(-budget.min_reps // rounds), 1)
+    else:
+        rounds = int(min(budget.max_reps, max(budget.min_reps, budget.seconds / fast_round)))
+        burst = 1
+    for r in range(1, rounds):
         for name in order if r % 2 else order[::-1]:
-            fn, inputs = fns[name]
-            x = inputs[(r + 2) % len(inputs)]
-            t0 = time.perf_counter()
-            _block(fn(x))
-            times[name].append(time.perf_counter() - t0)
+            for b in range(1 if name in slow else burst):
+                times[name].append(call(name, 1 + r * burst + b))
     return {
         name: {
             "median_ms": 1e3 * statistics.median(ts),
@@ -236,28 +248,23 @@ def sampler_suite(
             with_device_time = device_time in ("all", spec.name)
             profiled: dict[str, tuple[Callable[[jax.Array], Any], Sequence[jax.Array]]] = {}
             impls = implementations(spec, with_hf=skip_hf is None)
-            # jaxsample and the floor, whose ratio is a target, are timed call by call
-            # in turn; the peers, many times slower, one after the other.
-            close = time_interleaved(
-                {
-                    i.name: (i.sample, dev if i.is_jax else data)
-                    for i in impls
-                    if i.name not in _SLOW_IMPLS
-                },
+            # Every implementation of the case is timed in turn (the ratios are the
+            # targets): each round one call of each slow peer and a burst of calls
+            # of jaxsample and the floor.
+            timed = time_interleaved(
+                {i.name: (i.sample, dev if i.is_jax else data) for i in impls},
                 budget,
+                slow=[i.name for i in impls if i.name in _SLOW_IMPLS],
+                slow_budget=slow_budget,
             )
             for impl in impls:
-                inputs = dev if impl.is_jax else data
                 rec: dict[str, Any] = {
                     "batch": batch,
                     "vocab": vocab,
                     "sampler": spec.name,
                     "impl": impl.name,
                 }
-                if impl.name in close:
-                    rec.update(close[impl.name])
-                else:
-                    rec.update(time_call(impl.sample, inputs, slow_budget))
+                rec.update(timed[impl.name])
                 if with_device_time and impl.is_jax:
                     profiled[impl.name] = (impl.sample, dev)
                 records.append(rec)
