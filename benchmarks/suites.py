@@ -57,25 +57,9 @@ def _block(out: Any) -> Any:
 
 def time_call(fn: Callable[[Any], Any], inputs: Sequence[Any], budget: Budget) -> dict[str, Any]:
     """Median latency (ms) of ``fn`` over rotated ``inputs`` after one warm-up call."""
-    t0 = time.perf_counter()
-    _block(fn(inputs[0]))  # warm-up (compiles jitted functions)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    _block(fn(inputs[1 % len(inputs)]))
-    second = time.perf_counter() - t0
-    reps = int(min(budget.max_reps, max(budget.min_reps, budget.seconds / max(second, 1e-6))))
-    times = [second]
-    for i in range(reps - 1):
-        x = inputs[(i + 2) % len(inputs)]
-        t0 = time.perf_counter()
-        _block(fn(x))
-        times.append(time.perf_counter() - t0)
-    return {
-        "median_ms": 1e3 * statistics.median(times),
-        "min_ms": 1e3 * min(times),
-        "reps": len(times),
-        "warmup_s": first,
-    }
+    stats = time_interleaved({"fn": (fn, inputs)}, budget)["fn"]
+    del stats["interleaved_with"]
+    return stats
 
 
 def device_times(
@@ -196,11 +180,14 @@ def time_interleaved(
     slow_round = sum(times[n][0] for n in order if n in slow)
     if slow:
         sb = budget if slow_budget is None else slow_budget
-        rounds = int(min(sb.max_reps, max(sb.min_reps, sb.seconds * len(slow) / slow_round)))
+        per_slow = sb.seconds * len(slow) / max(slow_round, 1e-6)
+        rounds = int(min(sb.max_reps, max(sb.min_reps, per_slow)))
         share = int(budget.seconds / max(rounds * fast_round, 1e-6))
         burst = max(min(budget.max_reps // rounds, share), -(-budget.min_reps // rounds), 1)
     else:
-        rounds = int(min(budget.max_reps, max(budget.min_reps, budget.seconds / fast_round)))
+        rounds = int(
+            min(budget.max_reps, max(budget.min_reps, budget.seconds / max(fast_round, 1e-6)))
+        )
         burst = 1
     for r in range(1, rounds):
         for name in order if r % 2 else order[::-1]:

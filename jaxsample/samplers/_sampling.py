@@ -254,7 +254,8 @@ def _sum_last(a: jax.Array) -> jax.Array:
 def _total(x: jax.Array, weight: Weight) -> jax.Array:
     """Row sums of ``weight(x)`` for ``x`` ``[n, V]``: float32 ``[n]``, in one vectorised pass.
 
-    ``weight`` must map ``-inf`` to 0 (see :func:`_column_sums`).
+    ``weight`` must map ``-inf`` to 0 (see :func:`_column_sums`). A ``weight`` that
+    maps a slice ``[n, q]`` to ``[n, k, q]`` gives ``k`` sums per row, ``[n, k]``.
     """
     return _row_sums(_column_sums(x, weight))
 
@@ -696,11 +697,7 @@ def _entropy_sums(z: jax.Array, m: jax.Array, s: jax.Array, *, folded: bool) -> 
         return w, w * lw
 
     if folded:
-        columns = -(-z.shape[-1] // _FOLD)
-        pairs = fold_slices(
-            z, columns, _FOLD, -jnp.inf, jnp.add, lambda v: jnp.stack(weights(v), -2)
-        )
-        return _row_sums(pairs)
+        return _total(z, lambda v: jnp.stack(weights(v), -2))
     w, wl = weights(z)
     return jnp.stack([jnp.sum(w, axis=-1), jnp.sum(wl, axis=-1)], axis=-1)
 
