@@ -126,6 +126,19 @@ def test_top_window_merges_directly_on_distinct_rows() -> None:
     assert exact.all() and cut_clean.all()
 
 
+def test_top_window_merges_up_to_two_intruders_per_group() -> None:
+    base = np.asarray(_peaked(60))
+    q = -(-V // 16)
+    rows = []
+    for count in (3, 4):  # a group's maximum and 2 or 3 other members at the top
+        row = base.copy()
+        row[5 + q * np.arange(count)] = 40.0 - np.arange(count)
+        rows.append(row)
+    exact, cut_clean = _window_routes(np.stack(rows).astype(np.float32))
+    assert exact.tolist() == [True, False]
+    assert cut_clean.tolist() == [True, True]
+
+
 def test_top_window_falls_back_on_many_intruders_and_on_ties() -> None:
     base = np.asarray(_peaked(50))
     q = -(-V // 16)

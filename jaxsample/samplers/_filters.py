@@ -170,13 +170,15 @@ def group_maxima(z: jax.Array, size: int = SELECT_CHUNK) -> jax.Array:
 
 #: Other members of the picked groups that :func:`top_window` merges directly.
 _INTRUDERS = 16
+#: Of them, the most that one group may hold (its next largest members).
+_GROUP_INTRUDERS = 2
 
 
 def _gather_groups(z: jax.Array, groups: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The members of the interleaved groups ``groups`` ``[n, w]`` of each row of ``z`` ``[n, V]``.
 
-    Returns ``(values, tokens)``, float32 (``-0.0`` read as ``0.0``, ``-inf`` past
-    the row) and int32 ``[n, size, w]``: member ``j`` of group ``groups[:, i]`` is
+    Returns ``(values, tokens)``, float32 (as in ``z``, ``-inf`` past the row) and
+    int32 ``[n, size, w]``: member ``j`` of group ``groups[:, i]`` is
     at ``[:, j, i]``. With ``groups`` ascending, the flattened ``[n, size * w]``
     layout is in token order.
     """
@@ -203,7 +205,36 @@ def _gather_groups(z: jax.Array, groups: jax.Array) -> tuple[jax.Array, jax.Arra
         parts.append(jnp.where(token < vocab, value, -jnp.inf)[:, None, :])
     values = jnp.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
     tokens = groups[:, None, :] + q * lax.broadcasted_iota(jnp.int32, (1, SELECT_CHUNK, 1), 1)
-    return _positive_zero(values), tokens
+    return values, tokens
+
+
+def _leading_members(cand: jax.Array, count: int) -> tuple[jax.Array, jax.Array]:
+    """The ``count`` leading members of each group of ``cand`` ``[n, size, w]``.
+
+    Members are ranked by value descending, then member index ascending (as
+    ``jnp.argmax`` breaks ties). Returns ``(values, members)``, float32 and int32
+    ``[n, count, w]``; a group with fewer finite members repeats member 0 with
+    value ``-inf``. Built as an insertion of the members, one at a time, into a
+    sorted list: elementwise over the groups, one vectorised pass (an ``argmax``
+    over the member axis per rank costs several).
+    """
+    n, size, w = cand.shape
+
+    def insert(kept: list[jax.Array], new: Any, above: list[jax.Array]) -> list[jax.Array]:
+        # Rank r takes the entry of rank r - 1 when the new member passes both, the
+        # new member when it passes only rank r, and keeps its entry otherwise.
+        out = [jnp.where(above[0], new, kept[0])]
+        for r in range(1, count):
+            out.append(jnp.where(above[r - 1], kept[r - 1], jnp.where(above[r], new, kept[r])))
+        return out
+
+    vals = [jnp.full((n, w), -jnp.inf, cand.dtype) for _ in range(count)]
+    idx = [jnp.zeros((n, w), jnp.int32) for _ in range(count)]
+    for j in range(size):
+        v = cand[:, j, :]
+        above = [v > a for a in vals]  # strict: an equal, earlier member stays ahead
+        vals, idx = insert(vals, v, above), insert(idx, j, above)
+    return jnp.stack(vals, axis=1), jnp.stack(idx, axis=1)
 
 
 def _ahead(v1: jax.Array, i1: jax.Array, v2: jax.Array, i2: jax.Array) -> jax.Array:
@@ -222,7 +253,9 @@ _BUCKET_MEMBERS = 32
 
 
 def _top_groups(gm: jax.Array, width: int) -> tuple[jax.Array, jax.Array]:
-    """``lax.top_k(gm, width)`` up to the order of equal values, for ``gm`` ``[n, q]``.
+    """``lax.top_k(gm, width)`` up to the order of equal values, for NaN-free ``gm`` ``[n, q]``.
+
+    ``-0.0`` is read as ``0.0`` (the returned values hold no ``-0.0``).
 
     XLA:CPU's TopK is a partial sort whose cost grows with how often a later
     entry displaces one of the ``width`` kept so far, which is often for entries in
@@ -234,20 +267,22 @@ def _top_groups(gm: jax.Array, width: int) -> tuple[jax.Array, jax.Array]:
     n, q = gm.shape
     per = min(-(-q // width), _BUCKET_MEMBERS)  # groups per bucket
     if per < 4:
-        values, indices = lax.top_k(gm, width)
+        values, indices = lax.top_k(_positive_zero(gm), width)
         return values, indices.astype(jnp.int32)
     buckets = -(-q // per)  # about width, more when per is capped
-    padded = jnp.pad(gm, ((0, 0), (0, per * buckets - q)), constant_values=-jnp.inf)
-    lead = padded[:, :buckets]
+    # Bucket b holds the groups b + j * buckets: contiguous slices of gm, of which
+    # only the last may be short (no padded copy of gm).
+    parts = [_positive_zero(gm[:, j * buckets : min((j + 1) * buckets, q)]) for j in range(per)]
+    lead = parts[0]
     slot = jnp.zeros((n, buckets), jnp.int32)  # which member of its bucket leads
     for j in range(1, per):
-        v = padded[:, j * buckets : (j + 1) * buckets]
+        v = jnp.pad(parts[j], ((0, 0), (0, buckets - parts[j].shape[1])), constant_values=-jnp.inf)
         larger = v > lead
         lead = jnp.where(larger, v, lead)
         slot = jnp.where(larger, j, slot)
-    member = lax.broadcasted_iota(jnp.int32, padded.shape, 1) // buckets
-    rest = jnp.where(jnp.tile(slot, (1, per)) == member, -jnp.inf, padded)
-    values, pos = lax.top_k(jnp.concatenate([lead, rest], axis=-1), width)
+    # After the leads, gm itself with each lead masked: position buckets + g is group g.
+    rest = [jnp.where(slot[:, : v.shape[1]] == j, -jnp.inf, v) for j, v in enumerate(parts)]
+    values, pos = lax.top_k(jnp.concatenate([lead, *rest], axis=-1), width)
     pos = pos.astype(jnp.int32)
     bucket = jnp.minimum(pos, buckets - 1)
     led = jnp.take_along_axis(slot, bucket, axis=-1) * buckets + bucket
@@ -275,19 +310,24 @@ def _window_parts(
     cut_clean = jnp.sum(gm >= t[:, None], axis=-1, dtype=jnp.int32) == width
     distinct = jnp.all((a_val > after) | (slot == width - 1), axis=-1)
     cand, tokens = _gather_groups(z, best)  # [n, size, width]
-    first = jnp.argmax(cand, axis=1).astype(jnp.int32)  # each group's first maximum
-    a_idx = jnp.take_along_axis(tokens, first[:, None, :], axis=1)[:, 0, :]
-    member = lax.broadcasted_iota(jnp.int32, cand.shape, 1)
-    others = (member != first[:, None, :]) & (cand >= t[:, None, None])
-    b_val, where_ = lax.top_k(jnp.where(others, cand, -jnp.inf).reshape(n, -1), _INTRUDERS)
-    b_idx = jnp.take_along_axis(tokens.reshape(n, -1), where_, axis=-1)
+    # Each group's maximum, its next members (the candidate intruders) and the one
+    # after them, which must stay below t.
+    lead_v, lead_j = _leading_members(cand, _GROUP_INTRUDERS + 2)  # [n, 4, width]
+    a_idx = jnp.take_along_axis(tokens, lead_j[:, :1], axis=1)[:, 0, :]
+    few = jnp.all(lead_v[:, -1] < t[:, None], axis=-1)
+    picks = slice(1, 1 + _GROUP_INTRUDERS)
+    b_cand = _positive_zero(lead_v[:, picks].reshape(n, -1))
+    b_tok = jnp.take_along_axis(tokens, lead_j[:, picks], axis=1).reshape(n, -1)
+    intruders = min(_INTRUDERS, b_cand.shape[-1])
+    b_val, where_ = lax.top_k(jnp.where(b_cand >= t[:, None], b_cand, -jnp.inf), intruders)
+    b_idx = jnp.take_along_axis(b_tok, where_, axis=-1)
     # Each entry's place in the merged order: the entries of its own list ahead of
     # it plus those of the other list.
     a_rank = jnp.arange(width, dtype=jnp.int32) + _count_ahead(b_val, b_idx, a_val, a_idx)
     b_rank = _count_ahead(b_val, b_idx, b_val, b_idx) + _count_ahead(a_val, a_idx, b_val, b_idx)
     rank = jnp.concatenate([a_rank, b_rank], axis=-1)
     rows = lax.broadcasted_iota(jnp.int32, rank.shape, 0)
-    size = (n, width + _INTRUDERS)
+    size = (n, width + intruders)
 
     def place(a: jax.Array, b: jax.Array) -> jax.Array:
         out = jnp.zeros(size, a.dtype).at[rows, rank].set(
@@ -299,6 +339,7 @@ def _window_parts(
     last_b = jnp.min(b_val, axis=-1)
     exact = (
         cut_clean
+        & few
         & distinct
         & (t > -jnp.inf)
         & ~jnp.any(b_val == t[:, None], axis=-1)
@@ -324,10 +365,12 @@ def _top_window_grouped(
        hold the ``width`` largest entries: every entry left out is below ``t``.
     2. Usually the answer is then those ``width`` maxima, already in order,
        merged with the few other members of the picked groups that reach ``t``
-       (up to ``_INTRUDERS`` of them, by a small ``lax.top_k``). This is exact
-       when the picked maxima are distinct, no other member equals ``t``, and, if
-       there may be more such members than were merged, the merged window ends
-       above the last one merged.
+       (up to ``_INTRUDERS`` of them, by a small ``lax.top_k`` over the next
+       ``_GROUP_INTRUDERS`` largest members of each group). This is exact when
+       the picked maxima are distinct, no group holds more such members than
+       that, no other member equals ``t``, and, if there may be more such
+       members than were merged, the merged window ends above the last one
+       merged.
     3. Otherwise ``lax.top_k`` runs over all members of the picked groups, laid
        out in token order so that ties keep their index order;
     4. or, when a group left out also reaches ``t`` (ties across the cut), over
@@ -351,12 +394,12 @@ def _top_window_grouped(
 
     if 8 * width * SELECT_CHUNK > vocab:
         return whole_row()
-    gm = _positive_zero(group_maxima(z) if maxima is None else maxima)
+    gm = group_maxima(z) if maxima is None else maxima
     merged, exact, cut_clean, best = _window_parts(z, width, gm)
 
     def in_token_order() -> tuple[jax.Array, jax.Array]:
         values, tokens = _gather_groups(z, jnp.sort(best, axis=-1))
-        out, where_ = lax.top_k(values.reshape(n, -1), width)
+        out, where_ = lax.top_k(_positive_zero(values.reshape(n, -1)), width)
         return out, jnp.take_along_axis(tokens.reshape(n, -1), where_, axis=-1)
 
     route = jnp.where(jnp.all(exact), 0, jnp.where(jnp.all(cut_clean), 1, 2))
