@@ -31,6 +31,7 @@ from jaxsample.decoding import (
 )
 from jaxsample.samplers import (
     GREEDY_TAU,
+    TOP_P_SLACK,
     Chain,
     Greedy,
     Strategy,
@@ -48,6 +49,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GREEDY_TAU",
+    "TOP_P_SLACK",
     "Chain",
     "Generation",
     "Greedy",

@@ -46,7 +46,7 @@ CASES = {
     "temperature-2.5": (LOGITS, js.Temperature(2.5)),
     "top-k-5": (LOGITS, js.TopK(5, tau=1.3)),
     "top-p-0.8": (LOGITS, js.TopP(0.8, tau=0.9)),
-    "top-p-0.95-small-window": (LOGITS, js.TopP(0.95, window=4)),
+    "top-p-0.3-flat": (LOGITS * 0.1, js.TopP(0.3, tau=2.0)),
     "chain": (LOGITS, js.chain(js.Temperature(1.5), js.TopK(12), js.TopP(0.9))),
     "neg-inf-entries": (WITH_NEG_INF, js.Temperature(1.0)),
     "bfloat16-input": (LOGITS.astype(jnp.bfloat16), js.Temperature(1.0)),

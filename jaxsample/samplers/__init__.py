@@ -1,6 +1,12 @@
-"""Sampling strategies and the functions that apply them to logits."""
+"""Sampling strategies and the functions that apply them to logits.
 
-from jaxsample.samplers._sampling import entropy, probs, sample, valid_rows
+The semantics of every built-in strategy is written once, in
+:mod:`jaxsample.samplers._reference`; :func:`probs` is that definition and
+:func:`sample` draws from it exactly (see :mod:`jaxsample.samplers._sampling`).
+"""
+
+from jaxsample.samplers._reference import TOP_P_SLACK
+from jaxsample.samplers._sampling import entropy, probs, sample, tempered_entropy, valid_rows
 from jaxsample.samplers._strategies import (
     GREEDY_TAU,
     Chain,
@@ -14,6 +20,7 @@ from jaxsample.samplers._strategies import (
 
 __all__ = [
     "GREEDY_TAU",
+    "TOP_P_SLACK",
     "Chain",
     "Greedy",
     "Strategy",
@@ -24,5 +31,6 @@ __all__ = [
     "entropy",
     "probs",
     "sample",
+    "tempered_entropy",
     "valid_rows",
 ]

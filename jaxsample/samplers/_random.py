@@ -51,41 +51,58 @@ def threefry2x32(
 
 
 def _written_out_applies(key: jax.Array) -> bool:
-    """Whether :func:`row_uniforms` can reproduce ``jax.random`` for ``key`` itself."""
+    """Whether the written-out hash reproduces ``jax.random`` for keys like ``key``."""
     return str(jax.random.key_impl(key)) == "threefry2x32" and bool(
         jax.config.jax_threefry_partitionable  # type: ignore[attr-defined]
     )
 
 
-def row_uniforms(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
-    """One float32 uniform in [0, 1) per row: ``jax.random.uniform(k_r, ())``.
+def row_keys(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
+    """The key of each row, typed ``[n]``: ``fold_in(key, r)`` for a single key, else ``key``.
 
-    ``k_r`` is ``jax.random.fold_in(key, r)`` for a single typed ``key`` and a batch
-    ``lead`` of rows (``r`` in row-major order), else ``key`` itself, reshaped to
-    ``[n]`` (one key per row, or ``lead == ()``). For the default Threefry keys the
-    two hashes (fold-in, then the draw) are computed with :func:`threefry2x32`,
-    bit for bit what ``jax.random`` returns; other key types go through
-    ``jax.random``.
-
-    Returns:
-        float32 ``[n]``, ``n = prod(lead)``.
+    ``r`` counts the rows of ``lead`` in row-major order; ``n = prod(lead)``.
     """
     n = math.prod(lead)
-    single = key.shape == () and lead != ()
-    if not _written_out_applies(key):
-        keys = key.reshape(n) if not single else jax.vmap(
-            jax.random.fold_in, in_axes=(None, 0)
-        )(key, jnp.arange(n, dtype=jnp.uint32))
-        u: jax.Array = jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32))(keys)
-        return u
-    data = jax.random.key_data(key).reshape(-1, 2)
-    k0, k1 = data[:, 0], data[:, 1]
-    if single:
-        # fold_in(key, r): the hash of the block (0, r) under the key.
-        k0, k1 = threefry2x32(k0, k1, jnp.zeros((n,), jnp.uint32), jnp.arange(n, dtype=jnp.uint32))
-    # 32 random bits for a scalar draw: the two words of the hash of (0, 0), xored.
-    b0, b1 = threefry2x32(k0, k1, jnp.zeros_like(k0), jnp.zeros_like(k0))
-    bits = b0 ^ b1
+    if key.shape == () and lead != ():
+        data = jax.random.key_data(key).reshape(2)
+        if _written_out_applies(key):
+            k0, k1 = threefry2x32(
+                data[0], data[1], jnp.zeros((n,), jnp.uint32), jnp.arange(n, dtype=jnp.uint32)
+            )
+            return jax.random.wrap_key_data(jnp.stack([k0, k1], -1), impl=jax.random.key_impl(key))
+        return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(n, dtype=jnp.uint32))
+    return key.reshape(n)
+
+
+def _bits_to_uniform(bits: jax.Array) -> jax.Array:
     mantissa = lax.shift_right_logical(bits, np.uint32(9)) | np.uint32(0x3F800000)
-    uniforms: jax.Array = lax.bitcast_convert_type(mantissa, jnp.float32) - jnp.float32(1.0)
-    return uniforms
+    u: jax.Array = lax.bitcast_convert_type(mantissa, jnp.float32) - jnp.float32(1.0)
+    return u
+
+
+def uniforms(keys: jax.Array, counters: jax.Array) -> jax.Array:
+    """Uniforms in [0, 1) for row keys ``[n]`` and counters ``[c]``: float32 ``[n, c]``.
+
+    Counter 0 gives ``jax.random.uniform(k, ())`` and counter ``j > 0`` gives
+    ``jax.random.uniform(jax.random.fold_in(k, j), ())``, bit for bit. For the
+    default Threefry keys both hashes are computed with :func:`threefry2x32`.
+    """
+    c = jnp.asarray(counters, jnp.uint32)
+    if not _written_out_applies(keys):
+
+        def one(k: jax.Array, j: jax.Array) -> jax.Array:
+            folded = jax.random.key_data(jax.random.fold_in(k, j))
+            k = jnp.where(j == 0, jax.random.key_data(k), folded)
+            u: jax.Array = jax.random.uniform(
+                jax.random.wrap_key_data(k, impl=jax.random.key_impl(keys)), (), jnp.float32
+            )
+            return u
+
+        out: jax.Array = jax.vmap(lambda k: jax.vmap(lambda j: one(k, j))(c))(keys)
+        return out
+    data = jax.random.key_data(keys)
+    k0, k1 = data[:, 0:1], data[:, 1:2]
+    f0, f1 = threefry2x32(k0, k1, jnp.zeros_like(c)[None], c[None])
+    k0, k1 = jnp.where(c == 0, k0, f0), jnp.where(c == 0, k1, f1)
+    b0, b1 = threefry2x32(k0, k1, jnp.zeros_like(k0), jnp.zeros_like(k0))
+    return _bits_to_uniform(b0 ^ b1)

@@ -1,10 +1,34 @@
-"""Drawing tokens and computing the exact distribution a strategy samples from."""
+"""Drawing tokens, and the exact distribution a strategy samples from.
+
+:func:`probs` is the definition of :mod:`jaxsample.samplers._reference`.
+:func:`sample` draws from it with one algorithm for every built-in strategy and
+chain, whose cost does not depend on the distribution:
+
+1. one pass for the row maximum; the exact cuts of top-k parts from two small
+   ``lax.top_k`` stages (over maxima of 16-token groups, then inside the chosen
+   groups);
+2. one pass that forms the weights ``w`` of the tokens left by those cuts and
+   their column sums (a fixed layout of ``COLUMN``-token columns);
+3. inverse-CDF draws: a uniform picks a column from the prefix sums of the column
+   sums, then a token of that column;
+4. for a top-p part, rejection with a rising pivot (after FlashInfer's sort-free
+   sampling): several candidates are drawn from the tokens still possible and the
+   first whose mass ahead is below the nucleus bound is returned; if none is,
+   the tokens from the best candidate on are ruled out, or, when a value half way
+   up is already out of the nucleus, everything from that value on. One pass per
+   round gives the masses ahead of every pivot and the column sums for the next
+   round. Each round rules out at least one token and halves the range of logits
+   left, and the accepted token follows the definition exactly.
+
+A strategy of another kind is drawn by the same inverse CDF over its log-weights.
+Strategies with the same distribution draw the same token for the same key:
+every draw starts with the same uniform, column sums and search.
+"""
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -12,42 +36,62 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxsample.samplers._filters import (
-    _top_positions,
-    _top_window_grouped,
-    argmax_from_chunks,
-    chunk_max_and_mass,
-    chunk_maxima,
+from jaxsample.samplers._random import row_keys, uniforms
+from jaxsample.samplers._reference import (
+    ahead,
+    clean,
+    clean_top,
+    column_sums,
+    column_tokens,
     first_argmax,
-    fold_slices,
-    group_maxima,
-    nucleus_size,
-    per_row,
-    prefix_sums,
-)
-from jaxsample.samplers._random import row_uniforms
-from jaxsample.samplers._strategies import (
-    GREEDY_TAU,
-    Chain,
-    Greedy,
-    Strategy,
-    Temperature,
-    TopK,
-    TopP,
     inverse_temperature,
+    nucleus_limit,
+    per_row,
+    row_top,
+    sanitise,
+    tree_sum,
+    weights,
 )
+from jaxsample.samplers._strategies import GREEDY_TAU, Greedy, Strategy, TopK, TopP, prefix_parts
 
-__all__ = ["entropy", "probs", "sample", "valid_rows"]
+__all__ = ["entropy", "probs", "sample", "tempered_entropy", "valid_rows"]
+
+#: Candidates drawn per rejection round.
+CANDIDATES = 3
+#: Tokens per group in the first top-k stage.
+GROUP = 16
+
 
 def _check_logits(logits: jax.Array) -> jax.Array:
     """Validate the shape and dtype of ``logits``; the float32 cast happens under ``jit``."""
     x = logits if isinstance(logits, jax.Array) else jnp.asarray(logits)
     if x.ndim < 1 or x.shape[-1] < 1:
         raise ValueError(f"logits must have shape [..., V] with V >= 1, got shape {x.shape}")
-    kind = np.dtype(x.dtype).kind
-    if kind not in "fiu" and not jnp.issubdtype(x.dtype, jnp.floating):
+    if np.dtype(x.dtype).kind not in "fiu" and not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"logits must be real numbers, got dtype {x.dtype}")
     return x
+
+
+def _check_strategy(strategy: Strategy) -> None:
+    if not isinstance(strategy, Strategy):
+        raise ValueError(f"strategy must be a jaxsample strategy, got {strategy!r}")
+
+
+def _check_key(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
+    """Validate ``key``: a typed key (legacy uint32 keys are wrapped), scalar or ``lead``."""
+    k = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    if not jnp.issubdtype(k.dtype, jax.dtypes.prng_key):
+        if k.dtype != jnp.uint32 or k.shape[-1:] != (2,):
+            raise ValueError(
+                "key must be a jax.random.key (or a legacy uint32 PRNGKey), "
+                f"got dtype {k.dtype} and shape {k.shape}"
+            )
+        k = jax.random.wrap_key_data(k)
+    if k.shape not in ((), lead):
+        raise ValueError(
+            f"key must be a single key or one key per row with shape {lead}, got shape {k.shape}"
+        )
+    return k
 
 
 def valid_rows(logits: jax.Array) -> jax.Array:
@@ -76,70 +120,21 @@ def _valid_rows(x: jax.Array) -> jax.Array:
     return ~jnp.any(jnp.isnan(x), axis=-1) & jnp.any(x > -jnp.inf, axis=-1)
 
 
-def _check_strategy(strategy: Strategy) -> None:
-    if not isinstance(strategy, Strategy):
-        raise ValueError(f"strategy must be a jaxsample strategy, got {strategy!r}")
-
-
-def _sanitise(x: jax.Array) -> jax.Array:
-    """Cast to float32 and remove NaN and ``+inf`` (the rules are in :func:`sample`).
-
-    NaN becomes ``-inf``; a row holding ``+inf`` keeps only its ``+inf`` entries (as
-    0); a row with no usable entry becomes all 0 (uniform). A finite row maximum
-    means the row has no NaN (``max`` propagates NaN), no ``+inf`` and a finite
-    entry. The row flags are computed under ``lax.cond`` only
-    when some row is not clean; the rest is elementwise, so it fuses with what
-    follows.
-    """
-    z = x.astype(jnp.float32)
-    clean = jnp.all(jnp.isfinite(jnp.max(z, axis=-1)))
-    flag_shape = (*z.shape[:-1], 1)
-
-    def flags(_: None) -> tuple[jax.Array, jax.Array]:
-        no_nan = jnp.where(jnp.isnan(z), -jnp.inf, z)
-        return (
-            jnp.any(jnp.isposinf(z), axis=-1, keepdims=True),
-            jnp.any(no_nan > -jnp.inf, axis=-1, keepdims=True),
-        )
-
-    def clean_flags(_: None) -> tuple[jax.Array, jax.Array]:
-        return jnp.zeros(flag_shape, bool), jnp.ones(flag_shape, bool)
-
-    has_pos_inf, usable = lax.cond(clean, clean_flags, flags, None)
-    z = jnp.where(jnp.isnan(z), -jnp.inf, z)
-    z = jnp.where(has_pos_inf, jnp.where(jnp.isposinf(z), 0.0, -jnp.inf), z)
-    return jnp.where(usable, z, jnp.float32(0.0))
-
-
-def _log_weights(logits: jax.Array, strategy: Strategy) -> jax.Array:
-    return strategy.log_weights(_sanitise(logits))
-
-
-def _max_is_zero(strategy: Strategy) -> bool:
-    """Whether the strategy's log-weights have row maximum exactly 0 (static).
-
-    The built-in strategies subtract the row maximum before scaling and never
-    remove the maximum, so ``exp(log_weights)`` needs no second max pass.
-    """
-    if isinstance(strategy, Chain):
-        return bool(strategy.parts) and _max_is_zero(strategy.parts[-1])
-    return type(strategy) in (Greedy, Temperature, TopK, TopP)
-
-
 def probs(logits: jax.Array, strategy: Strategy) -> jax.Array:
     r"""The exact distribution that :func:`sample` draws from.
 
-    :math:`\pi = \mathrm{softmax}(s(z))` where :math:`s` is the strategy's
-    log-weight map applied to the sanitised float32 logits :math:`z`.
+    :math:`\pi = \mathrm{softmax}(s(z))`, where :math:`s` is the strategy's
+    log-weight map (for the built-in strategies, the definition in
+    :mod:`jaxsample.samplers._reference`) applied to the sanitised float32 logits.
+    Computed with a sort of each row, for clarity, not speed.
 
     Args:
         logits: ``[..., V]`` logits of any real dtype (computed in float32).
         strategy: a :class:`Strategy`; its parameters broadcast against ``[...]``.
 
     Returns:
-        float32 ``[..., V]``: each row sums to 1 (to float32 rounding) and is
-        exactly 0 where the strategy removed a token. Rows with bad logits follow
-        the rules of :func:`sample`.
+        float32 ``[..., V]``: rows sum to 1 (to rounding) and are exactly 0 where a
+        token was removed. Rows with bad logits follow the rules of :func:`sample`.
 
     Raises:
         ValueError: for a bad logits shape or dtype, or a non-strategy.
@@ -151,187 +146,32 @@ def probs(logits: jax.Array, strategy: Strategy) -> jax.Array:
 
 @jax.jit
 def _probs(x: jax.Array, strategy: Strategy) -> jax.Array:
-    lw = _log_weights(x.astype(jnp.float32), strategy)
-    if not _max_is_zero(strategy):  # built-in strategies: the row maximum is 0 already
-        lw = lw - jnp.max(lw, axis=-1, keepdims=True)
-    w = jnp.exp(lw)
-    return w / _sum_last(w)[..., None]
-
-
-def _check_key(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
-    """Validate ``key``: a typed key (legacy uint32 keys are wrapped), scalar or ``lead``."""
-    k = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if not jnp.issubdtype(k.dtype, jax.dtypes.prng_key):
-        if k.dtype != jnp.uint32 or k.shape[-1:] != (2,):
-            raise ValueError(
-                "key must be a jax.random.key (or a legacy uint32 PRNGKey), "
-                f"got dtype {k.dtype} and shape {k.shape}"
-            )
-        k = jax.random.wrap_key_data(k)
-    if k.shape not in ((), lead):
-        raise ValueError(
-            f"key must be a single key or one key per row with shape {lead}, got shape {k.shape}"
-        )
-    return k
-
-
-def _row(a: jax.Array, ndim: int) -> jax.Array:
-    """Reshape per-row values ``[n]`` or ``[n, 1]`` to broadcast against ``ndim`` axes."""
-    return a.reshape(a.shape[0], *(1,) * (ndim - 1))
-
-
-def _pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Inverse CDF on one level: the entry of ``w`` ``[n, m]`` (>= 0) the mass ``target`` hits.
-
-    Returns ``(j, cum)``: int32 ``[n]``, the first entry with positive weight whose
-    prefix sum exceeds ``target`` ``[n]`` (the last positive entry when rounding
-    leaves none), and the prefix sums ``[n, m]``. An entry of weight 0 is never
-    returned unless the whole row is 0 (then 0).
-    """
-    m = w.shape[-1]
-    cum = prefix_sums(w)
-    iota = lax.broadcasted_iota(jnp.int32, w.shape, 1)
-    positive = w > 0
-    first = jnp.min(jnp.where(positive & (cum > target[:, None]), iota, m), axis=-1)
-    last = jnp.max(jnp.where(positive, iota, 0), axis=-1)
-    return jnp.where(first < m, first, last), cum
-
-
-def _target(u: jax.Array, total: jax.Array) -> jax.Array:
-    """``u * total``, kept strictly below ``total`` (``u`` in [0, 1))."""
-    return jnp.minimum(u * total, jnp.nextafter(total, jnp.float32(0.0)))
-
-
-#: Tokens per column of the interleaved layout used by the weight passes.
-_FOLD = 16
-#: Columns per block of the inverse CDF's first level.
-_BLOCK_COLUMNS = 16
-
-Weight = Callable[[jax.Array], jax.Array]
-
-
-def _columns(vocab: int) -> int:
-    """Columns ``q`` of the interleaved layout: ``_FOLD * q >= vocab``, whole blocks of columns."""
-    return _BLOCK_COLUMNS * -(-vocab // (_FOLD * _BLOCK_COLUMNS))
-
-
-def _column_sums(x: jax.Array, weight: Weight) -> jax.Array:
-    """Sums of ``weight(x)`` over interleaved columns: ``out[:, c] = sum_j weight(x)[:, c + j q]``.
-
-    ``x`` is float32 ``[n, V]``, ``q = _columns(V)`` and ``j < _FOLD``; positions past
-    ``V`` read ``-inf``, so ``weight`` must map ``-inf`` to 0. The sum is written as
-    ``_FOLD`` adds of ``weight`` over contiguous slices (:func:`fold_slices`), so
-    ``weight`` runs vectorised inside the pass. Returns float32 ``[n, q]``.
-    """
-    return fold_slices(x, _columns(x.shape[-1]), _FOLD, -jnp.inf, jnp.add, weight)
-
-
-def _row_sums(a: jax.Array) -> jax.Array:
-    """Sums over the last axis of ``a`` ``[..., m]`` as a contraction with ones.
-
-    A dot does not absorb the producer of ``a`` (a reduction would, and then run
-    the producer unvectorised on XLA:CPU), so ``a`` is computed once, vectorised.
-    """
-    ones = jnp.ones(a.shape[-1], a.dtype)
-    return jnp.einsum("...m,m->...", a, ones, precision=lax.Precision.HIGHEST)
-
-
-def _sum_last(a: jax.Array) -> jax.Array:
-    """Sums over the last axis of float32 ``a`` ``[..., m]``, vectorised on XLA:CPU.
-
-    For long rows, ``_FOLD`` adds of contiguous slices (:func:`fold_slices`, which
-    takes in the producer of ``a``, e.g. an ``exp``) then :func:`_row_sums`; a
-    plain reduction runs such producers unvectorised, and under ``vmap`` (a
-    temperature sweep) stores more intermediates. Returns ``[...]``.
-    """
-    m = a.shape[-1]
-    if m < _FOLD * _FOLD:
-        out: jax.Array = jnp.sum(a, axis=-1)
-        return out
-    return _row_sums(fold_slices(a, -(-m // _FOLD), _FOLD, 0.0, jnp.add))
-
-
-def _total(x: jax.Array, weight: Weight) -> jax.Array:
-    """Row sums of ``weight(x)`` for ``x`` ``[n, V]``: float32 ``[n]``, in one vectorised pass.
-
-    ``weight`` must map ``-inf`` to 0 (see :func:`_column_sums`). A ``weight`` that
-    maps a slice ``[n, q]`` to ``[n, k, q]`` gives ``k`` sums per row, ``[n, k]``.
-    """
-    return _row_sums(_column_sums(x, weight))
-
-
-def _inverse_cdf(x: jax.Array, weight: Weight, u: jax.Array) -> jax.Array:
-    """Draw one index per row with one uniform each: inverse-CDF sampling, three levels.
-
-    The weights are never stored. Token ``t = c + j q`` sits in column ``c``
-    (:func:`_column_sums`, ``q`` columns of ``_FOLD`` tokens) and columns form
-    blocks of ``_BLOCK_COLUMNS`` consecutive columns. ``weight`` is evaluated once
-    over the row inside the pass that forms the column sums; the uniform picks a
-    block from the prefix sums of the block sums, then a column of that block from
-    its column sums, then a token of that column from the weights of its
-    ``_FOLD`` tokens, recomputed from their gathered values. Any fixed order of the
-    tokens gives the same distribution; a token of weight 0 is never drawn.
-
-    Args:
-        x: float32 ``[n, V]`` values handed to ``weight``.
-        weight: elementwise weight map, >= 0 and 0 at ``-inf``, per-row parameters
-            broadcast on the leading axis.
-        u: float32 ``[n]`` uniforms in [0, 1).
-
-    Returns:
-        int32 ``[n]``.
-    """
-    n, vocab = x.shape
-    q = _columns(vocab)
-    columns = _column_sums(x, weight)
-    blocks = _row_sums(columns.reshape(n, q // _BLOCK_COLUMNS, _BLOCK_COLUMNS))
-    target = _target(u, jnp.sum(blocks, axis=-1))
-
-    def descend(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """The entry of ``w`` ``[n, m]`` the target hits, and the target left inside it."""
-        j, cum = _pick(w, target)
-        previous = jnp.take_along_axis(cum, jnp.maximum(j - 1, 0)[:, None], axis=-1)[:, 0]
-        return j, target - jnp.where(j > 0, previous, 0.0)
-
-    b, target = descend(blocks, target)
-    cols = b[:, None] * _BLOCK_COLUMNS + lax.broadcasted_iota(jnp.int32, (1, _BLOCK_COLUMNS), 1)
-    i, target = descend(jnp.take_along_axis(columns, cols, axis=-1), target)
-    c = jnp.take_along_axis(cols, i[:, None], axis=-1)
-    members = c + q * lax.broadcasted_iota(jnp.int32, (1, _FOLD), 1)
-    inside = members < vocab
-    values = jnp.take_along_axis(x, jnp.minimum(members, vocab - 1), axis=-1)
-    j, _ = _pick(jnp.where(inside, weight(values), 0.0), target)
-    return jnp.take_along_axis(members, j[:, None], axis=-1)[:, 0]
+    z, _ = sanitise(x.reshape(-1, x.shape[-1]))
+    return jax.nn.softmax(strategy.log_weights(z.reshape(x.shape)), axis=-1)
 
 
 def sample(key: jax.Array, logits: jax.Array, strategy: Strategy) -> jax.Array:
     """Draw one token id per row of ``logits`` from ``probs(logits, strategy)``.
 
-    The logits are cast to float32; the strategy maps them to log-weights; one
-    uniform number per row selects a token by inverse-CDF sampling over
-    ``exp(log-weights)``, so the draw follows :func:`probs` exactly and a token of
-    probability 0 is never returned. :class:`Greedy` uses no randomness.
-
-    Cost: rows with a finite maximum take a fast path for :class:`Greedy`,
-    :class:`Temperature`, :class:`TopK` and :class:`TopP` (one pass for the maximum
-    and, where needed, one fused ``exp`` pass; top-k and top-p draw among an exact
-    candidate window); other rows and other strategies are drawn on the general
-    path, a few rows at a time. Both draw from the same distribution, and each
-    row's path depends on that row alone.
+    The draw is exact: a token of probability 0 is never returned, and the
+    frequencies follow :func:`probs`. The algorithm is in this module's docstring;
+    its cost does not depend on the distribution (a top-p part adds a few passes
+    over the row, about two on most batches).
 
     Randomness: a single ``key`` with a batch ``[...]`` of rows gives row ``r`` (in
     row-major order) the key ``jax.random.fold_in(key, r)``; an array of keys of
     shape ``[...]`` gives each row its own key; with logits ``[V]`` the key is used
-    as is. A row's token therefore depends only on its key, its logits and its
-    parameters, never on the other rows of the batch.
+    as is. A row's token depends only on its key, logits and parameters, never on
+    the other rows; strategies with the same distribution (``TopP(1, tau)``,
+    ``TopK(0, tau)``, ``TopK(V, tau)``, ``Temperature(tau)``; ``Greedy()``,
+    ``TopK(1)``, ``Temperature(0)``) draw the same token for the same key.
 
     Bad logits never crash and always give an id in ``[0, V)``; other rows are
     unaffected:
 
     * NaN entries are removed (treated as ``-inf``) and the row is reported invalid
       by :func:`valid_rows`.
-    * ``+inf`` entries: the row samples uniformly among its ``+inf`` entries (the
-      limit of large logits).
+    * ``+inf`` entries: the row samples uniformly among its ``+inf`` entries.
     * A row with no usable logit (all ``-inf`` or NaN) samples uniformly over all
       ``V`` tokens and is reported invalid by :func:`valid_rows`.
     * Huge magnitudes are handled by subtracting each row's maximum first.
@@ -355,266 +195,254 @@ def sample(key: jax.Array, logits: jax.Array, strategy: Strategy) -> jax.Array:
     return ids
 
 
-def _general_draw(x: jax.Array, strategy: Strategy, u: jax.Array) -> jax.Array:
-    """Draw for any strategy and any row: sanitise, log-weights, inverse CDF. ``x`` ``[n, V]``."""
-    lw = _log_weights(x, strategy)
-    # Built-in strategies: the row maximum of lw is 0, no second max pass.
-    shift = jnp.zeros((x.shape[0], 1)) if _max_is_zero(strategy) else jnp.max(lw, -1, keepdims=True)
-    return _inverse_cdf(lw, lambda v: jnp.exp(v - _row(shift, v.ndim)), u)
+@functools.partial(jax.jit, static_argnames=("general",))
+def _sample(key: jax.Array, x: jax.Array, strategy: Strategy, general: bool = False) -> jax.Array:
+    """:func:`sample` of checked inputs; ``general`` forces the log-weight route (tests)."""
+    lead, vocab = x.shape[:-1], x.shape[-1]
+    rows = x.reshape(-1, vocab).astype(jnp.float32)
+    top = row_top(rows)
+    parts = None if general else prefix_parts(strategy)
+    if parts is not None and any(isinstance(part, Greedy) for part in parts):
+        return first_argmax(clean(rows, top[:, None])).reshape(lead)  # no randomness needed
+    keys = row_keys(key, lead)
+    if parts is None or sum(isinstance(part, TopP) for part in parts) > 1:
+        # Another kind of strategy, or a nucleus of a nucleus: the inverse CDF
+        # over the log-weights of the definition.
+        lw = strategy.log_weights(clean(rows, top[:, None]).reshape(x.shape)).reshape(rows.shape)
+        m = jnp.max(lw, axis=-1)
+        ones = jnp.ones(m.shape, jnp.float32)
+        everything = (jnp.full(m.shape, -jnp.inf), jnp.full(m.shape, vocab, jnp.int32))
+        sums = column_sums(lambda v, _: weights(v, m[:, None], ones[:, None]), lw)
+        u = uniforms(keys, jnp.zeros((1,), jnp.int32))
+        return _locate(sums, lw, m, m, ones, everything, u)[:, 0].reshape(lead)  # lw is clean
+    return _draw_prefix(rows, top, parts, keys, lead).reshape(lead)
 
 
-def _tempered(m: jax.Array, s: jax.Array) -> Weight:
-    """The weight map ``exp((z - m) * s)`` with per-row ``m`` and ``s > 0`` (0 at ``-inf``).
+def _top_k_cut(z: jax.Array, k_max: int) -> tuple[jax.Array, jax.Array]:
+    """The ``k_max`` first tokens of the ranking of ``z`` ``[n, V]``: values and indices.
 
-    No select: XLA:CPU then fuses the map into the reduction that consumes it.
+    Exact, ties by lowest index: the first stage keeps the ``k_max`` groups of
+    ``GROUP`` consecutive tokens with the largest maxima (every token of the answer
+    lies in one of them), the second ranks their members, in token order.
     """
+    n, vocab = z.shape
+    width = min(k_max, vocab)
+    if vocab <= 4 * GROUP * width:
+        values, indices = lax.top_k(z, width)
+        return values, indices.astype(jnp.int32)
+    groups = -(-vocab // GROUP)
+    padded = jnp.pad(z, ((0, 0), (0, groups * GROUP - vocab)), constant_values=-jnp.inf)
+    members = padded.reshape(n, groups, GROUP)
+    _, chosen = lax.top_k(jnp.max(members, axis=-1), width)
+    chosen = jnp.sort(chosen, axis=-1)  # members in token order, so ties go to the lowest
+    picked = jnp.take_along_axis(members, chosen[:, :, None], axis=1).reshape(n, width * GROUP)
+    token = (chosen[:, :, None] * GROUP + jnp.arange(GROUP)).reshape(n, width * GROUP)
+    values, slots = lax.top_k(picked, width)
+    return values, jnp.take_along_axis(token, slots, axis=-1).astype(jnp.int32)
 
-    def weight(v: jax.Array) -> jax.Array:
-        return jnp.exp((v - _row(m, v.ndim)) * _row(s, v.ndim))
 
-    return weight
+Pivot = tuple[jax.Array, jax.Array]
 
 
-def _window_draw(indices: jax.Array, weights: jax.Array, u: jax.Array) -> jax.Array:
-    """Inverse CDF over a candidate window: ``weights`` ``[n, W]`` of the tokens ``indices``."""
-    cum = jnp.sum(weights, axis=-1)
-    j, _ = _pick(weights, _target(u, cum))
-    return jnp.take_along_axis(indices, j[:, None], axis=-1)[:, 0]
+def _scales(tau: Any) -> bool:
+    """Whether a ``tau`` leaf may change the scale (not the constant 1, for which it is exact)."""
+    return not (isinstance(tau, int | float) and not isinstance(tau, bool) and tau == 1.0)
 
 
-def _prefix_parts(strategy: Strategy) -> tuple[Strategy, ...] | None:
-    """The parts of a strategy built only from the built-in strategies, else ``None``.
+def _within(z: jax.Array, index: jax.Array, pivot: Pivot) -> jax.Array:
+    """The tokens of ``z`` ``[n, V]`` ahead of a per-row pivot ``([n], [n])``."""
+    return ahead(z, index, pivot[0][:, None], pivot[1][:, None])
 
-    Each built-in part keeps a prefix of one and the same token order (logit
-    descending, index ascending), since temperature scaling preserves it: this is
-    what lets the fast path evaluate a whole chain on one candidate window.
+
+def _earlier(a: Pivot, b: Pivot) -> Pivot:
+    """The pivot of the two that ranks first (its prefix is the smaller)."""
+    first = ahead(a[0], a[1], b[0], b[1])
+    return jnp.where(first, a[0], b[0]), jnp.where(first, a[1], b[1])
+
+
+def _pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Inverse CDF over the last axis of ``w`` ``[..., l]`` (>= 0) for ``target`` ``[...]``.
+
+    Returns the first entry of positive weight whose prefix sum exceeds the target
+    (the last positive entry where rounding leaves none), and the prefix sum
+    before it.
     """
-    if type(strategy) in (Greedy, Temperature, TopK, TopP):
-        return (strategy,)
-    if type(strategy) is Chain:
-        parts: list[Strategy] = []
-        for part in strategy.parts:
-            sub = _prefix_parts(part)
-            if sub is None:
-                return None
-            parts.extend(sub)
-        return tuple(parts)
-    return None
+    cum = lax.associative_scan(jnp.add, w, axis=w.ndim - 1)
+    iota = lax.broadcasted_iota(jnp.int32, w.shape, w.ndim - 1)
+    size = w.shape[-1]
+    hit = jnp.min(jnp.where((w > 0) & (cum > target[..., None]), iota, size), axis=-1)
+    last = jnp.max(jnp.where(w > 0, iota, 0), axis=-1)
+    j = jnp.where(hit < size, hit, last)
+    before = jnp.take_along_axis(cum - w, j[..., None], axis=-1)[..., 0]
+    return j, before
 
 
-def _fast_draw(
+def _locate(
+    sums: jax.Array,
     x: jax.Array,
-    strategy: Strategy,
+    top: jax.Array,
+    m: jax.Array,
+    s: jax.Array,
+    low: Pivot,
     u: jax.Array,
-    lead: tuple[int, ...],
-    *,
-    nested: bool | None = None,
-) -> tuple[jax.Array, jax.Array] | None:
-    """Draw for the rows a fast path covers; ``None`` if no fast path exists for ``strategy``.
+) -> jax.Array:
+    """Inverse-CDF draws among the tokens ahead of ``low``, one per uniform.
 
-    The fast paths read the raw float32 logits ``x`` ``[n, V]`` of the rows whose
-    maximum is finite (no NaN, no ``+inf``, some finite entry), where sanitising
-    changes nothing, and draw from exactly the distribution of
-    :func:`_general_draw`. They cover the built-in strategies and chains of them:
-
-    * temperatures only: one pass for the row maximum ``m``, then one fused pass
-      ``exp((z - m) * s)`` (``s`` the product of the inverse temperatures) into the
-      inverse CDF's column sums (:func:`_inverse_cdf`);
-    * with a truncation: one pass for the maxima of groups of 16 tokens, the
-      exact candidate window of the first truncating part (``k_max`` for top-k,
-      ``window`` for top-p), each part then shortening the kept prefix of that
-      window, and the draw among the prefix. A top-p first in line also needs the
-      row's total mass. By platform (``lax.platform_dependent``, or ``nested``
-      when given): on a CPU, interleaved group maxima, the merged window of
-      :func:`_top_window_grouped` and a second fused pass for the mass
-      (:func:`_total`); elsewhere, consecutive chunks, whose maxima and mass come
-      from one pass (:func:`chunk_max_and_mass`), and :func:`_top_positions`. No
-      other pass over the row.
-
-    ``nested``: ``None`` chooses by platform; ``True`` or ``False`` forces the
-    non-CPU or the CPU selection (for tests).
-
-    Returns:
-        ``(ids, ok)``: int32 and bool ``[n]``; rows with ``ok`` false (bad logits, an
-        infinite temperature, a disabled first truncation, a nucleus wider than the
-        window) must be redrawn by :func:`_general_draw`.
+    ``sums`` ``[n, C]`` are the column sums (:func:`column_sums`) of those tokens'
+    weights, ``x`` ``[n, V]`` the raw float32 logits with row maxima ``top`` (see
+    :func:`clean`), ``m``, ``s`` ``[n]`` the maximum and inverse temperature,
+    ``low`` a pivot ``([n], [n])``, ``u`` ``[n, c]``. The target ``u * total``
+    picks a column, then a token of that column (weights recomputed from its
+    logits). Returns int32 ``[n, c]`` token ids.
     """
-    parts = _prefix_parts(strategy)
-    if parts is None:
-        return None
     n, vocab = x.shape
-    truncating = [p for p in parts if not isinstance(p, Temperature)]
+    total = tree_sum(sums, -1)
+    target = u * total[:, None]
+    col, before = _pick(jnp.broadcast_to(sums[:, None], (n, *u.shape[1:], sums.shape[-1])), target)
+    tokens = column_tokens(col, vocab)  # [n, c, COLUMN]
+    xc = jnp.take_along_axis(x[:, None], jnp.minimum(tokens, vocab - 1), axis=-1)
+    zc = clean(xc, top[:, None, None])
+    inside = ahead(zc, tokens, low[0][:, None, None], low[1][:, None, None]) & (tokens < vocab)
+    wc = jnp.where(inside, weights(zc, m[:, None, None], s[:, None, None]), 0.0)
+    row, _ = _pick(wc, target - before)
+    return jnp.take_along_axis(tokens, row[..., None], axis=-1)[..., 0]
+
+
+def _scales(tau: Any) -> bool:
+    """Whether a ``tau`` leaf may change the scale (not the constant 1, for which it is exact)."""
+    return not (isinstance(tau, int | float) and not isinstance(tau, bool) and tau == 1.0)
+
+
+def _draw_prefix(
+    x: jax.Array,
+    top: jax.Array,
+    parts: tuple[Strategy, ...],
+    keys: jax.Array,
+    lead: tuple[int, ...],
+) -> jax.Array:
+    """Draw for built-in parts (at most one top-p) on float32 ``x`` ``[n, V]``, maxima ``top``."""
+    n, vocab = x.shape
+    m = clean_top(top)
+    tc = top[:, None]
     s = jnp.ones((n,), jnp.float32)
     greedy = jnp.zeros((n,), bool)
-
-    def temper(tau: Any) -> None:
-        nonlocal s, greedy
-        t = per_row(tau, lead, jnp.float32)
-        greedy = greedy | ~(t > GREEDY_TAU)
-        s = s * inverse_temperature(t)
-
-    if not truncating:
-        for part in parts:
-            temper(part.tau)  # type: ignore[attr-defined]
-        m = jnp.max(x, axis=-1)
-        ok = jnp.isfinite(m) & (s > 0) & jnp.isfinite(s)  # tau = inf: general path
-        safe_m = jnp.where(ok, m, 0.0)
-        drawn = _inverse_cdf(x, _tempered(safe_m, s), u)
-        first = lax.cond(
-            jnp.any(greedy),
-            lambda: first_argmax(x),  # a bad row gets some id; it is redrawn
-            lambda: jnp.zeros((n,), jnp.int32),
-        )
-        return jnp.where(greedy, first, drawn), ok
-
-    head = truncating[0]
-    if isinstance(head, TopK):
-        width = vocab if head.k_max is None else min(head.k_max, vocab)
-    elif isinstance(head, TopP):
-        width = min(head.window, vocab)
-    else:  # Greedy
-        width = 1
-    # A top-p head cuts by the row's total mass, at the scale in force at the head.
-    head_scale: jax.Array | None = None
-    if isinstance(head, TopP):
-        head_scale = jnp.ones((n,), jnp.float32)
-        for part in parts:  # temperatures, then the head
-            tau = per_row(part.tau, lead, jnp.float32)  # type: ignore[attr-defined]
-            head_scale = head_scale * inverse_temperature(tau)
-            if part is head:
-                break
-
-    def on_cpu(z: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-        gm = group_maxima(z)
-        values, indices = _top_window_grouped(z, width, gm)
-        mass = jnp.zeros((n,), jnp.float32)
-        if head_scale is not None:
-            top = jnp.max(values, axis=-1)
-            mass = _total(z, _tempered(jnp.where(jnp.isfinite(top), top, 0.0), head_scale))
-        # Read off outputs that XLA cannot fuse back into the pass that forms the
-        # maxima (a reduction would, and run it unvectorised).
-        return values, indices, _row_sums(gm), mass
-
-    def elsewhere(z: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-        if head_scale is None:
-            cm, mass = chunk_maxima(z), jnp.zeros((n,), jnp.float32)
-        else:
-            cm, mass = chunk_max_and_mass(z, head_scale)
-        values, indices = _top_positions(z, width, cm)
-        return values, indices, jnp.sum(cm, axis=-1), mass
-
-    # The window of a bad row is meaningless but harmless; the row is redrawn.
-    if nested is None:
-        selected = lax.platform_dependent(x, cpu=on_cpu, default=elsewhere)
-    else:
-        selected = (elsewhere if nested else on_cpu)(x)
-    values, indices, spread, head_mass = selected
-    # The row maximum is the window's first value. A NaN or +inf anywhere makes the
-    # sum of the chunk maxima NaN or +inf (-inf entries alone leave it finite or
-    # -inf).
-    m = jnp.max(values, axis=-1)
-    ok = jnp.isfinite(m) & ~jnp.isnan(spread) & (spread < jnp.inf)
-    safe_m = jnp.where(ok, m, 0.0)
-    slot = lax.broadcasted_iota(jnp.int32, values.shape, 1)
-    kept = jnp.full((n, 1), width, jnp.int32)  # length of the kept prefix of the window
+    cut: Pivot = (jnp.full((n,), -jnp.inf), jnp.full((n,), vocab, jnp.int32))
+    nucleus: tuple[jax.Array, jax.Array, Pivot] | None = None
     for part in parts:
-        if isinstance(part, Greedy):
-            greedy = jnp.ones((n,), bool)
-            continue
-        temper(part.tau)  # type: ignore[attr-defined]
+        if _scales(part.tau):  # type: ignore[attr-defined]
+            tau = per_row(part.tau, lead, jnp.float32)  # type: ignore[attr-defined]
+            greedy = greedy | ~(tau > GREEDY_TAU)
+            s = s * inverse_temperature(tau)
         if isinstance(part, TopK):
             k = per_row(part.k, lead, jnp.int32)
-            active = (k > 0) & (k < vocab)
-            cut = jnp.minimum(kept, jnp.clip(k, 1, width)[:, None])
-            kept = jnp.where(active[:, None], cut, kept)
+            z = clean(x, tc)
+            values, indices = _top_k_cut(z, vocab if part.k_max is None else part.k_max)
+            slot = jnp.clip(k, 1, values.shape[-1])[:, None] - 1
+            kth = jnp.take_along_axis(values, slot, -1)[:, 0]
+            after = jnp.take_along_axis(indices, slot, -1)[:, 0] + 1
+            on = (k > 0) & (k < vocab)
+            cut = _earlier(cut, (jnp.where(on, kth, -jnp.inf), jnp.where(on, after, vocab)))
         elif isinstance(part, TopP):
-            p = per_row(part.p, lead, jnp.float32)
-            active = p < 1.0
-            e = jnp.where(slot < kept, _tempered(safe_m, s)(values), 0.0)
-            # The head's nucleus is cut by the row's total mass, a later part's by
-            # the mass its predecessors kept.
-            total = head_mass if part is head else jnp.sum(e, axis=-1)
-            count, covered = nucleus_size(e / total[:, None], p)
-            if part is head:
-                ok = ok & (covered | greedy)
-            kept = jnp.where(active[:, None], jnp.minimum(kept, count), kept)
+            nucleus = (per_row(part.p, lead, jnp.float32), s, cut)
+
+    def weight_of(scale: jax.Array, pivot: Pivot) -> Any:
+        def fn(v: jax.Array, index: jax.Array) -> jax.Array:
+            z = clean(v, tc)
+            inside = ahead(z, index, pivot[0][:, None], pivot[1][:, None])
+            return jnp.where(inside, weights(z, m[:, None], scale[:, None]), 0.0)
+
+        return fn
+
+    if nucleus is None:
+        sums = column_sums(weight_of(s, cut), x)
+        u = uniforms(keys, jnp.zeros((1,), jnp.int32))
+        ids = _locate(sums, x, top, m, s, cut, u)[:, 0]
+    else:
+        p, s_p, before = nucleus
+        index = lax.broadcasted_iota(jnp.int32, x.shape, 1)
+        w = weight_of(s, cut)(x, index)  # stored: every round reads it
+        sums = column_sums(lambda v, _: v, w)
+        w_nucleus = None if s_p is s else weight_of(s_p, cut)(x, index)
+        if s_p is s and before is cut:
+            total = tree_sum(sums, -1)
         else:
-            continue
-        if part is head:
-            ok = ok & (active | greedy)
-    ok = ok & (s > 0) & jnp.isfinite(s)
-    kept = jnp.where(greedy[:, None], 1, kept)
-    weights = jnp.where(slot < kept, _tempered(safe_m, s)(values), 0.0)
-    return _window_draw(indices, weights, u), ok
+            total = tree_sum(column_sums(weight_of(s_p, before), x), -1)
+        limit = nucleus_limit(p, total)
+        ids = _reject(keys, x, top, w, w_nucleus, sums, m, s, cut, limit)
+    first = lax.cond(
+        jnp.any(greedy),
+        lambda: first_argmax(clean(x, tc)),
+        lambda: jnp.zeros((n,), jnp.int32),
+    )
+    return jnp.where(greedy, first, ids)
 
 
-@jax.jit
-def _sample(key: jax.Array, x: jax.Array, strategy: Strategy) -> jax.Array:
-    x = x.astype(jnp.float32)
-    lead, vocab = x.shape[:-1], x.shape[-1]
-    rows = x.reshape(-1, vocab)
-    if isinstance(strategy, Greedy):  # static: no randomness needed
-        maxima = chunk_maxima(rows)
-        clean = jnp.all(jnp.isfinite(maxima))
-        ids = lax.cond(
-            clean,
-            lambda: argmax_from_chunks(rows, maxima),
-            lambda: first_argmax(_sanitise(rows)),
-        )
-        greedy_ids: jax.Array = ids.reshape(lead)
-        return greedy_ids
-    u = row_uniforms(key, lead)
-    fast = _fast_draw(rows, strategy, u, lead)
-    if fast is None:
-        return _general_draw(rows, strategy, u).reshape(lead)
-    ids, ok = fast
-    drawn: jax.Array = _redraw(rows, strategy, u, lead, ids, ok).reshape(lead)
-    return drawn
-
-
-#: Rows redrawn together by one step of :func:`_redraw`: at least this many, and
-#: more for short rows, up to about ``_REDRAW_ENTRIES`` logits per step.
-_REDRAW_ROWS = 8
-_REDRAW_ENTRIES = 1 << 18
-
-
-def _redraw(
+def _reject(
+    keys: jax.Array,
     x: jax.Array,
-    strategy: Strategy,
-    u: jax.Array,
-    lead: tuple[int, ...],
-    ids: jax.Array,
-    ok: jax.Array,
+    top: jax.Array,
+    w: jax.Array,
+    w_nucleus: jax.Array | None,
+    sums: jax.Array,
+    m: jax.Array,
+    s: jax.Array,
+    cut: Pivot,
+    limit: jax.Array,
 ) -> jax.Array:
-    """Redraw the rows of ``x`` ``[n, V]`` with ``ok`` false on the general path.
+    """Rejection rounds for a top-p part: the first candidate whose mass ahead is below ``limit``.
 
-    A loop over the failing rows (none in the common case), a block at a time
-    (``_REDRAW_ROWS`` rows, more when rows are short: about ``_REDRAW_ENTRIES``
-    logits), rather than the general path over the whole batch: the loop body needs
-    working memory for a few rows, while a batched general branch, even when not
-    taken, makes every call allocate its working memory (tens of MB at
-    ``[32, 50257]``, which on a CPU costs about a row read per call). Each row's
-    draw depends on that row alone, as before. ``strategy`` must hold only
-    built-in parts, whose parameters broadcast against ``lead``.
+    ``w`` ``[n, V]`` are the weights drawn from (final scale) and ``w_nucleus``
+    those that measure the nucleus (the scale at the top-p part; ``None`` when the
+    same), both zero outside ``cut``; ``sums`` the column sums of ``w``. Returns
+    int32 ``[n]``.
     """
-    n, vocab = x.shape
-    block = min(max(_REDRAW_ROWS, _REDRAW_ENTRIES // vocab), n)
-    params = jax.tree.map(lambda leaf: per_row(leaf, lead, jnp.asarray(leaf).dtype), strategy)
-    order = jnp.arange(n, dtype=jnp.int32)
+    n, _ = x.shape
+    state0 = (jnp.int32(0), jnp.zeros((n,), bool), jnp.zeros((n,), jnp.int32), cut, m, sums)
+    tc = top[:, None, None]
 
-    def body(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        out, todo = state
-        # The first `block` failing rows (rows past them, or not failing, fill up
-        # the block and are left unchanged).
-        score, rows = lax.top_k(jnp.where(todo, n - order, 0), block)
-        take = score > 0
-        one = jax.tree.map(lambda a: a[rows], params)
-        tokens = _general_draw(x[rows], one, u[rows])
-        out = out.at[rows].set(jnp.where(take, tokens, out[rows]))
-        return out, todo.at[rows].set(todo[rows] & ~take)
+    def undecided(state: Any) -> jax.Array:
+        return ~jnp.all(state[1])
 
-    out, _ = lax.while_loop(lambda state: jnp.any(state[1]), body, (ids, ~ok))
+    def round_(state: Any) -> Any:
+        r, done, ids, low, high, sums = state
+        counters = r * CANDIDATES + jnp.arange(CANDIDATES, dtype=jnp.int32)
+        cand = _locate(sums, x, top, m, s, low, uniforms(keys, counters))  # [n, c]
+        zc = clean(jnp.take_along_axis(x, cand, axis=-1), top[:, None])
+        best = _first_ranked(zc, cand)
+        z_best = jnp.take_along_axis(zc, best[:, None], -1)[:, 0]
+        x_best = jnp.take_along_axis(cand, best[:, None], -1)[:, 0]
+        mid = jnp.float32(0.5) * z_best + jnp.float32(0.5) * high
+        pv = jnp.concatenate([zc, mid[:, None]], -1)[:, :, None]  # [n, c + 1, 1] pivots
+        pj = jnp.concatenate([cand, jnp.zeros((n, 1), jnp.int32)], -1)[:, :, None]
+
+        def masked(v: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
+            inside = ahead(clean(v[:, None], tc), index[None], pv, pj)
+            return jnp.where(inside, wv[:, None], 0.0)  # [n, c + 1, l]
+
+        new_sums = column_sums(masked, x, w)
+        nucleus_sums = new_sums if w_nucleus is None else column_sums(masked, x, w_nucleus)
+        ahead_mass = tree_sum(nucleus_sums, -1)
+        accept = ahead_mass[:, :CANDIDATES] < limit[:, None]
+        first = jnp.argmax(accept, axis=-1)
+        took = jnp.any(accept, axis=-1) & ~done
+        ids = jnp.where(took, jnp.take_along_axis(cand, first[:, None], -1)[:, 0], ids)
+        # Rejected rows: rule out from the best candidate on, or from the middle value on.
+        mid_in = ahead_mass[:, CANDIDATES] < limit
+        low = (jnp.where(mid_in, z_best, mid), jnp.where(mid_in, x_best, 0))
+        high = jnp.where(mid_in, mid, high)
+        pick = jnp.where(mid_in, best, CANDIDATES)
+        sums = jnp.take_along_axis(new_sums, pick[:, None, None], axis=1)[:, 0]
+        return r + 1, done | took, ids, low, high, sums
+
+    out: jax.Array = lax.while_loop(undecided, round_, state0)[2]
     return out
+
+
+def _first_ranked(values: jax.Array, tokens: jax.Array) -> jax.Array:
+    """The position in ``[n, c]`` of the token that ranks first (largest value, then lowest id)."""
+    top = jnp.max(values, axis=-1, keepdims=True)
+    vocab_bound = jnp.iinfo(jnp.int32).max
+    return jnp.argmin(jnp.where(values == top, tokens, vocab_bound), axis=-1)
 
 
 def entropy(p: jax.Array, base: float = 2.0, axis: int = -1) -> jax.Array:
@@ -639,7 +467,7 @@ def entropy(p: jax.Array, base: float = 2.0, axis: int = -1) -> jax.Array:
     q = jnp.asarray(p, jnp.float32)
     positive = q > 0
     plogp = jnp.where(positive, q * jnp.log(jnp.where(positive, q, 1.0)), 0.0)
-    h: jax.Array = -_sum_last(jnp.moveaxis(plogp, axis, -1)) / jnp.float32(math.log(base))
+    h: jax.Array = -jnp.sum(plogp, axis=axis) / jnp.float32(math.log(base))
     return h
 
 
@@ -655,11 +483,11 @@ def tempered_entropy(logits: jax.Array, tau: Any, base: float = 2.0) -> jax.Arra
     :math:`w_i = e^{\ell_i}`, :math:`S = \sum_i w_i` and :math:`T = \sum_i w_i \ell_i`,
     the entropy is :math:`H = (\log S - T / S) / \log b` (since
     :math:`\log q_i = \ell_i - \log S`). Both sums come from one pass over the row
-    in which the weights are formed slice by slice and never stored, so a sweep
-    vmapped over many temperatures keeps no ``[n_tau, V]`` intermediate. Greedy
-    temperatures (``tau <= GREEDY_TAU``, traced NaN) give exactly 0; ``tau = inf``
-    gives the entropy of the uniform distribution over the finite logits. Bad rows
-    follow :func:`sample`'s rules. Differentiable in ``tau``.
+    (column sums, as in :func:`sample`), so a sweep vmapped over many temperatures
+    keeps no ``[n_tau, V]`` intermediate. Greedy temperatures (``tau <=
+    GREEDY_TAU``, traced NaN) give exactly 0; ``tau = inf`` gives the entropy of the
+    uniform distribution over the finite logits. Bad rows follow :func:`sample`'s
+    rules. Differentiable in ``tau``.
 
     Args:
         logits: ``[..., V]`` logits of any real dtype (computed in float32).
@@ -674,49 +502,25 @@ def tempered_entropy(logits: jax.Array, tau: Any, base: float = 2.0) -> jax.Arra
     """
     _check_base(base)
     x = _check_logits(logits)
-    t = jnp.asarray(tau, jnp.float32)
-    out: jax.Array = _tempered_entropy(x, jnp.broadcast_to(t, x.shape[:-1]), base)
+    t = jnp.broadcast_to(jnp.asarray(tau, jnp.float32), x.shape[:-1])
+    out: jax.Array = _tempered_entropy(x, t, base)
     return out
 
 
-def _entropy_sums(z: jax.Array, m: jax.Array, s: jax.Array, *, folded: bool) -> jax.Array:
-    """``[..., 2]``: the sums of ``w = exp((z - m) s)`` and of ``w (z - m) s`` per row.
+@functools.partial(jax.jit, static_argnames=("base",))
+def _tempered_entropy(x: jax.Array, t: jax.Array, base: float) -> jax.Array:
+    rows = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
+    top = row_top(rows)
+    m = clean_top(top)[:, None, None]
+    s = inverse_temperature(t).reshape(-1, 1, 1)  # 1 where greedy, 0 at tau = inf
 
-    ``z`` ``[..., V]`` sanitised, ``m`` ``[..., 1]`` its row maxima, ``s`` ``[..., 1]``
-    (0 allowed); ``-inf`` entries weigh 0. ``folded``: both sums in one vectorised
-    pass that forms the weights slice by slice (XLA:CPU, which runs a plain
-    reduction of such a producer unvectorised); else two plain reductions, which
-    XLA:GPU fuses with the weights.
-    """
-
-    def weights(v: jax.Array) -> tuple[jax.Array, jax.Array]:
-        # The select before the scaling keeps the tau-gradient finite.
-        finite = v > -jnp.inf
-        lw = (jnp.where(finite, v, m) - m) * s
+    def sums(v: jax.Array, _: jax.Array) -> jax.Array:
+        z = clean(v[:, None], top[:, None, None])
+        finite = z > -jnp.inf
+        lw = (jnp.where(finite, z, m) - m) * s  # the select keeps the tau-gradient finite
         w = jnp.where(finite, jnp.exp(lw), 0.0)
-        return w, w * lw
+        return jnp.concatenate([w, w * lw], 1)  # [n, 2, l]
 
-    if folded:
-        return _total(z, lambda v: jnp.stack(weights(v), -2))
-    w, wl = weights(z)
-    return jnp.stack([jnp.sum(w, axis=-1), jnp.sum(wl, axis=-1)], axis=-1)
-
-
-@functools.partial(jax.jit, static_argnames=("base", "folded"))
-def _tempered_entropy(
-    x: jax.Array, t: jax.Array, base: float, folded: bool | None = None
-) -> jax.Array:
-    """:func:`tempered_entropy` of checked inputs; ``folded`` forces a branch (tests)."""
-    z = _sanitise(x.astype(jnp.float32))
-    m = jnp.max(z, axis=-1, keepdims=True)  # finite once sanitised
-    s = inverse_temperature(t)[..., None]  # 1 where greedy, 0 at tau = inf
-    if folded is None:
-        total = lax.platform_dependent(
-            z,
-            cpu=lambda v: _entropy_sums(v, m, s, folded=True),
-            default=lambda v: _entropy_sums(v, m, s, folded=False),
-        )
-    else:
-        total = _entropy_sums(z, m, s, folded=folded)
-    h = (jnp.log(total[..., 0]) - total[..., 1] / total[..., 0]) / jnp.float32(math.log(base))
-    return jnp.where(t > GREEDY_TAU, h, jnp.float32(0.0))
+    total = tree_sum(column_sums(sums, rows), -1)  # [n, 2]
+    h = (jnp.log(total[:, 0]) - total[:, 1] / total[:, 0]) / jnp.float32(math.log(base))
+    return jnp.where(t.reshape(-1) > GREEDY_TAU, h, jnp.float32(0.0)).reshape(t.shape)

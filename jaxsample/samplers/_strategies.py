@@ -1,55 +1,60 @@
 """Sampling strategies: frozen dataclasses registered as JAX pytrees.
 
-A strategy maps float32 logits ``z`` of shape ``[..., V]`` to *log-weights* of the
-same shape: finite where a token may be drawn, ``-inf`` where it was removed. The
-distribution a strategy samples from is ``softmax`` of its log-weights (see
-:func:`jaxsample.probs`). Numeric parameters (``tau``, ``k``, ``p``) are pytree
-leaves, so they may be traced, vmapped and changed without recompiling; structural
-choices (``k_max``, ``window``) are static fields.
+A strategy describes which tokens of a row of logits may be drawn and with what
+weight. Numeric parameters (``tau``, ``k``, ``p``) are pytree leaves, so they may
+be traced, vmapped and changed without recompiling; structural choices
+(``k_max``) are static. Concrete parameters are validated when a user builds a
+strategy; rebuilding one from its leaves (``jax.tree.map``, ``vmap``,
+``jit``) never validates, so leaves may be placeholders, axis specs or tracers.
 
-Every strategy keeps at least one token of every row, so a composition can never
-leave a row empty.
+The semantics of every built-in strategy is written once, in
+:mod:`jaxsample.samplers._reference`; :func:`jaxsample.probs` is exactly that
+definition, and :func:`jaxsample.sample` draws from it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from jaxsample.samplers._filters import (
-    first_argmax,
-    greedy_log_weights,
-    top_k_log_weights,
-    top_p_log_weights,
-)
-
-__all__ = [
-    "GREEDY_TAU",
-    "Chain",
-    "Greedy",
-    "Strategy",
-    "Temperature",
-    "TopK",
-    "TopP",
-    "chain",
-]
+__all__ = ["GREEDY_TAU", "Chain", "Greedy", "Strategy", "Temperature", "TopK", "TopP", "chain"]
 
 #: Temperatures at or below this value (and NaN or negative traced values) are greedy.
 GREEDY_TAU = 1e-6
 
+S = TypeVar("S", bound="Strategy")
+
+
+def _pytree(cls: type[S]) -> type[S]:
+    """Register a frozen dataclass as a pytree whose unflattening skips validation.
+
+    Fields marked ``metadata={"static": True}`` are auxiliary data; the others
+    are leaves. Unflattening writes the fields directly (as equinox does), so
+    validation in ``__post_init__`` runs only when a user calls the constructor.
+    """
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    data = tuple(f.name for f in fields if not f.metadata.get("static"))
+    meta = tuple(f.name for f in fields if f.metadata.get("static"))
+
+    def flatten(s: S) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        return tuple(getattr(s, n) for n in data), tuple(getattr(s, n) for n in meta)
+
+    def unflatten(aux: tuple[Any, ...], leaves: Any) -> S:
+        obj = object.__new__(cls)
+        for name, value in (*zip(data, leaves, strict=True), *zip(meta, aux, strict=True)):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    jax.tree_util.register_pytree_node(cls, flatten, unflatten)
+    return cls
+
 
 def _concrete(value: Any) -> np.ndarray[Any, Any] | None:
-    """Return ``value`` as a NumPy array when it is a concrete number, else ``None``.
-
-    Tracers (inside ``jit``/``vmap``) and the placeholder objects JAX puts in
-    pytrees while transforming them are not validated.
-    """
+    """``value`` as a NumPy array when it is a concrete number, else ``None`` (tracers)."""
     if isinstance(value, jax.core.Tracer):
         return None
     if isinstance(value, bool | int | float | np.ndarray | np.generic | jax.Array):
@@ -60,34 +65,47 @@ def _concrete(value: Any) -> np.ndarray[Any, Any] | None:
     return None
 
 
-def _check_tau(name: str, tau: Any) -> None:
-    arr = _concrete(tau)
+def _number(arr: np.ndarray[Any, Any]) -> str:
+    """The first entry of ``arr`` written as a person would (``0.0``, not ``np.float64(0.0)``)."""
+    return repr(arr.ravel()[0].item())
+
+
+def _check_real(name: str, value: Any, ok: Any, rule: str) -> np.ndarray[Any, Any] | None:
+    """Raise ``ValueError`` unless every entry of a concrete ``value`` satisfies ``ok``."""
+    arr = _concrete(value)
     if arr is None:
-        return
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise ValueError(f"{name} must be a real number, got {tau!r}")
-    bad = np.isnan(arr) | (arr < 0)
+        return None
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be a real number {rule}, got {value!r}")
+    bad = ~ok(arr)
     if np.any(bad):
-        raise ValueError(
-            f"{name} must be in [0, inf] (0 means greedy), got {arr[bad].ravel()[0]!r}"
-        )
+        raise ValueError(f"{name} must be {rule}, got {_number(arr[bad])}")
+    return arr
+
+
+def _check_tau(tau: Any) -> None:
+    _check_real("tau", tau, lambda a: a >= 0, "in [0, inf] (0 means greedy)")
 
 
 class Strategy:
     """Base class of every sampling strategy.
 
-    Subclasses implement :meth:`log_weights`. Calling a strategy as
-    ``strategy(logits, key)`` is the seeds' call form and is exactly
-    ``jaxsample.sample(key, logits, strategy)``.
+    A subclass defines :meth:`log_weights`, the map from sanitised float32 logits
+    ``z`` ``[..., V]`` to log-weights (``-inf`` where a token is removed); the
+    distribution is their softmax. The built-in strategies are exactly the parts
+    a :class:`Chain` of them applies (see :mod:`jaxsample.samplers._reference`).
+    Calling ``strategy(logits, key)`` is ``jaxsample.sample(key, logits, strategy)``.
     """
 
     def log_weights(self, z: jax.Array) -> jax.Array:
         """Map sanitised float32 logits ``[..., V]`` to log-weights ``[..., V]``.
 
-        ``z`` holds no NaN and no ``+inf`` and every row has at least one finite
-        entry (see :func:`jaxsample.sample`). The result keeps that property.
+        ``z`` holds no NaN and no ``+inf`` and every row has a finite entry; the
+        result must keep at least one finite entry per row.
         """
-        raise NotImplementedError
+        from jaxsample.samplers._reference import prefix_log_weights
+
+        return prefix_log_weights(z, (self,))
 
     def __call__(self, logits: jax.Array, key: jax.Array) -> jax.Array:
         """Draw token ids; an alias of ``jaxsample.sample(key, logits, self)``."""
@@ -96,91 +114,44 @@ class Strategy:
         return sample(key, logits, self)
 
 
-@jax.tree_util.register_dataclass
+@_pytree
 @dataclasses.dataclass(frozen=True)
 class Greedy(Strategy):
-    """Always pick the most likely token: ``argmax(z)``, lowest index on ties.
+    """Always the most likely token: ``argmax(z)``, lowest index on ties.
 
-    Deterministic: the key is not used. Equal to ``TopK(1)`` and to
-    ``Temperature(0)`` on every input.
+    Deterministic: the key is not used. Draws exactly as ``TopK(1)`` and
+    ``Temperature(0)`` do, on every input.
     """
 
-    def log_weights(self, z: jax.Array) -> jax.Array:
-        """Return 0 at the first maximum of each row and ``-inf`` elsewhere."""
-        return greedy_log_weights(z)
 
-
-def inverse_temperature(tau: jax.Array) -> jax.Array:
-    """``1 / tau`` as float32, and 1 where ``tau`` is greedy (see :data:`GREEDY_TAU`)."""
-    t = jnp.asarray(tau, jnp.float32)
-    return jnp.where(t > GREEDY_TAU, 1.0 / jnp.where(t > GREEDY_TAU, t, 1.0), jnp.float32(1.0))
-
-
-def _scale(z: jax.Array, tau: Any) -> jax.Array:
-    """Temperature-scale sanitised logits: ``(z - max z) * (1 / tau)``; greedy for small tau."""
-    t = jnp.asarray(tau, jnp.float32)[..., None]
-    greedy = ~(t > GREEDY_TAU)  # also true for NaN and negative traced values
-    m = jnp.max(z, axis=-1, keepdims=True)
-    scaled = jnp.where(jnp.isneginf(z), -jnp.inf, (z - m) * inverse_temperature(t))
-    # The argmax pass is skipped (lax.cond) when no row is greedy; the selection
-    # itself stays elementwise so that it fuses with the scaling.
-    lead = jnp.broadcast_shapes(z.shape[:-1], greedy.shape[:-1])
-    first_max = lax.cond(
-        jnp.any(greedy),
-        lambda: jnp.broadcast_to(first_argmax(z)[..., None], (*lead, 1)),
-        lambda: jnp.zeros((*lead, 1), jnp.int32),
-    ).astype(jnp.int32)
-    iota = lax.broadcasted_iota(jnp.int32, z.shape, z.ndim - 1)
-    one_hot = jnp.where(iota == first_max, jnp.float32(0.0), -jnp.inf)
-    return jnp.where(greedy, one_hot, scaled)
-
-
-@jax.tree_util.register_dataclass
+@_pytree
 @dataclasses.dataclass(frozen=True)
 class Temperature(Strategy):
     r"""Temperature sampling: draw from :math:`q = \mathrm{softmax}(z / \tau)`.
 
     The logits are divided by ``tau`` *before* the softmax; this is not the
-    renormalised power :math:`\mathrm{softmax}(z)^{1/\tau}`, which is a different
-    distribution. Limits: ``tau -> 0`` tends to the argmax (uniform over tied
-    maxima); ``tau = 1`` is the model's distribution; ``tau -> inf`` tends to
-    uniform over the tokens with finite logits. The entropy of ``q`` is
-    non-decreasing in ``tau`` with :math:`dH/d\tau = \mathrm{Var}_q[z] / \tau^3`
-    (nats).
+    renormalised power :math:`\mathrm{softmax}(z)^{1/\tau}`, a different
+    distribution. ``tau -> 0`` tends to the argmax, ``tau = 1`` is the model's
+    distribution, ``tau -> inf`` tends to uniform over the finite logits. The
+    entropy of ``q`` is non-decreasing in ``tau``, :math:`dH/d\tau =
+    \mathrm{Var}_q[z] / \tau^3` (nats).
 
     Args:
         tau: temperature, a scalar or an array broadcast against the leading axes
-            of the logits (one value per row). ``tau <= 1e-6`` (``GREEDY_TAU``),
-            including exactly 0, is greedy (lowest index on ties), selected with
-            ``jnp.where`` so a vmapped sweep may contain 0. ``tau = inf`` is uniform
-            over the finite logits.
+            of the logits (one value per row). ``tau <= GREEDY_TAU`` (1e-6),
+            exactly 0 included, is greedy (lowest index on ties), chosen per row
+            with ``jnp.where``, so a vmapped sweep may contain 0. ``tau = inf`` is
+            uniform over the finite logits.
 
     Raises:
-        ValueError: at construction, for a concrete ``tau`` that is negative or NaN.
-            Traced values cannot raise: a negative or NaN traced ``tau`` is greedy.
+        ValueError: at construction, for a concrete ``tau`` that is negative, NaN
+            or not a real number. Traced negative or NaN values are greedy.
     """
 
     tau: Any = 1.0
 
     def __post_init__(self) -> None:
-        _check_tau("tau", self.tau)
-
-    def log_weights(self, z: jax.Array) -> jax.Array:
-        """Return ``(z - max z) / tau`` (``-inf`` stays ``-inf``), or greedy."""
-        return _scale(z, self.tau)
-
-
-def _check_k(k: Any) -> np.ndarray[Any, Any] | None:
-    arr = _concrete(k)
-    if arr is None:
-        return None
-    if not (np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.bool_):
-        raise ValueError(f"k must be an integer >= 0 (0 disables top-k), got {k!r}")
-    if np.any(arr < 0):
-        raise ValueError(
-            f"k must be an integer >= 0 (0 disables top-k), got {arr[arr < 0].ravel()[0]!r}"
-        )
-    return arr
+        _check_tau(self.tau)
 
 
 def _k_bucket(kmax: int) -> int:
@@ -188,33 +159,33 @@ def _k_bucket(kmax: int) -> int:
     return max(64, 1 << max(0, math.ceil(math.log2(max(kmax, 1)))))
 
 
-@jax.tree_util.register_dataclass
+@_pytree
 @dataclasses.dataclass(frozen=True)
 class TopK(Strategy):
-    """Top-k sampling: temperature first, then keep the ``k`` most likely tokens.
+    """Top-k sampling: temperature, then keep the ``k`` most likely tokens.
 
     Exactly ``k`` tokens are kept; ties at the k-th value are broken by the lowest
-    token index, so ``TopK(1)`` equals :class:`Greedy` on every input. (Some
+    token index, so ``TopK(1)`` draws as :class:`Greedy` on every input. (Some
     libraries keep every token tied with the k-th; the two differ only on exact
-    ties.) ``k = 0`` or ``k >= V`` disables the truncation. Temperature and top-k
-    commute, so the order only matters for the documentation.
+    ties.) ``k = 0`` or ``k >= V`` disables the truncation, and the strategy then
+    draws exactly as ``Temperature(tau)`` with the same key. Temperature and top-k
+    commute.
 
     Args:
         k: number of tokens kept; an integer scalar or integer array broadcast
             against the leading axes of the logits.
         tau: temperature applied first (see :class:`Temperature`).
-        k_max: static bound on ``k`` used to size ``lax.top_k`` (no full sort).
+        k_max: static bound on ``k`` that sizes the exact ``lax.top_k`` selection.
             By default the smallest power of two, at least 64, that is >= every
-            concrete ``k``; so changing ``k`` within that bound does not recompile.
+            concrete ``k``, so a new ``k`` within that bound does not recompile.
             When ``k`` is traced at construction and ``k_max`` is not given, the
             bound is the vocabulary size (exact, slower). A traced ``k`` above
-            ``k_max`` (and below ``V``) keeps ``k_max`` tokens: give ``k_max``
-            explicitly when building strategies from traced values.
+            ``k_max`` (and below ``V``) keeps ``k_max`` tokens.
 
     Raises:
         ValueError: at construction, for a concrete ``k`` that is negative or not of
             an integer type, a concrete ``k`` above an explicit ``k_max``, a bad
-            ``k_max``, or a bad concrete ``tau``. Traced negative ``k`` disables.
+            ``k_max``, or a bad concrete ``tau``. A traced negative ``k`` disables.
     """
 
     k: Any
@@ -222,8 +193,12 @@ class TopK(Strategy):
     k_max: int | None = dataclasses.field(default=None, metadata={"static": True})
 
     def __post_init__(self) -> None:
-        arr = _check_k(self.k)
-        _check_tau("tau", self.tau)
+        arr = _concrete(self.k)
+        if arr is not None:
+            if not np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+                raise ValueError(f"k must be an integer >= 0 (0 disables top-k), got {self.k!r}")
+            _check_real("k", arr, lambda a: a >= 0, "an integer >= 0 (0 disables top-k)")
+        _check_tau(self.tau)
         if self.k_max is not None:
             if not isinstance(self.k_max, int) or isinstance(self.k_max, bool) or self.k_max < 1:
                 raise ValueError(f"k_max must be a Python int >= 1, got {self.k_max!r}")
@@ -232,110 +207,73 @@ class TopK(Strategy):
         elif arr is not None:
             object.__setattr__(self, "k_max", _k_bucket(int(arr.max()) if arr.size else 1))
 
-    def log_weights(self, z: jax.Array) -> jax.Array:
-        """Set every token outside the top ``k`` to ``-inf``, then temperature-scale.
 
-        The two commute; ranking the logits before scaling avoids the ties that
-        the rounding of ``(z - max z) / tau`` can create, so ``TopK(1)`` always
-        keeps the first maximum of the logits, as :class:`Greedy` does.
-        """
-        return _scale(top_k_log_weights(z, self.k, self.k_max), self.tau)
-
-
-def _check_p(p: Any) -> None:
-    arr = _concrete(p)
-    if arr is None:
-        return
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise ValueError(f"p must be a real number in (0, 1], got {p!r}")
-    bad = ~((arr > 0) & (arr <= 1))
-    if np.any(bad):
-        raise ValueError(f"p must be in (0, 1] (1 disables top-p), got {arr[bad].ravel()[0]!r}")
-
-
-@jax.tree_util.register_dataclass
+@_pytree
 @dataclasses.dataclass(frozen=True)
 class TopP(Strategy):
-    r"""Nucleus (top-p) sampling: temperature first, then keep the nucleus.
+    r"""Nucleus (top-p) sampling: temperature, then keep the nucleus.
 
-    With the tokens in descending probability order (ties by lowest index), a
-    token is kept iff the probability mass strictly ahead of it is below ``p``:
-    the smallest prefix whose mass reaches ``p`` is kept, including the token that
-    crosses ``p``. At least one token is always kept. ``p = 1`` returns the
-    unfiltered distribution exactly. Masses are computed in float32 and a mass
-    ahead within ``1e-6`` of ``p`` counts as reaching it, so exact boundaries
-    (e.g. probabilities ``[0.3, 0.1, 0.1, 0.5]`` with ``p = 0.8`` keep exactly
-    ``{0.5, 0.3}``) are decided as in exact arithmetic despite rounding.
+    With the tokens in descending order of logit (ties by lowest index), a token
+    is kept iff the probability mass strictly ahead of it is below ``p``: the
+    smallest prefix whose mass reaches ``p`` is kept, the token that crosses ``p``
+    included, and at least one token always. Where float32 cannot decide (a mass
+    ahead within ``TOP_P_SLACK`` = 1e-6 of ``p``), the token is kept, as the
+    common inference engines do; the mass is a sum in a fixed order documented
+    in :mod:`jaxsample.samplers._reference`. ``p = 1`` keeps every token and draws
+    exactly as ``Temperature(tau)`` with the same key.
 
     Temperature is applied before the truncation (the order of the Hugging Face
     and vLLM samplers); temperature and top-p do not commute.
-
-    The nucleus is found without a sort when it lies within the ``window`` most
-    likely tokens: those are selected exactly, on a long row in two ``lax.top_k``
-    stages (over the maxima of 16-token chunks, then over the chosen chunks), and
-    :func:`jaxsample.sample` then draws among them without another pass over the
-    row. A row whose nucleus is larger is answered exactly by a bisection on the
-    boundary value, decided per row.
 
     Args:
         p: nucleus mass in (0, 1], scalar or array broadcast against the leading
             axes of the logits.
         tau: temperature applied first (see :class:`Temperature`).
-        window: static size of the candidate window (default 128); raise it when
-            nuclei are often wider, to keep them off the slower exact fallback.
 
     Raises:
-        ValueError: at construction, for a concrete ``p`` outside (0, 1] or NaN, a
-            bad concrete ``tau``, or ``window < 1``. Traced values cannot raise:
-            ``p >= 1`` keeps everything, ``p <= 0`` or NaN keeps only the top token.
+        ValueError: at construction, for a concrete ``p`` outside (0, 1] or NaN, or
+            a bad concrete ``tau``. Traced ``p >= 1`` keeps everything, traced
+            ``p <= 0`` or NaN keeps only the top token.
 
     References:
         Holtzman, Buys, Du, Forbes, Choi. The Curious Case of Neural Text
-        Degeneration. ICLR 2020 (arXiv:1904.09751, 2019).
+        Degeneration. ICLR 2020 (arXiv:1904.09751).
     """
 
     p: Any
     tau: Any = 1.0
-    window: int = dataclasses.field(default=128, metadata={"static": True})
 
     def __post_init__(self) -> None:
-        _check_p(self.p)
-        _check_tau("tau", self.tau)
-        if not isinstance(self.window, int) or self.window < 1:
-            raise ValueError(f"window must be a Python int >= 1, got {self.window!r}")
-
-    def log_weights(self, z: jax.Array) -> jax.Array:
-        """Temperature-scale, then set every token outside the nucleus to ``-inf``.
-
-        The nucleus is measured with the scaled weights; tokens are ranked by the
-        logits before scaling (the same order, without the ties that rounding can
-        create).
-        """
-        return top_p_log_weights(_scale(z, self.tau), self.p, self.window, order=z)
+        _check_real("p", self.p, lambda a: (a > 0) & (a <= 1), "in (0, 1] (1 disables top-p)")
+        _check_tau(self.tau)
 
 
-@jax.tree_util.register_dataclass
+@_pytree
 @dataclasses.dataclass(frozen=True)
 class Chain(Strategy):
     """A composition of strategies applied in the order written.
 
-    Each part receives the previous part's log-weights as logits, so
-    ``chain(Temperature(0.7), TopK(50), TopP(0.9))`` scales, then keeps the top
-    50, then takes the nucleus of what is left. An empty chain changes nothing.
-    Build it with :func:`chain`.
+    ``chain(Temperature(0.7), TopK(50), TopP(0.9))`` scales, keeps the top 50,
+    then keeps the nucleus of what is left (renormalised). Every truncation ranks
+    tokens by the chain's input logits, and temperatures multiply, so a chain of
+    built-in strategies is one scale and one kept prefix of that ranking (see
+    :mod:`jaxsample.samplers._reference`). Parts of other types receive the
+    log-weights of the parts before them. An empty chain changes nothing. Build
+    it with :func:`chain`.
     """
 
     parts: tuple[Strategy, ...] = ()
+
     def __post_init__(self) -> None:
         for part in self.parts:
             if not isinstance(part, Strategy):
                 raise ValueError(f"chain parts must be strategies, got {part!r}")
 
     def log_weights(self, z: jax.Array) -> jax.Array:
-        """Apply every part in order."""
-        for part in self.parts:
-            z = part.log_weights(z)
-        return z
+        """Apply the parts in order (built-in runs of parts as one prefix state)."""
+        from jaxsample.samplers._reference import chain_log_weights
+
+        return chain_log_weights(z, self.parts)
 
 
 def chain(*strategies: Strategy) -> Chain:
@@ -360,3 +298,20 @@ def chain(*strategies: Strategy) -> Chain:
             raise ValueError(f"chain arguments must be strategies, got {s!r}")
     return Chain(tuple(parts))
 
+
+BUILT_IN: tuple[type[Strategy], ...] = (Greedy, Temperature, TopK, TopP)
+
+
+def prefix_parts(strategy: Strategy) -> tuple[Strategy, ...] | None:
+    """The built-in parts of ``strategy`` in order, or ``None`` if it holds another kind."""
+    if type(strategy) in BUILT_IN:
+        return (strategy,)
+    if type(strategy) is Chain:
+        out: list[Strategy] = []
+        for part in strategy.parts:
+            sub = prefix_parts(part)
+            if sub is None:
+                return None
+            out.extend(sub)
+        return tuple(out)
+    return None

@@ -1,0 +1,268 @@
+"""The sampler core at LLM vocabulary sizes: the fast draw against the definition.
+
+Every family of logits a user meets (peaked Zipf-like at several temperatures,
+Gaussian, heavy-tailed, plateaus of near-equal logits, exact ties) at V = 50257:
+no draw outside the support of ``probs``, a chi-square test of the draws
+(alpha 1e-6, head tokens one by one, the tail in equal-mass buckets), the top-p
+boundary decided exactly as the definition decides it, and the boundary against
+a float64 reference at V = 128256. Compiled functions are shared across tests:
+the parameters are traced, so one compilation serves every family.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.scipy.special import gammaincc
+
+import jaxsample as js
+from jaxsample.samplers import _reference, _sampling
+
+V = 50_257
+DRAWS = 2048
+BATCH = 256
+ALPHA = 1e-6
+
+
+def family(name: str, rows: int, vocab: int = V, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(zlib.crc32(name.encode()) + seed)
+    if name == "zipf":
+        base = -1.1 * np.log(np.arange(1, vocab + 1)) * 3
+        z = np.stack([base[rng.permutation(vocab)] for _ in range(rows)])
+        z = z + rng.normal(0, 0.5, z.shape)
+    elif name == "gaussian":
+        z = rng.normal(0, 3, (rows, vocab))
+    elif name == "heavy":
+        z = np.clip(rng.standard_cauchy((rows, vocab)), -50, 50)
+    elif name == "plateau":  # groups of logits equal to within 1e-6
+        z = np.repeat(rng.normal(0, 2, (rows, vocab // 64 + 1)), 64, axis=1)[:, :vocab]
+        z = z + rng.uniform(0, 1e-6, z.shape)
+    elif name == "ties":  # exact ties everywhere
+        z = np.round(rng.normal(0, 2, (rows, vocab)) * 2) / 2
+    else:
+        raise ValueError(name)
+    return z.astype(np.float32)
+
+
+FAMILIES = ["zipf", "gaussian", "heavy", "plateau", "ties"]
+#: (name, builder of the strategy from traced parameters, parameters).
+KINDS: dict[str, tuple[Callable[..., js.Strategy], tuple[float, ...]]] = {
+    "top-p": (lambda a, tau: js.TopP(a, tau=tau), (0.9,)),
+    "top-p-small": (lambda a, tau: js.TopP(a, tau=tau), (0.3,)),
+    "top-k": (lambda a, tau: js.TopK(a.astype(jnp.int32), tau=tau, k_max=64), (50,)),
+    "chain": (
+        lambda a, tau: js.chain(js.Temperature(tau), js.TopK(200), js.TopP(a)),
+        (0.95,),
+    ),
+}
+
+
+@functools.cache
+def _drawer(kind: str, general: bool) -> Callable[..., jax.Array]:
+    build = KINDS[kind][0]
+
+    @jax.jit
+    def draw(key: jax.Array, row: jax.Array, a: jax.Array, tau: jax.Array) -> jax.Array:
+        rows = jnp.broadcast_to(row, (BATCH, row.shape[-1]))
+        return _sampling._sample(key, rows, build(a, tau), general=general)
+
+    return draw
+
+
+@functools.cache
+def _definition(kind: str) -> Callable[..., jax.Array]:
+    build = KINDS[kind][0]
+    return jax.jit(lambda row, a, tau: js.probs(row, build(a, tau)))
+
+
+def counts_of(
+    kind: str, row: np.ndarray, a: float, tau: float, seed: int, general: bool = False
+) -> np.ndarray:
+    draw = _drawer(kind, general)
+    out = np.zeros(row.shape[-1], np.int64)
+    for b in range(DRAWS // BATCH):
+        ids = draw(
+            jax.random.key(seed * 1000 + b), jnp.asarray(row), jnp.float32(a), jnp.float32(tau)
+        )
+        out += np.bincount(np.asarray(ids), minlength=row.shape[-1])
+    return out
+
+
+def chi_square(counts: np.ndarray, p: np.ndarray, cell: float = 20.0) -> float:
+    """p-value: tokens expected >= ``cell`` times one by one, the rest in equal-mass buckets."""
+    n = counts.sum()
+    order = np.argsort(-p, kind="stable")
+    p, counts = p[order], counts[order]
+    head = p * n >= cell
+    obs, exp = list(counts[head]), list(p[head] * n)
+    tail_p, tail_c = p[~head], counts[~head]
+    if tail_p.sum() * n >= cell:
+        edges = np.floor(np.cumsum(tail_p) * n / cell)
+        for b in np.unique(edges):
+            sel = edges == b
+            obs.append(tail_c[sel].sum())
+            exp.append(tail_p[sel].sum() * n)
+    o, e = np.asarray(obs, np.float64), np.asarray(exp, np.float64)
+    if len(o) < 2:
+        return 1.0
+    stat = float(np.sum((o - e) ** 2 / e))
+    return float(gammaincc((len(o) - 1) / 2.0, stat / 2.0))
+
+
+CASES = [
+    (fam, tau, kind)
+    for fam in FAMILIES
+    for tau in ([0.5, 1.0, 2.0] if fam == "zipf" else [1.0])
+    for kind in KINDS
+]
+
+
+@pytest.mark.parametrize(("fam", "tau", "kind"), CASES)
+def test_draws_follow_the_definition(fam: str, tau: float, kind: str) -> None:
+    row = family(fam, 1)[0]
+    (a,) = KINDS[kind][1]
+    p = np.asarray(
+        _definition(kind)(jnp.asarray(row), jnp.float32(a), jnp.float32(tau)), np.float64
+    )
+    counts = counts_of(kind, row, a, tau, zlib.crc32(f"{fam}{tau}{kind}".encode()))
+    assert counts[p == 0].sum() == 0, "a draw outside the support"
+    assert chi_square(counts, p / p.sum()) > ALPHA
+
+
+@pytest.mark.parametrize("kind", ["top-p", "chain"])
+def test_general_route_draws_the_same_distribution(kind: str) -> None:
+    row = family("gaussian", 1, 5000, seed=3)[0]  # the definition sorts: a shorter row
+    (a,) = KINDS[kind][1]
+    p = np.asarray(
+        _definition(kind)(jnp.asarray(row), jnp.float32(a), jnp.float32(1.3)), np.float64
+    )
+    counts = counts_of(kind, row, a, 1.3, 11, general=True)
+    assert counts[p == 0].sum() == 0
+    assert chi_square(counts, p / p.sum()) > ALPHA
+
+
+def test_chi_square_rejects_a_kept_set_one_token_too_wide() -> None:
+    # The row's third token weighs about 0.2: draws of top-3 judged against top-2 must
+    # fail the test (observed counts where none are expected), and pass against top-3.
+    z, _ = _boundary_row()
+    two = np.asarray(_definition("top-k")(jnp.asarray(z), jnp.float32(2), jnp.float32(1.0)))
+    three = np.asarray(_definition("top-k")(jnp.asarray(z), jnp.float32(3), jnp.float32(1.0)))
+    counts = counts_of("top-k", z, 3, 1.0, 5)
+    assert chi_square(counts, three.astype(np.float64)) > ALPHA
+    wider = 0.999 * two.astype(np.float64) + 0.001 * three  # no zero cell: the chi-square decides
+    assert chi_square(counts, wider / wider.sum()) < ALPHA
+
+
+def _boundary_row() -> tuple[np.ndarray, int]:
+    """A wide row whose token of rank 2 is heavy (its own mass about 0.2)."""
+    z = family("gaussian", 1, seed=7)[0] * 0.3
+    top = np.argsort(-z, kind="stable")[:3]
+    z[top] = np.float32(12.0) - np.arange(3, dtype=np.float32) * np.float32(0.25)
+    return z, int(top[2])
+
+
+def test_top_p_boundary_decided_exactly_as_the_definition() -> None:
+    # p walks ulp by ulp across the value at which the heavy token leaves the nucleus;
+    # the fast draw must keep it exactly when the definition does.
+    z, tok = _boundary_row()
+    row = jnp.asarray(z)[None]
+    zr, m = _reference.sanitise(row)
+    w = _reference.weights(zr, m[:, None], jnp.float32(1.0))
+    before = _reference.ahead(zr, jnp.arange(V), zr[:, tok : tok + 1], tok)
+    share = np.float32(_reference.mass(jnp.where(before, w, 0.0))[0] / _reference.mass(w)[0])
+    p = np.float32(share - np.float32(js.TOP_P_SLACK))
+    for _ in range(3):
+        p = np.nextafter(p, np.float32(0))
+    decided = set()
+    for step in range(7):
+        kept = bool(np.asarray(js.probs(row, js.TopP(p)))[0, tok] > 0)
+        counts = counts_of("top-p", z, float(p), 1.0, 23 + step)
+        assert (counts[tok] > 0) == kept, (float(p), kept, int(counts[tok]))
+        decided.add(kept)
+        p = np.nextafter(p, np.float32(1))
+    assert decided == {True, False}  # both sides of the boundary were met
+
+
+def test_no_token_below_p_is_dropped_at_llama3_vocabulary() -> None:
+    vocab, p = 128_256, 0.9
+    rows = np.concatenate([family(f, 8, vocab) for f in ["zipf", "gaussian", "heavy"]]) / 1.3
+    q = np.asarray(js.probs(jnp.asarray(rows), js.TopP(p)))
+    for r in range(rows.shape[0]):
+        z = rows[r].astype(np.float64)
+        w = np.exp(z - z.max())
+        order = np.lexsort((np.arange(vocab), -z))
+        ahead = np.empty(vocab)
+        ahead[order] = np.concatenate([[0.0], np.cumsum(w[order])[:-1]]) / w.sum()
+        kept = q[r] > 0
+        assert np.all(kept[ahead < p]), f"row {r}: a token with exact mass ahead < p dropped"
+        assert not np.any(kept[ahead >= p + 4 * js.TOP_P_SLACK]), f"row {r}: kept far past p"
+
+
+@pytest.mark.parametrize("fam", FAMILIES)
+def test_equal_distributions_draw_identical_tokens(fam: str) -> None:
+    z = jnp.asarray(family(fam, 16))
+    key = jax.random.key(zlib.crc32(fam.encode()))
+    for tau in [0.7, 1.5]:
+        want = np.asarray(js.sample(key, z, js.Temperature(tau)))
+        for s in [js.TopP(1.0, tau=tau), js.TopK(0, tau=tau), js.TopK(V, tau=tau, k_max=V)]:
+            np.testing.assert_array_equal(js.sample(key, z, s), want, err_msg=repr(s))
+    greedy = np.asarray(js.sample(key, z, js.Greedy()))
+    np.testing.assert_array_equal(greedy, np.argmax(np.asarray(z), -1))
+    for s in [js.TopK(1), js.Temperature(0.0), js.TopP(1e-9), js.TopK(1, tau=0.0)]:
+        np.testing.assert_array_equal(js.sample(key, z, s), greedy, err_msg=repr(s))
+
+
+def test_jit_equals_eager_and_rows_ignore_their_batch() -> None:
+    z = jnp.asarray(family("zipf", 8))
+    key = jax.random.key(4)
+    s = js.chain(js.Temperature(1.4), js.TopK(300), js.TopP(0.9))
+    eager = np.asarray(js.sample(key, z, s))
+    np.testing.assert_array_equal(jax.jit(lambda k, x: js.sample(k, x, s))(key, z), eager)
+    with jax.disable_jit():
+        np.testing.assert_array_equal(js.sample(key, z[:2], s), eager[:2])
+    for r in [0, 5]:
+        alone = js.sample(jax.random.fold_in(key, r), z[r], s)
+        assert int(alone) == eager[r]
+
+
+def test_strategies_are_pytrees_that_map_and_vmap() -> None:
+    ps, taus = jnp.array([0.5, 0.9, 1.0]), jnp.array([0.7, 1.0, 1.5])
+    z = jax.random.normal(jax.random.key(0), (300,)) * 2
+    keys = jax.random.split(jax.random.key(1), 3)
+    # A sweep written as a vmap over strategies (the README's form).
+    ids = jax.vmap(lambda s, k: js.sample(k, z, s))(js.TopP(ps, tau=taus), keys)
+    for i in range(3):
+        assert int(ids[i]) == int(js.sample(keys[i], z, js.TopP(float(ps[i]), tau=float(taus[i]))))
+    # in_axes built with tree.map, a scalar leaf left unmapped, and a chain.
+    s = js.TopP(ps, tau=0.8)
+    axes = jax.tree.map(lambda x: 0 if jnp.ndim(x) else None, s)
+    got = jax.vmap(lambda s_, k: js.sample(k, z, s_), in_axes=(axes, 0))(s, keys)
+    assert got.shape == (3,)
+    c = js.chain(js.Temperature(taus), js.TopK(jnp.array([5, 10, 20]), k_max=64), js.TopP(ps))
+    axes = jax.tree.map(lambda x: 0 if jnp.ndim(x) else None, c)
+    got = jax.vmap(lambda c_, k: js.sample(k, z, c_), in_axes=(axes, 0))(c, keys)
+    for i in range(3):
+        one = js.chain(
+            js.Temperature(taus[i]), js.TopK(int([5, 10, 20][i]), k_max=64), js.TopP(ps[i])
+        )
+        assert int(got[i]) == int(js.sample(keys[i], z, one))
+    # Unflattening does not validate (placeholder leaves); construction does.
+    assert jax.tree.structure(s).unflatten([None, None]).p is None
+    with pytest.raises(ValueError, match="p must be in"):
+        js.TopP(1.5)
+
+
+def test_two_nuclei_and_custom_parts_take_the_definition() -> None:
+    z = jnp.asarray(family("gaussian", 2, 2000))
+    two = js.chain(js.TopP(0.95, tau=1.2), js.TopP(0.5))
+    q = np.asarray(js.probs(z, two))
+    ids = np.asarray(js.sample(jax.random.key(2), jnp.broadcast_to(z[0], (4096, 2000)), two))
+    assert np.all(q[0][ids] > 0)
+    inner = np.asarray(js.probs(z, js.TopP(0.95, tau=1.2)))
+    assert np.all((q > 0) <= (inner > 0)) and (q > 0).sum() < (inner > 0).sum()
