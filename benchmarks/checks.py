@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxsample as js
-from benchmarks.peers import SPECS, implementations
-from benchmarks.suites import flat_logits, llm_like_logits
+from benchmarks.peers import SPECS, TOP_P_HOT, implementations
+from benchmarks.suites import gaussian_logits, heavy_tailed_logits, llm_like_logits
 
 #: Largest allowed difference between two exact implementations' probabilities.
 PROBS_TOL = 2e-5
@@ -19,23 +19,34 @@ TV_TOL = 0.05
 
 
 def check_rows(vocab: int) -> np.ndarray:
-    """The rows the checks use: two LLM-like and two flat rows, float32 ``[4, vocab]``."""
+    """The rows the checks use: two LLM-like, one Gaussian and one heavy-tailed row.
+
+    float32 ``[4, vocab]``, the shape of the smoke mode's sampler table, so that the
+    table reuses the functions compiled here. The near-tie family is left out: its
+    nucleus cut falls inside groups of tokens whose logits differ by a few float32
+    ulps, where NumPy's float32 cumsum and jaxsample's fixed-order sums (with
+    ``TOP_P_SLACK``) may decide a token differently, which is no error of either.
+    """
     rng = np.random.default_rng(99)
-    return np.concatenate([llm_like_logits(rng, 2, vocab), flat_logits(rng, 2, vocab)])
+    return np.concatenate(
+        [llm_like_logits(rng, 2, vocab), gaussian_logits(rng, 1, vocab),
+         heavy_tailed_logits(rng, 1, vocab)]
+    )
 
 
 def check_samplers(vocab: int, with_hf: bool, draws: int) -> list[dict[str, Any]]:
     """Check every implementation's tokens, and the exact ones' distributions.
 
-    For each spec on :func:`check_rows`: each implementation's sampled ids lie in
-    ``[0, V)``; jaxsample's, naive JAX's and (when present) Hugging Face's exact
-    distributions equal the NumPy peer's to ``PROBS_TOL``; and, for the chain of all
-    filters, ``draws`` jaxsample draws from the first row have total variation at
-    most ``TV_TOL`` from the NumPy peer's distribution.
+    For each spec (:data:`SPECS` and top-p 0.9 at tau 1.5) on :func:`check_rows`:
+    each implementation's sampled ids lie in ``[0, V)``; jaxsample's, naive JAX's and
+    (when present) Hugging Face's exact distributions equal the NumPy peer's to
+    ``PROBS_TOL``; and, for the chain of all filters, ``draws`` jaxsample draws from
+    the first row have total variation at most ``TV_TOL`` from the NumPy peer's
+    distribution.
     """
     rows = check_rows(vocab)
     out: list[dict[str, Any]] = []
-    for spec in SPECS:
+    for spec in (*SPECS, TOP_P_HOT):
         impls = implementations(spec, with_hf=with_hf)
         ref = next(i for i in impls if i.name == "numpy")
         assert ref.probs is not None
@@ -48,6 +59,7 @@ def check_samplers(vocab: int, with_hf: bool, draws: int) -> list[dict[str, Any]
             rec: dict[str, Any] = {
                 "vocab": vocab,
                 "sampler": spec.name,
+                "tau": None if spec.greedy else spec.tau,
                 "impl": impl.name,
                 "tokens_valid": bool(
                     ids.shape == (len(rows),) and np.all((ids >= 0) & (ids < vocab))
@@ -76,7 +88,8 @@ def failures(records: list[dict[str, Any]]) -> list[str]:
     """Human-readable descriptions of the records that fail a check."""
     bad = []
     for r in records:
-        where = f"{r['sampler']} / {r['impl']} at V={r['vocab']}"
+        tau = "" if r.get("tau") is None else f" (tau {r['tau']})"
+        where = f"{r['sampler']}{tau} / {r['impl']} at V={r['vocab']}"
         if r.get("tokens_valid") is False:
             bad.append(f"{where}: token ids out of range")
         if r.get("max_abs_probs_diff", 0.0) > PROBS_TOL:

@@ -57,6 +57,21 @@ class Spec:
             return js.TopP(self.p, tau=self.tau)
         return js.chain(*parts)
 
+    def code(self) -> str:
+        """How :meth:`strategy` is written with jaxsample, e.g. ``TopP(0.9, tau=0.8)``."""
+        if self.greedy:
+            return "Greedy()"
+        parts = [f"Temperature({self.tau:g})"]
+        if self.k is not None:
+            parts.append(f"TopK({self.k})")
+        if self.p is not None:
+            parts.append(f"TopP({self.p:g})")
+        if len(parts) == 1:
+            return parts[0]
+        if len(parts) == 2:
+            return f"{parts[1][:-1]}, tau={self.tau:g})"
+        return f"chain({', '.join(parts)})"
+
 
 SPECS: tuple[Spec, ...] = (
     Spec("greedy", greedy=True),
@@ -65,6 +80,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("top-p", tau=0.8, p=0.9),
     Spec("chain", tau=0.8, k=50, p=0.9),
 )
+"""The samplers timed on every shape (the LLM-like logits), and checked by the smoke mode."""
+
+TOP_P_HOT = Spec("top-p", tau=1.5, p=0.9)
+"""Top-p 0.9 at a high temperature (a nucleus of thousands of tokens)."""
 
 
 @dataclasses.dataclass
@@ -109,7 +128,7 @@ def floor_impl() -> Impl:
 # ---------------------------------------------------------------------------------------
 
 
-def _numpy_support(z: np.ndarray, spec: Spec) -> tuple[np.ndarray, np.ndarray]:
+def numpy_support(z: np.ndarray, spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     """Token ids and their float32 probabilities after the spec's filters, one row.
 
     Plain NumPy as the seeds write it: float32 softmax, the default ``argsort``
@@ -140,14 +159,14 @@ def numpy_impl(spec: Spec, seed: int = 0) -> Impl:
     def sample(x: np.ndarray) -> np.ndarray:
         out = np.empty(x.shape[0], np.int64)
         for r in range(x.shape[0]):
-            ids, q = _numpy_support(x[r], spec)
+            ids, q = numpy_support(x[r], spec)
             out[r] = ids[0] if len(ids) == 1 else rng.choice(ids, p=q)
         return out
 
     def probs(row: np.ndarray) -> np.ndarray:
         if row.ndim == 2:
             return np.stack([probs(r) for r in row])
-        ids, q = _numpy_support(row, spec)
+        ids, q = numpy_support(row, spec)
         full = np.zeros(len(row))
         full[ids] = q
         return full

@@ -9,8 +9,18 @@ from typing import Any
 PEERS = ("numpy", "naive_jax", "hf")
 
 
-def _index(records: list[dict[str, Any]]) -> dict[tuple[int, int, str, str], dict[str, Any]]:
-    return {(r["batch"], r["vocab"], r["sampler"], r["impl"]): r for r in records}
+Case = tuple[int, int, str, float | None, str]
+"""A sampler-table case: ``(B, V, sampler, tau, logits)``."""
+
+
+def _case(rec: dict[str, Any]) -> Case:
+    """The case of a sampler record (records of runs before the logit families: LLM-like)."""
+    tau = rec.get("tau")
+    return (rec["batch"], rec["vocab"], rec["sampler"], tau, rec.get("logits", "llm-like"))
+
+
+def _index(records: list[dict[str, Any]]) -> dict[tuple[Case, str], dict[str, Any]]:
+    return {(_case(r), r["impl"]): r for r in records}
 
 
 def _ms(rec: dict[str, Any] | None) -> float | None:
@@ -80,13 +90,15 @@ def _decode_markdown(dec: dict[str, Any]) -> list[str]:
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The performance targets, each with its measured value or ratio.
 
-    The CPU targets are read at [32, 50257]; the GPU ones at [128, 131072], when
-    the run measured device time there.
+    The CPU sampler targets are read at [32, 50257] (tau 0.8 and the LLM-like logits
+    unless named), the compile ones from the first-compile table, and the GPU ones
+    at [128, 131072] when the run measured device time there. Every ratio is of two
+    figures from the same run.
     """
     idx = _index(results.get("samplers", []))
 
-    def ms(sampler: str, impl: str) -> float | None:
-        return _ms(idx.get((32, 50257, sampler, impl)))
+    def ms(sampler: str, impl: str, tau: float = 0.8, logits: str = "llm-like") -> float | None:
+        return _ms(idx.get(((32, 50257, sampler, tau, logits), impl)))
 
     out: list[dict[str, Any]] = []
 
@@ -98,20 +110,27 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         met = ratio >= bound if at_least else ratio <= bound
         out.append({"target": name, "measured": ratio, "bound": bound, "met": met})
 
-    top_p = ms("top-p", "jaxsample")
-    add("top-p [32, 50257]: NumPy peer / jaxsample >= 10", ms("top-p", "numpy"), top_p, 10, True)
-    add("top-p [32, 50257]: HF peer / jaxsample >= 30", ms("top-p", "hf"), top_p, 30, True)
-    add("top-p [32, 50257]: jaxsample / floor <= 6", top_p, ms("top-p", "floor"), 6, False)
-    add(
-        "temperature [32, 50257]: jaxsample / floor <= 4",
-        ms("temperature", "jaxsample"),
-        ms("temperature", "floor"),
-        4,
-        False,
-    )
-    gpu = idx.get((128, 131072, "top-p", "jaxsample"), {})
+    for logits in ("llm-like", "gaussian"):
+        for tau in (0.8, 1.5):
+            top_p = ms("top-p", "jaxsample", tau, logits)
+            where = f"top-p 0.9, tau {tau}, {logits} [32, 50257]"
+            add(f"{where}: jaxsample / floor <= 10", top_p,
+                ms("top-p", "floor", tau, logits), 10, False)
+            add(f"{where}: NumPy peer / jaxsample >= 5", ms("top-p", "numpy", tau, logits),
+                top_p, 5, True)
+    add("temperature 0.8 [32, 50257]: jaxsample / floor <= 4",
+        ms("temperature", "jaxsample"), ms("temperature", "floor"), 4, False)
+    add("top-k 50, tau 0.8 [32, 50257]: jaxsample / floor <= 6",
+        ms("top-k", "jaxsample"), ms("top-k", "floor"), 6, False)
+    comp = results.get("compile")
+    if comp:
+        cat = comp["categorical"]["compile_s"]
+        for r in comp["samplers"]:
+            add(f"first compile of {r['sampler']} [{comp['batch']}, {comp['vocab']}]: "
+                "jaxsample / jax.random.categorical <= 5", r["compile_s"], cat, 5, False)
+    gpu = idx.get(((128, 131072, "top-p", 0.8, "llm-like"), "jaxsample"), {})
     if gpu.get("device_ms") is not None:
-        naive = idx.get((128, 131072, "top-p", "naive_jax"), {})
+        naive = idx.get(((128, 131072, "top-p", 0.8, "llm-like"), "naive_jax"), {})
         out.append({
             "target": "top-p [128, 131072]: device time <= 0.139 ms (FlashInfer's H100 figure)",
             "measured": gpu["device_ms"], "bound": 0.139, "met": gpu["device_ms"] <= 0.139,
@@ -159,32 +178,50 @@ def markdown(results: dict[str, Any]) -> str:
     if recs:
         idx = _index(recs)
         has_dev = any("device_ms" in r for r in recs)
-        head = ("| B | V | sampler | jaxsample | floor | x floor | numpy | numpy / js "
-                "| naive JAX | naive / js | HF | HF / js |")
+        head = ("| B | V | sampler | tau | logits | kept | jaxsample | floor | x floor | numpy "
+                "| numpy / js | naive JAX | naive / js | HF | HF / js |")
         if has_dev:
             head += " js device | naive device | floor device |"
         lines += [head, "|" + " --- |" * (head.count("|") - 1)]
-        keys = sorted({(r["batch"], r["vocab"], r["sampler"]) for r in recs},
-                      key=lambda k: (k[1], k[0]))
-        order = ["greedy", "temperature", "top-k", "top-p", "chain", "top-p (flat)"]
-        keys.sort(key=lambda k: (k[1], k[0], order.index(k[2]) if k[2] in order else 99))
-        for b, v, s in keys:
-            js_ms = _ms(idx.get((b, v, s, "jaxsample")))
-            floor = _ms(idx.get((b, v, s, "floor")))
-            row = [str(b), str(v), s, _fmt(js_ms, 3), _fmt(floor, 3),
+        # Shapes by V then B; within a shape, the cases in the order they ran.
+        cases = sorted(dict.fromkeys(_case(r) for r in recs), key=lambda c: (c[1], c[0]))
+        kept = {_case(r): r.get("kept") for r in recs}
+        for case in cases:
+            b, v, s, tau, logits = case
+            js_ms = _ms(idx.get((case, "jaxsample")))
+            floor = _ms(idx.get((case, "floor")))
+            k = kept.get(case)
+            row = [str(b), str(v), s, "-" if tau is None else f"{tau:g}", logits,
+                   "-" if k is None else f"{k:.0f}", _fmt(js_ms, 3), _fmt(floor, 3),
                    _fmt(js_ms / floor if js_ms and floor else None, 1)]
             for peer in PEERS:
-                p = _ms(idx.get((b, v, s, peer)))
+                p = _ms(idx.get((case, peer)))
                 row += [_fmt(p, 2), _fmt(p / js_ms if p and js_ms else None, 1)]
             if has_dev:
-                jd = idx.get((b, v, s, "jaxsample"), {}).get("device_ms")
-                nd = idx.get((b, v, s, "naive_jax"), {}).get("device_ms")
-                fd = idx.get((b, v, s, "floor"), {}).get("device_ms")
+                jd = idx.get((case, "jaxsample"), {}).get("device_ms")
+                nd = idx.get((case, "naive_jax"), {}).get("device_ms")
+                fd = idx.get((case, "floor"), {}).get("device_ms")
                 row += [_fmt(jd, 3), _fmt(nd, 3), _fmt(fd, 3)]
             lines.append("| " + " | ".join(row) + " |")
         skipped = {r["skipped"] for r in recs if "skipped" in r}
         for note in skipped:
             lines.append(f"\nHF peer skipped: {note}")
+        lines.append("")
+    comp = results.get("compile")
+    if comp:
+        cat = comp["categorical"]["compile_s"]
+        lines += [
+            f"## First compile ([{comp['batch']}, {comp['vocab']}] {comp['dtype']})", "",
+            f"{comp['method']}; median of {comp['rounds']} round(s), each function once "
+            "per round. Ratio: over `jax.random.categorical(key, x)` in the same process.",
+            "",
+            "| function | compile (s) | x categorical |",
+            "| --- | --- | --- |",
+            f"| `jax.random.categorical` | {cat:.2f} | 1.0 |",
+        ]
+        for r in comp["samplers"]:
+            lines.append(f"| jaxsample {r['sampler']}: `{r['strategy']}` | "
+                         f"{r['compile_s']:.2f} | {r['x_categorical']:.1f} |")
         lines.append("")
     sweep = results.get("sweep")
     if sweep:
@@ -247,20 +284,19 @@ def plot(results: dict[str, Any], path: Path) -> None:
     shapes = sorted({(r["batch"], r["vocab"]) for r in recs}, key=lambda s: (s[1], s[0]))
     dec = results.get("decode")
     n = len(shapes) + (1 if dec else 0)
-    fig, axes = plt.subplots(n, 1, figsize=(10, 3.2 * max(n, 1)), squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(12, 3.4 * max(n, 1)), squeeze=False)
     impls = ["jaxsample", "floor", "numpy", "naive_jax", "hf"]
     for ax, (b, v) in zip(axes[:, 0], shapes, strict=False):
-        samplers = list(dict.fromkeys(r["sampler"] for r in recs))
+        cases = [c for c in dict.fromkeys(_case(r) for r in recs) if c[:2] == (b, v)]
+        idx = _index(recs)
         width = 0.8 / len(impls)
         for j, impl in enumerate(impls):
-            ys = []
-            for s in samplers:
-                hit = [r for r in recs if (r["batch"], r["vocab"], r["sampler"], r["impl"])
-                       == (b, v, s, impl)]
-                ys.append(hit[0]["median_ms"] if hit else float("nan"))
-            ax.bar([i + j * width for i in range(len(samplers))], ys, width, label=impl)
+            ys = [_ms(idx.get((c, impl))) for c in cases]
+            ax.bar([i + j * width for i in range(len(cases))],
+                   [float("nan") if y is None else y for y in ys], width, label=impl)
         ax.set_yscale("log")
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(samplers))], samplers)
+        labels = [s if t is None else f"{s}\n{t:g} {lg}" for _, _, s, t, lg in cases]
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cases))], labels, fontsize=6)
         ax.set_ylabel("ms per call")
         ax.set_title(f"B = {b}, V = {v}")
         ax.legend(fontsize=7, ncol=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import itertools
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -20,6 +21,11 @@ FULL_SHAPES = [(b, v) for v in (50257, 128256) for b in (1, 32, 256)]
 GPU_TARGET_SHAPE = (128, 131072)
 SMOKE_VOCAB = 200
 SMOKE_SHAPES = [(4, SMOKE_VOCAB)]
+#: Where the CPU targets are read (report.targets), the extra logit families are timed
+#: and, in full runs, the first compiles.
+CPU_TARGET_SHAPE = (32, 50257)
+#: Largest B * V at which a full CPU run adds the wide-nucleus top-p cases.
+CHEAP_CELLS = 32 * 128256
 
 
 def run(
@@ -36,7 +42,8 @@ def run(
         out: output folder, or ``None`` to write nothing.
         log: progress printer.
         shapes: ``[(B, V), ...]`` for the sampler table instead of the default ones.
-        samplers_only: run the sampler table only (no sweep, seeds or decode).
+        samplers_only: run the sampler table and the first compiles only (no sweep,
+            seeds or decode).
     """
     start = time.perf_counter()
     now = datetime.datetime.now(datetime.UTC)
@@ -79,13 +86,27 @@ def run(
         results["checks"] = {"records": recs, "failures": checks.failures(recs)}
     phase("samplers")
     # Device time on an accelerator; in smoke mode on one sampler, to exercise the code.
+    # Cases (suites.sampler_cases): in smoke mode every case on the smoke shape; in a
+    # full run the wide-nucleus top-p cases where the peers stay cheap (up to [32, 128256]
+    # on a CPU, where naive JAX takes about 1.5 s per call; every shape on an
+    # accelerator), the extra logit families at the CPU and GPU target shapes.
     results["samplers"] = suites.sampler_suite(
         shapes, fast, slow, device_time="all" if on_accel else ("greedy" if smoke else None),
-        with_flat=not smoke, log=log,
+        wide_up_to=math.inf if smoke or on_accel else CHEAP_CELLS,
+        extra_at=shapes if smoke else [CPU_TARGET_SHAPE, GPU_TARGET_SHAPE], log=log,
+    )
+    phase("compile")
+    # Smoke: top-p only, at the smoke shape (each compile takes seconds).
+    results["compile"] = suites.compile_suite(
+        *(shapes[0] if smoke else CPU_TARGET_SHAPE), rounds=1, log=log,
+        samplers=("top-p",) if smoke else suites.COMPILED,
     )
     if samplers_only:
         phase("end")
-        results["phase_s"] = {"samplers": phases["end"] - phases["samplers"]}
+        results["phase_s"] = {
+            "samplers": phases["compile"] - phases["samplers"],
+            "compile": phases["end"] - phases["compile"],
+        }
         results["targets"] = [] if smoke else report.targets(results)
         results["elapsed_s"] = time.perf_counter() - start
         if out is not None:

@@ -28,14 +28,30 @@ import numpy as np
 from jax import lax
 
 import jaxsample as js
-from benchmarks.peers import SPECS, Spec, hf_available, implementations
+from benchmarks.peers import (
+    SPECS,
+    TOP_P_HOT,
+    Spec,
+    hf_available,
+    implementations,
+    numpy_support,
+)
 from jaxsample.labs.temperature_sweep import entropy_sweep
 
 LOGIT_NOTE = (
-    "LLM-like logits: row r has z = -1.2 * log(rank) + 0.3 * N(0, 1) over a random "
-    "permutation of the ranks 1..V (a Zipf-like head, about 60 tokens in the top-p 0.9 "
-    "nucleus at tau 0.8). The 'top-p (flat)' row uses 3 * N(0, 1) logits instead, whose "
-    "nucleus (hundreds of tokens at V = 50257) exceeds the 128-token candidate window."
+    "Logit families (float32, a fresh draw per buffer; nucleus sizes for top-p 0.9 at "
+    "V = 50257): 'llm-like', row r has z = -1.2 * log(rank) + 0.3 * N(0, 1) over a random "
+    "permutation of the ranks 1..V (a Zipf-like head: about 50 tokens in the nucleus at "
+    "tau 0.8, about 30,600 at tau 1.5); 'gaussian', z = 3 * N(0, 1) (about 520 at tau "
+    "0.8, 12,000 at tau 1.5); 'heavy-tailed', a standard Cauchy clipped to [-50, 50] "
+    "(about 300: the tokens at the cap, exact ties); 'near-tie', groups of 64 tokens at "
+    "random positions sharing a 2 * N(0, 1) logit up to a jitter below 1e-6 (about "
+    "5,000). Every sampler runs on the llm-like logits at every shape; top-p at tau 1.5 "
+    "on them and top-p at tau 0.8 and 1.5 on the gaussian logits join where the peers "
+    "are cheap enough (B * V <= 32 * 128256 on a CPU, every shape on an accelerator); "
+    "top-p at tau 0.8 on the heavy-tailed and near-tie logits at [32, 50257] (and the "
+    "GPU target shape). 'kept': the mean number of tokens the NumPy peer keeps per row, "
+    "over the first 4 rows of the first buffer."
 )
 
 
@@ -132,9 +148,39 @@ def llm_like_logits(rng: np.random.Generator, batch: int, vocab: int) -> np.ndar
     return out
 
 
-def flat_logits(rng: np.random.Generator, batch: int, vocab: int) -> np.ndarray:
+def gaussian_logits(rng: np.random.Generator, batch: int, vocab: int) -> np.ndarray:
     """Gaussian float32 logits with standard deviation 3 (a wide nucleus)."""
     return (3.0 * rng.standard_normal((batch, vocab))).astype(np.float32)
+
+
+def heavy_tailed_logits(rng: np.random.Generator, batch: int, vocab: int) -> np.ndarray:
+    """Standard Cauchy float32 logits clipped to [-50, 50] (a few huge outliers)."""
+    return np.clip(rng.standard_cauchy((batch, vocab)), -50.0, 50.0).astype(np.float32)
+
+
+def near_tie_logits(rng: np.random.Generator, batch: int, vocab: int) -> np.ndarray:
+    """Groups of 64 tokens sharing a ``2 * N(0, 1)`` logit up to a jitter below 1e-6.
+
+    The groups lie at random positions (a random permutation per row); the jitter
+    (uniform in [0, 1e-6)) makes almost every pair within a group differ in float32
+    by a few units in the last place, so rankings and nucleus cuts fall inside groups
+    of nearly equal tokens.
+    """
+    out = np.empty((batch, vocab), np.float32)
+    for r in range(batch):
+        levels = np.repeat(2.0 * rng.standard_normal(vocab // 64 + 1), 64)[:vocab]
+        row = levels + rng.uniform(0.0, 1e-6, vocab)
+        out[r, rng.permutation(vocab)] = row.astype(np.float32)
+    return out
+
+
+#: The logit families of the sampler table, by the name its records carry.
+LOGITS: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
+    "llm-like": llm_like_logits,
+    "gaussian": gaussian_logits,
+    "heavy-tailed": heavy_tailed_logits,
+    "near-tie": near_tie_logits,
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -205,32 +251,79 @@ def time_interleaved(
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One row group of the sampler table: a sampler on one family of logits."""
+
+    spec: Spec
+    logits: str  # a key of LOGITS
+
+
+#: The cases added to :data:`SPECS` on the LLM-like logits where the peers are cheap.
+WIDE_CASES: tuple[Case, ...] = (
+    Case(TOP_P_HOT, "llm-like"),
+    Case(SPECS[3], "gaussian"),
+    Case(TOP_P_HOT, "gaussian"),
+)
+#: Extra top-p cases on unusual logits (:data:`LOGIT_NOTE`).
+EXTRA_CASES: tuple[Case, ...] = (
+    Case(SPECS[3], "heavy-tailed"),
+    Case(SPECS[3], "near-tie"),
+)
+
+
+def sampler_cases(
+    batch: int, vocab: int, *, wide_up_to: float, extra_at: Sequence[tuple[int, int]]
+) -> list[Case]:
+    """The cases timed at ``[batch, vocab]``, in table order.
+
+    Every :data:`SPECS` sampler on the LLM-like logits; :data:`WIDE_CASES` when
+    ``batch * vocab <= wide_up_to``; :data:`EXTRA_CASES` when the shape is in
+    ``extra_at``.
+    """
+    cases = [Case(spec, "llm-like") for spec in SPECS]
+    if batch * vocab <= wide_up_to:
+        cases += WIDE_CASES
+    if (batch, vocab) in extra_at:
+        cases += EXTRA_CASES
+    return cases
+
+
+def kept_tokens(spec: Spec, rows: np.ndarray) -> float:
+    """Mean number of tokens the NumPy peer keeps per row (the nucleus for top-p)."""
+    return float(np.mean([len(numpy_support(r, spec)[0]) for r in rows]))
+
+
 def sampler_suite(
     shapes: Sequence[tuple[int, int]],
     budget: Budget,
     slow_budget: Budget,
     *,
     device_time: str | None,
-    with_flat: bool,
+    wide_up_to: float,
+    extra_at: Sequence[tuple[int, int]],
     log: Callable[[str], None],
 ) -> list[dict[str, Any]]:
-    """Time every sampler and implementation on every shape; one record per figure.
+    """Time every case and implementation on every shape; one record per figure.
 
+    The cases at each shape are :func:`sampler_cases` (``wide_up_to`` and
+    ``extra_at`` are passed on). Every record names its ``sampler``, temperature
+    ``tau`` (``None`` for greedy), ``logits`` family, and ``kept`` (see
+    :func:`kept_tokens`, over the first 4 rows of the first buffer).
     ``device_time``: ``"all"``, one sampler name, or ``None``: which samplers' JAX
-    implementations also get a device time (see :func:`device_times`). ``with_flat``
-    adds the top-p case on flat logits (a nucleus wider than the candidate window).
+    implementations also get a device time (see :func:`device_times`).
     """
     skip_hf = hf_available()
     rng = np.random.default_rng(1234)
-    flat_spec = dataclasses.replace(SPECS[3], name="top-p (flat)")
     records: list[dict[str, Any]] = []
     for batch, vocab in shapes:
-        host = [llm_like_logits(rng, batch, vocab) for _ in range(budget.n_buffers)]
-        cases: list[tuple[Spec, list[np.ndarray]]] = [(s, host) for s in SPECS]
-        if with_flat:
-            flat = [flat_logits(rng, batch, vocab) for _ in range(budget.n_buffers)]
-            cases.append((flat_spec, flat))
-        for spec, data in cases:
+        cases = sampler_cases(batch, vocab, wide_up_to=wide_up_to, extra_at=extra_at)
+        host_by_family = {
+            family: [LOGITS[family](rng, batch, vocab) for _ in range(budget.n_buffers)]
+            for family in dict.fromkeys(c.logits for c in cases)
+        }
+        for case in cases:
+            spec, data = case.spec, host_by_family[case.logits]
             dev = [jnp.asarray(x) for x in data]
             with_device_time = device_time in ("all", spec.name)
             profiled: dict[str, tuple[Callable[[jax.Array], Any], Sequence[jax.Array]]] = {}
@@ -244,39 +337,118 @@ def sampler_suite(
                 slow=[i.name for i in impls if i.name in _SLOW_IMPLS],
                 slow_budget=slow_budget,
             )
+            where: dict[str, Any] = {
+                "batch": batch,
+                "vocab": vocab,
+                "sampler": spec.name,
+                "tau": None if spec.greedy else spec.tau,
+                "logits": case.logits,
+                "kept": kept_tokens(spec, data[0][:4]),
+            }
+            case_recs = []
             for impl in impls:
-                rec: dict[str, Any] = {
-                    "batch": batch,
-                    "vocab": vocab,
-                    "sampler": spec.name,
-                    "impl": impl.name,
-                }
-                rec.update(timed[impl.name])
+                rec = {**where, "impl": impl.name, **timed[impl.name]}
                 if with_device_time and impl.is_jax:
                     profiled[impl.name] = (impl.sample, dev)
-                records.append(rec)
+                case_recs.append(rec)
                 log(
-                    f"  [{batch:>3}, {vocab:>6}] {spec.name:<13} {impl.name:<10}"
-                    f" {rec['median_ms']:10.3f} ms  ({rec['reps']} reps)"
+                    f"  [{batch:>3}, {vocab:>6}] {spec.name:<11} tau {where['tau'] or '-':<4}"
+                    f" {case.logits:<12} {impl.name:<10} {rec['median_ms']:10.3f} ms"
+                    f"  ({rec['reps']} reps)"
                 )
             if profiled:
                 busy = device_times(profiled)
-                for rec in records:
-                    case = (rec["batch"], rec["vocab"], rec["sampler"])
-                    if case == (batch, vocab, spec.name) and rec["impl"] in busy:
+                for rec in case_recs:
+                    if rec["impl"] in busy:
                         rec["device_ms"] = busy[rec["impl"]]
             if skip_hf is not None:
-                records.append(
-                    {
-                        "batch": batch,
-                        "vocab": vocab,
-                        "sampler": spec.name,
-                        "impl": "hf",
-                        "skipped": skip_hf,
-                    }
-                )
-        del host, cases
+                case_recs.append({**where, "impl": "hf", "skipped": skip_hf})
+            records += case_recs
+            del dev
+        del host_by_family
     return records
+
+
+# ---------------------------------------------------------------------------------------
+# First compiles
+# ---------------------------------------------------------------------------------------
+
+def _clear_caches() -> None:
+    """:func:`jax.clear_caches` (untyped in jax's stubs)."""
+    jax.clear_caches()  # type: ignore[no-untyped-call]
+
+
+#: The jaxsample samplers whose first compile is timed (by :data:`SPECS` name).
+COMPILED = ("temperature", "top-k", "top-p", "chain")
+
+
+def compile_suite(
+    batch: int,
+    vocab: int,
+    rounds: int,
+    log: Callable[[str], None],
+    samplers: Sequence[str] = COMPILED,
+) -> dict[str, Any]:
+    """Wall time of the first compile of jaxsample's samplers and of ``jax.random.categorical``.
+
+    Each measurement builds a fresh function ``f(key, x)`` (``jaxsample.sample``
+    with the strategy as a constant, or ``jax.random.categorical(key, x)``), clears
+    JAX's in-memory caches (:func:`jax.clear_caches`) and times
+    ``jax.jit(f).lower(key, x).compile()`` for float32 ``x`` of shape ``[batch,
+    vocab]``: tracing, lowering and the XLA compile, as on the first call. Each round
+    measures every function once, categorical first; a figure is the median over
+    ``rounds`` and each sampler's ratio is its median over categorical's.
+    ``samplers``: which of :data:`COMPILED` to time.
+    """
+    x = jnp.zeros((batch, vocab), jnp.float32)  # only its shape and dtype are used
+    key = jax.random.key(0)
+    specs = {s.name: s for s in SPECS}
+
+    def build(name: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
+        if name == "categorical":
+
+            def f(k: jax.Array, z: jax.Array) -> jax.Array:
+                return jax.random.categorical(k, z, axis=-1)
+
+            return f
+        strategy = specs[name].strategy()
+
+        def g(k: jax.Array, z: jax.Array) -> jax.Array:
+            return js.sample(k, z, strategy)
+
+        return g
+
+    names = ["categorical", *samplers]
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for _ in range(rounds):
+        for name in names:
+            fn = build(name)
+            _clear_caches()
+            t0 = time.perf_counter()
+            jax.jit(fn).lower(key, x).compile()
+            times[name].append(time.perf_counter() - t0)
+            log(f"  compile [{batch}, {vocab}] {name:<12} {times[name][-1]:8.2f} s")
+    _clear_caches()
+    median = {n: statistics.median(ts) for n, ts in times.items()}
+    return {
+        "batch": batch,
+        "vocab": vocab,
+        "dtype": "float32",
+        "rounds": rounds,
+        "method": "jax.jit(f).lower(key, x).compile() wall time, a fresh f and cleared "
+        "in-memory caches each time (no persistent compilation cache)",
+        "categorical": {"compile_s": median["categorical"], "all_s": times["categorical"]},
+        "samplers": [
+            {
+                "sampler": name,
+                "strategy": specs[name].code(),
+                "compile_s": median[name],
+                "all_s": times[name],
+                "x_categorical": median[name] / median["categorical"],
+            }
+            for name in samplers
+        ],
+    }
 
 
 # ---------------------------------------------------------------------------------------
