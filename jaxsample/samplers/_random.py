@@ -69,7 +69,9 @@ def row_keys(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
             k0, k1 = threefry2x32(
                 data[0], data[1], jnp.zeros((n,), jnp.uint32), jnp.arange(n, dtype=jnp.uint32)
             )
-            return jax.random.wrap_key_data(jnp.stack([k0, k1], -1), impl=jax.random.key_impl(key))
+            impl = jax.random.key_impl(key)
+            out: jax.Array = jax.random.wrap_key_data(jnp.stack([k0, k1], -1), impl=impl)
+            return out
         return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(n, dtype=jnp.uint32))
     return key.reshape(n)
 

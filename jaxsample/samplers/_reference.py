@@ -76,12 +76,14 @@ def clean(x: jax.Array, top: jax.Array) -> jax.Array:
     """
     z = jnp.where(jnp.isnan(x), -jnp.inf, x)
     z = jnp.where(top == jnp.inf, jnp.where(z == jnp.inf, 0.0, -jnp.inf), z)
-    return jnp.where(top == -jnp.inf, jnp.float32(0.0), z) + jnp.float32(0.0)
+    out: jax.Array = jnp.where(top == -jnp.inf, jnp.float32(0.0), z) + jnp.float32(0.0)
+    return out
 
 
 def clean_top(top: jax.Array) -> jax.Array:
     """The row maximum after :func:`clean` (finite): ``top``, or 0 for an ``inf`` or empty row."""
-    return jnp.where(jnp.isfinite(top), top, jnp.float32(0.0)) + jnp.float32(0.0)
+    out: jax.Array = jnp.where(jnp.isfinite(top), top, jnp.float32(0.0)) + jnp.float32(0.0)
+    return out
 
 
 def sanitise(x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -112,24 +114,19 @@ def ahead(z: jax.Array, index: jax.Array, value: jax.Array, pivot: jax.Array) ->
 
 
 def tree_sum(a: jax.Array, axis: int) -> jax.Array:
-    """Pairwise sum along ``axis`` in a fixed order (halves added, zero-padded to a power of two).
+    """Sum along ``axis`` in a fixed order: adds of slices (:func:`column_reduce`), then pairwise.
 
-    Written as elementwise adds, which XLA neither reorders nor fuses into an
-    unvectorised loop, so the same inputs give the same bits in every program.
+    Written as elementwise adds, which XLA neither reorders nor runs unvectorised,
+    so the same inputs give the same bits in every program.
     """
-    axis = axis % a.ndim
-    size = a.shape[axis]
-    length = 1 << max(0, math.ceil(math.log2(size)))
-    if length != size:
-        pad = [(0, 0)] * a.ndim
-        pad[axis] = (0, length - size)
-        a = jnp.pad(a, pad)
-    while length > 1:
-        length //= 2
-        a = lax.slice_in_dim(a, 0, length, axis=axis) + lax.slice_in_dim(
-            a, length, 2 * length, axis=axis
-        )
-    return lax.squeeze(a, (axis,))
+    a = jnp.moveaxis(a, axis, -1)
+    while a.shape[-1] > COLUMN:
+        a = column_reduce(jnp.add, 0.0, lambda v, _: v, a)
+    a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, COLUMN - a.shape[-1])])
+    while a.shape[-1] > 1:
+        half = a.shape[-1] // 2
+        a = a[..., :half] + a[..., half:]
+    return a[..., 0]
 
 
 def column_count(vocab: int) -> int:
@@ -149,35 +146,43 @@ def column_tokens(column: jax.Array, vocab: int) -> jax.Array:
     return jnp.where(col < c, col + r * c, COLUMN * c + r)
 
 
-def column_sums(weight: Any, *arrays: jax.Array) -> jax.Array:
-    """Column sums of ``weight(*slices, index)`` over a fixed layout of the tokens: ``[..., C]``.
+def column_reduce(op: Any, init: float, value: Any, *arrays: jax.Array) -> jax.Array:
+    """Reduce ``value(*slices, index)`` over the columns of a fixed layout of the tokens.
 
-    ``arrays`` are ``[..., V]`` (leading axes broadcast); ``weight`` maps slices of
-    them and the token ids of the slice (int32 ``[1, l]``) elementwise to weights
-    >= 0. The first ``COLUMN * c`` tokens (``c = V // COLUMN``) are cut into
-    ``COLUMN`` consecutive slices of ``c`` tokens, whose weights are added one
-    slice after the other: column ``j`` sums the ``j``-th entries of the slices.
-    The remaining ``< COLUMN`` tokens are the last column. Only slices and
-    elementwise adds: the weights are formed inside one vectorised pass over the
-    inputs, never stored, and added in the same order in every program.
+    ``arrays`` are ``[..., V]`` (leading axes broadcast); ``value`` maps slices of
+    them and the token ids of the slice (int32 ``[1, l]``) elementwise to the values
+    reduced with ``op`` (identity ``init``). The first ``COLUMN * c`` tokens (``c =
+    V // COLUMN``) are cut into ``COLUMN`` consecutive slices of ``c`` tokens,
+    combined one slice after the other: column ``j`` reduces the ``j``-th entries of
+    the slices. The remaining ``< COLUMN`` tokens form the last column, reduced
+    pairwise. Only slices and elementwise operations: the values are formed inside
+    one vectorised pass over the inputs, never stored, and combined in the same
+    order in every program. Returns ``[..., c + 1]``.
     """
     vocab = arrays[0].shape[-1]
     c = vocab // COLUMN
 
     def part(start: int, stop: int) -> jax.Array:
         index = lax.broadcasted_iota(jnp.int32, (1, stop - start), 1) + start
-        out: jax.Array = weight(*(a[..., start:stop] for a in arrays), index)
+        out: jax.Array = value(*(a[..., start:stop] for a in arrays), index)
         return out
 
     total = part(0, c)
     for r in range(1, COLUMN):
-        total = total + part(r * c, (r + 1) * c)
-    tail = (
-        part(COLUMN * c, COLUMN * c + 1) if vocab > COLUMN * c else jnp.zeros_like(total[..., :1])
+        total = op(total, part(r * c, (r + 1) * c))
+    rest = part(COLUMN * c, vocab)
+    rest = jnp.pad(
+        rest, [(0, 0)] * (rest.ndim - 1) + [(0, COLUMN - rest.shape[-1])], constant_values=init
     )
-    for t in range(COLUMN * c + 1, vocab):
-        tail = tail + part(t, t + 1)
-    return jnp.concatenate([total, tail], -1)
+    while rest.shape[-1] > 1:
+        half = rest.shape[-1] // 2
+        rest = op(rest[..., :half], rest[..., half:])
+    return jnp.concatenate([total, rest.astype(total.dtype)], -1)
+
+
+def column_sums(weight: Any, *arrays: jax.Array) -> jax.Array:
+    """Column sums of weights ``weight(*slices, index)`` >= 0 (see :func:`column_reduce`)."""
+    return column_reduce(jnp.add, 0.0, weight, *arrays)
 
 
 def mass(w: jax.Array) -> jax.Array:
@@ -188,6 +193,21 @@ def mass(w: jax.Array) -> jax.Array:
 def first_argmax(z: jax.Array) -> jax.Array:
     """Index of the first maximum of each row of ``z`` ``[n, V]``: int32 ``[n]``."""
     return jnp.argmax(z, axis=-1).astype(jnp.int32)
+
+
+def first_max_index(x: jax.Array, top: jax.Array) -> jax.Array:
+    """:func:`first_argmax` of ``clean(x, top)`` from one vectorised pass: int32 ``[n]``.
+
+    ``x`` float32 ``[n, V]`` and its :func:`row_top` ``[n]``: the lowest index whose
+    cleaned logit equals the cleaned row maximum.
+    """
+    m = clean_top(top)[:, None]
+    vocab = x.shape[-1]
+
+    def hit(v: jax.Array, index: jax.Array) -> jax.Array:
+        return jnp.where(clean(v, top[:, None]) == m, index, vocab)
+
+    return jnp.min(column_reduce(jnp.minimum, vocab, hit, x), axis=-1)
 
 
 def _token_index(z: jax.Array) -> jax.Array:
@@ -312,9 +332,11 @@ __all__ = [
     "clean",
     "clean_top",
     "column_count",
+    "column_reduce",
     "column_sums",
     "column_tokens",
     "first_argmax",
+    "first_max_index",
     "inverse_temperature",
     "mass",
     "nucleus_limit",

@@ -17,12 +17,20 @@ chain, whose cost does not depend on the distribution:
    the tokens from the best candidate on are ruled out, or, when a value half way
    up is already out of the nucleus, everything from that value on. One pass per
    round gives the masses ahead of every pivot and the column sums for the next
-   round. Each round rules out at least one token and halves the range of logits
-   left, and the accepted token follows the definition exactly.
+   round. Each rejected round rules out at least one token and at least half of
+   the range of logits between the candidate and the known part of the nucleus,
+   and the accepted token follows the definition exactly: every round proposes
+   from a superset of the nucleus in proportion to the weights.
 
 A strategy of another kind is drawn by the same inverse CDF over its log-weights.
 Strategies with the same distribution draw the same token for the same key:
 every draw starts with the same uniform, column sums and search.
+
+References:
+    Ye, Chen, Lai, Lin, Zheng, Shao, Hou, Jin, Zuo, Yin, Chen, Ceze. FlashInfer:
+    Efficient and Customizable Attention Engine for LLM Inference Serving.
+    arXiv:2501.01005 (2025); and the FlashInfer blog post "Sorting-Free GPU
+    Kernels for LLM Sampling" (2025), whose dual-pivot rejection this follows.
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ from jaxsample.samplers._reference import (
     clean_top,
     column_sums,
     column_tokens,
-    first_argmax,
+    first_max_index,
     inverse_temperature,
     nucleus_limit,
     per_row,
@@ -203,7 +211,7 @@ def _sample(key: jax.Array, x: jax.Array, strategy: Strategy, general: bool = Fa
     top = row_top(rows)
     parts = None if general else prefix_parts(strategy)
     if parts is not None and any(isinstance(part, Greedy) for part in parts):
-        return first_argmax(clean(rows, top[:, None])).reshape(lead)  # no randomness needed
+        return first_max_index(rows, top).reshape(lead)  # no randomness needed
     keys = row_keys(key, lead)
     if parts is None or sum(isinstance(part, TopP) for part in parts) > 1:
         # Another kind of strategy, or a nucleus of a nucleus: the inverse CDF
@@ -218,26 +226,38 @@ def _sample(key: jax.Array, x: jax.Array, strategy: Strategy, general: bool = Fa
     return _draw_prefix(rows, top, parts, keys, lead).reshape(lead)
 
 
-def _top_k_cut(z: jax.Array, k_max: int) -> tuple[jax.Array, jax.Array]:
-    """The ``k_max`` first tokens of the ranking of ``z`` ``[n, V]``: values and indices.
+def _top_k_cut(x: jax.Array, top: jax.Array, k_max: int) -> tuple[jax.Array, jax.Array]:
+    """The ``k_max`` first tokens of the ranking of ``clean(x, top)``: values and indices.
 
-    Exact, ties by lowest index: the first stage keeps the ``k_max`` groups of
-    ``GROUP`` consecutive tokens with the largest maxima (every token of the answer
-    lies in one of them), the second ranks their members, in token order.
+    ``x`` float32 ``[n, V]``, ``top`` its :func:`row_top`. Exact, ties by lowest
+    index: the first stage keeps the ``k_max`` groups of ``GROUP`` consecutive
+    tokens with the largest maxima (every token of the answer lies in one of them,
+    and groups tied on their maximum are taken lowest first), the second ranks
+    their members in token order. When every row is clean the group maxima are
+    read from ``x`` itself, with no cleaned copy.
     """
-    n, vocab = z.shape
+    n, vocab = x.shape
     width = min(k_max, vocab)
+    tc = top[:, None]
     if vocab <= 4 * GROUP * width:
-        values, indices = lax.top_k(z, width)
+        values, indices = lax.top_k(clean(x, tc), width)
         return values, indices.astype(jnp.int32)
-    groups = -(-vocab // GROUP)
-    padded = jnp.pad(z, ((0, 0), (0, groups * GROUP - vocab)), constant_values=-jnp.inf)
-    members = padded.reshape(n, groups, GROUP)
-    _, chosen = lax.top_k(jnp.max(members, axis=-1), width)
+    window = ((1, GROUP), (1, GROUP), ((0, 0), (0, -vocab % GROUP)))
+
+    def group_max(v: jax.Array) -> jax.Array:
+        out: jax.Array = lax.reduce_window(v, -jnp.inf, lax.max, *window) + jnp.float32(0.0)
+        return out
+
+    maxima = lax.cond(
+        jnp.all(jnp.isfinite(top)) & ~jnp.any(jnp.isnan(jnp.max(x, axis=-1))),
+        lambda: group_max(x),
+        lambda: group_max(clean(x, tc)),
+    )
+    _, chosen = lax.top_k(maxima, width)
     chosen = jnp.sort(chosen, axis=-1)  # members in token order, so ties go to the lowest
-    picked = jnp.take_along_axis(members, chosen[:, :, None], axis=1).reshape(n, width * GROUP)
     token = (chosen[:, :, None] * GROUP + jnp.arange(GROUP)).reshape(n, width * GROUP)
-    values, slots = lax.top_k(picked, width)
+    picked = clean(jnp.take_along_axis(x, jnp.minimum(token, vocab - 1), axis=-1), tc)
+    values, slots = lax.top_k(jnp.where(token < vocab, picked, -jnp.inf), width)
     return values, jnp.take_along_axis(token, slots, axis=-1).astype(jnp.int32)
 
 
@@ -260,6 +280,31 @@ def _earlier(a: Pivot, b: Pivot) -> Pivot:
     return jnp.where(first, a[0], b[0]), jnp.where(first, a[1], b[1])
 
 
+#: Entries per block of :func:`_prefix_sums`.
+PREFIX_BLOCK = 64
+
+
+def _prefix_sums(w: jax.Array) -> jax.Array:
+    """Inclusive prefix sums along the last axis of float32 ``w`` ``[..., l]``.
+
+    Two products with triangular matrices of ones (inside blocks of
+    ``PREFIX_BLOCK``, then across blocks): a few operations that compile and run
+    quickly on every backend, where a scan or a cumulative reduce-window does not.
+    """
+    size = w.shape[-1]
+    width = min(size, PREFIX_BLOCK)
+    blocks = -(-size // width)
+    padded = jnp.pad(w, [(0, 0)] * (w.ndim - 1) + [(0, blocks * width - size)])
+    parts = padded.reshape(*w.shape[:-1], blocks, width)
+    hi = lax.Precision.HIGHEST
+    inner = jnp.matmul(parts, jnp.triu(jnp.ones((width, width), w.dtype)), precision=hi)
+    offsets = jnp.matmul(
+        inner[..., -1], jnp.triu(jnp.ones((blocks, blocks), w.dtype), 1), precision=hi
+    )
+    out = (inner + offsets[..., None]).reshape(*w.shape[:-1], blocks * width)
+    return out[..., :size]
+
+
 def _pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Inverse CDF over the last axis of ``w`` ``[..., l]`` (>= 0) for ``target`` ``[...]``.
 
@@ -267,7 +312,7 @@ def _pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
     (the last positive entry where rounding leaves none), and the prefix sum
     before it.
     """
-    cum = lax.associative_scan(jnp.add, w, axis=w.ndim - 1)
+    cum = _prefix_sums(w)
     iota = lax.broadcasted_iota(jnp.int32, w.shape, w.ndim - 1)
     size = w.shape[-1]
     hit = jnp.min(jnp.where((w > 0) & (cum > target[..., None]), iota, size), axis=-1)
@@ -308,11 +353,6 @@ def _locate(
     return jnp.take_along_axis(tokens, row[..., None], axis=-1)[..., 0]
 
 
-def _scales(tau: Any) -> bool:
-    """Whether a ``tau`` leaf may change the scale (not the constant 1, for which it is exact)."""
-    return not (isinstance(tau, int | float) and not isinstance(tau, bool) and tau == 1.0)
-
-
 def _draw_prefix(
     x: jax.Array,
     top: jax.Array,
@@ -326,7 +366,8 @@ def _draw_prefix(
     tc = top[:, None]
     s = jnp.ones((n,), jnp.float32)
     greedy = jnp.zeros((n,), bool)
-    cut: Pivot = (jnp.full((n,), -jnp.inf), jnp.full((n,), vocab, jnp.int32))
+    everything: Pivot = (jnp.full((n,), -jnp.inf), jnp.full((n,), vocab, jnp.int32))
+    cut = everything
     nucleus: tuple[jax.Array, jax.Array, Pivot] | None = None
     for part in parts:
         if _scales(part.tau):  # type: ignore[attr-defined]
@@ -335,8 +376,7 @@ def _draw_prefix(
             s = s * inverse_temperature(tau)
         if isinstance(part, TopK):
             k = per_row(part.k, lead, jnp.int32)
-            z = clean(x, tc)
-            values, indices = _top_k_cut(z, vocab if part.k_max is None else part.k_max)
+            values, indices = _top_k_cut(x, top, vocab if part.k_max is None else part.k_max)
             slot = jnp.clip(k, 1, values.shape[-1])[:, None] - 1
             kth = jnp.take_along_axis(values, slot, -1)[:, 0]
             after = jnp.take_along_axis(indices, slot, -1)[:, 0] + 1
@@ -348,30 +388,28 @@ def _draw_prefix(
     def weight_of(scale: jax.Array, pivot: Pivot) -> Any:
         def fn(v: jax.Array, index: jax.Array) -> jax.Array:
             z = clean(v, tc)
-            inside = ahead(z, index, pivot[0][:, None], pivot[1][:, None])
-            return jnp.where(inside, weights(z, m[:, None], scale[:, None]), 0.0)
+            w = weights(z, m[:, None], scale[:, None])
+            if pivot is everything:  # static: no cut to apply
+                return w
+            return jnp.where(ahead(z, index, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
 
         return fn
 
+    sums = column_sums(weight_of(s, cut), x)
     if nucleus is None:
-        sums = column_sums(weight_of(s, cut), x)
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
         ids = _locate(sums, x, top, m, s, cut, u)[:, 0]
     else:
         p, s_p, before = nucleus
-        index = lax.broadcasted_iota(jnp.int32, x.shape, 1)
-        w = weight_of(s, cut)(x, index)  # stored: every round reads it
-        sums = column_sums(lambda v, _: v, w)
-        w_nucleus = None if s_p is s else weight_of(s_p, cut)(x, index)
         if s_p is s and before is cut:
             total = tree_sum(sums, -1)
         else:
             total = tree_sum(column_sums(weight_of(s_p, before), x), -1)
         limit = nucleus_limit(p, total)
-        ids = _reject(keys, x, top, w, w_nucleus, sums, m, s, cut, limit)
+        ids = _reject(keys, x, top, None if s_p is s else s_p, sums, m, s, cut, limit)
     first = lax.cond(
         jnp.any(greedy),
-        lambda: first_argmax(clean(x, tc)),
+        lambda: first_max_index(x, top),
         lambda: jnp.zeros((n,), jnp.int32),
     )
     return jnp.where(greedy, first, ids)
@@ -381,8 +419,7 @@ def _reject(
     keys: jax.Array,
     x: jax.Array,
     top: jax.Array,
-    w: jax.Array,
-    w_nucleus: jax.Array | None,
+    s_nucleus: jax.Array | None,
     sums: jax.Array,
     m: jax.Array,
     s: jax.Array,
@@ -391,10 +428,12 @@ def _reject(
 ) -> jax.Array:
     """Rejection rounds for a top-p part: the first candidate whose mass ahead is below ``limit``.
 
-    ``w`` ``[n, V]`` are the weights drawn from (final scale) and ``w_nucleus``
-    those that measure the nucleus (the scale at the top-p part; ``None`` when the
-    same), both zero outside ``cut``; ``sums`` the column sums of ``w``. Returns
-    int32 ``[n]``.
+    ``x`` ``[n, V]`` are the raw logits with row maxima ``top``; the draw uses the
+    weights at scale ``s`` and the nucleus is measured at scale ``s_nucleus``
+    (``None`` when the same), both zero outside ``cut``; ``sums`` are the column
+    sums of the weights drawn from. The weights are recomputed in every pass
+    rather than stored (a fresh ``[n, V]`` buffer per call costs more on a CPU
+    than the exponentials). Returns int32 ``[n]``.
     """
     n, _ = x.shape
     state0 = (jnp.int32(0), jnp.zeros((n,), bool), jnp.zeros((n,), jnp.int32), cut, m, sums)
@@ -415,12 +454,16 @@ def _reject(
         pv = jnp.concatenate([zc, mid[:, None]], -1)[:, :, None]  # [n, c + 1, 1] pivots
         pj = jnp.concatenate([cand, jnp.zeros((n, 1), jnp.int32)], -1)[:, :, None]
 
-        def masked(v: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
-            inside = ahead(clean(v[:, None], tc), index[None], pv, pj)
-            return jnp.where(inside, wv[:, None], 0.0)  # [n, c + 1, l]
+        def masked(scale: jax.Array) -> Any:
+            def fn(v: jax.Array, index: jax.Array) -> jax.Array:
+                z = clean(v[:, None], tc)
+                w = weights(z, m[:, None, None], scale[:, None, None])
+                return jnp.where(ahead(z, index[None], pv, pj), w, 0.0)  # [n, c + 1, l]
 
-        new_sums = column_sums(masked, x, w)
-        nucleus_sums = new_sums if w_nucleus is None else column_sums(masked, x, w_nucleus)
+            return fn
+
+        new_sums = column_sums(masked(s), x)
+        nucleus_sums = new_sums if s_nucleus is None else column_sums(masked(s_nucleus), x)
         ahead_mass = tree_sum(nucleus_sums, -1)
         accept = ahead_mass[:, :CANDIDATES] < limit[:, None]
         first = jnp.argmax(accept, axis=-1)
@@ -441,8 +484,7 @@ def _reject(
 def _first_ranked(values: jax.Array, tokens: jax.Array) -> jax.Array:
     """The position in ``[n, c]`` of the token that ranks first (largest value, then lowest id)."""
     top = jnp.max(values, axis=-1, keepdims=True)
-    vocab_bound = jnp.iinfo(jnp.int32).max
-    return jnp.argmin(jnp.where(values == top, tokens, vocab_bound), axis=-1)
+    return jnp.argmin(jnp.where(values == top, tokens, np.iinfo(np.int32).max), axis=-1)
 
 
 def entropy(p: jax.Array, base: float = 2.0, axis: int = -1) -> jax.Array:
