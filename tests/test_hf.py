@@ -19,6 +19,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from jaxsample.cli import main
+from jaxsample.data import MAX_SENTENCE_WORDS
 from jaxsample.data.bpe import BPETokenizer
 from jaxsample.decoding import complete, generate_ids
 from jaxsample.model import forward, forward_cached, init_cache, load_hf
@@ -411,3 +412,61 @@ def test_cli_reports_a_bad_folder_on_one_line(
     assert main(["info", "--model", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model_type 'bert' is not supported" in err
+
+
+def test_split_loss_of_a_bpe_model(tiny: Pretrained) -> None:
+    from jaxsample.labs.exercises import split_loss
+
+    sentences = ["Tomorrow she will walk the dog", "Every day I read the news in the park"]
+    tok = tiny.tokenizer
+    total, count = 0.0, 0
+    for sentence in sentences:
+        ids = tok.encode(sentence, bos=True)  # the end target is padding for GPT-2: not counted
+        logits = np.asarray(forward(tiny.params, jnp.asarray([ids[:-1]]), tiny.config))[0]
+        logz = np.log(np.sum(np.exp(logits - logits.max(-1, keepdims=True)), -1))
+        logp = logits - logits.max(-1, keepdims=True) - logz[:, None]
+        total -= float(np.sum(logp[np.arange(len(ids) - 1), ids[1:]]))
+        count += len(ids) - 1
+    # Wider than the word-level rows (MAX_SENTENCE_WORDS + 2 columns): the width must grow.
+    assert len(tok.encode(sentences[1], bos=True, eos=True)) > MAX_SENTENCE_WORDS + 2
+    assert split_loss(tiny, sentences) == pytest.approx(total / count, rel=1e-5)
+
+
+def test_exercise_5_5_without_recorded_losses(tmp_path: Path, tiny: Pretrained) -> None:
+    from jaxsample.labs._report import LabReport
+    from jaxsample.labs.exercises import _ex55
+
+    report = LabReport("exercises", tmp_path, 0)
+    data = _ex55(report, tiny, quick=True)
+    assert data["manifest"] == {"train": None, "val": None}
+    assert all(np.isfinite(v) for v in data["recomputed_first"].values())
+    assert not any(c.name.startswith("5.5") for c in report.checks)
+
+
+def test_cli_lab_model_plumbing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jaxsample.labs import exercises
+    from jaxsample.labs._report import LabReport
+
+    seen: dict[str, Any] = {}
+
+    def fake_run(
+        out_dir: Path,
+        seed: int = 0,
+        model: Pretrained | None = None,
+        quick: bool = False,
+        *,
+        compare: tuple[Pretrained, ...] = (),
+    ) -> LabReport:
+        seen.update(model=model, compare=compare)
+        return LabReport("exercises", out_dir, seed)
+
+    monkeypatch.setattr(exercises, "run", fake_run)
+    args = ["lab", "exercises", "--out", str(tmp_path / "ex"), "--model", str(TINY)]
+    assert main([*args, "--model", str(TINY)]) == 0
+    assert isinstance(seen["model"].tokenizer, BPETokenizer)
+    assert len(seen["compare"]) == 1 and seen["compare"][0].config == seen["model"].config
+
+    assert main(["lab", "simulator", "--out", str(tmp_path / "s"), "--model", str(TINY)]) == 2
+    assert "uses no model" in capsys.readouterr().err

@@ -197,13 +197,19 @@ def _weight_files(folder: Path) -> list[Path]:
 
 
 def _tensors(files: list[Path]) -> Iterator[tuple[str, Path, Any]]:
-    """Yield ``(name, file, slice)`` for every tensor; ``slice[:]`` reads it."""
+    """Yield ``(name, file, slice)`` for every tensor; ``slice[:]`` reads it.
+
+    The file is mapped anew for each tensor and unmapped after it, so that the mapped
+    pages of the tensors already read do not stay resident next to their copies.
+    """
     from safetensors import SafetensorError, safe_open
 
     for file in files:
         try:
             with safe_open(str(file), framework="numpy") as handle:
-                for name in handle.keys():  # noqa: SIM118 (a handle, not a dict)
+                names = list(handle.keys())
+            for name in names:
+                with safe_open(str(file), framework="numpy") as handle:
                     yield name, file, handle.get_slice(name)
         except SafetensorError as err:
             raise ValueError(f"{file} is not a readable safetensors file ({err})") from None
@@ -320,9 +326,9 @@ def load_hf(path: str | os.PathLike[str], *, dtype: WeightsDtype = "float32") ->
     Returns:
         The model: parameters (``dtype`` JAX arrays, layout of :mod:`jaxsample.model.gpt`),
         config, tokenizer and a manifest with ``format`` ``"huggingface-gpt2"``,
-        ``source``, ``weights_dtype``, ``files`` and ``None`` for the training fields
-        (``step``, ``final_train_loss``, ``final_val_loss``, ``train_config``,
-        ``params_sha256``).
+        ``source``, ``weights_dtype``, ``files``, ``model_config`` and ``None`` for
+        ``step``, ``final_train_loss``, ``final_val_loss`` and ``params_sha256``; there is
+        no ``train_config``.
 
     Raises:
         FileNotFoundError: If the folder, ``config.json``, the weights, a shard or the
@@ -366,7 +372,6 @@ def load_hf(path: str | os.PathLike[str], *, dtype: WeightsDtype = "float32") ->
         "step": None,
         "final_train_loss": None,
         "final_val_loss": None,
-        "train_config": None,
         "params_sha256": None,
     }
     return Pretrained(

@@ -72,7 +72,9 @@ class Pretrained:
             GPT-2's byte-level BPE for a Hugging Face folder.
         manifest: Descriptive metadata: at least ``step``, ``final_train_loss``,
             ``final_val_loss``, ``params_sha256``, ``model_config`` and
-            ``train_config`` (see :func:`export_pretrained`).
+            ``train_config`` (see :func:`export_pretrained`). A Hugging Face folder's
+            has ``format`` ``"huggingface-gpt2"``, ``None`` for the step, losses and
+            hash, and no ``train_config`` (see :func:`jaxsample.model.load_hf`).
 
     """
 
