@@ -52,6 +52,12 @@ _HEAD = "lm_head.weight"
 _READ_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": jnp.bfloat16}
 _LN_EPS = 1e-5
 _TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+_REQUIRED_FLAGS = {
+    "scale_attn_weights": True,
+    "scale_attn_by_inverse_layer_idx": False,
+    "add_cross_attention": False,
+    "tie_word_embeddings": True,
+}
 
 
 def hf_config(folder: str | os.PathLike[str]) -> tuple[GPTConfig, dict[str, Any]]:
@@ -89,25 +95,20 @@ def hf_config(folder: str | os.PathLike[str]) -> tuple[GPTConfig, dict[str, Any]
     model_type = raw.get("model_type")
     if model_type != "gpt2":
         raise ValueError(f"{path}: model_type {model_type!r} is not supported (only 'gpt2')")
-    checks: list[tuple[str, Any, bool]] = [
-        ("activation_function", raw.get("activation_function", "gelu_new"), False),
-        ("layer_norm_epsilon", raw.get("layer_norm_epsilon", _LN_EPS), False),
-        ("scale_attn_weights", raw.get("scale_attn_weights", True), True),
-        ("scale_attn_by_inverse_layer_idx", raw.get("scale_attn_by_inverse_layer_idx"), False),
-        ("add_cross_attention", raw.get("add_cross_attention"), False),
-        ("tie_word_embeddings", raw.get("tie_word_embeddings", True), True),
-    ]
-    for name, value, wanted in checks[2:]:
-        if bool(value) != wanted:
-            raise ValueError(f"{path}: field '{name}' = {value!r} is not supported")
-    if checks[0][1] not in _TANH_GELUS:
+    activation = raw.get("activation_function", "gelu_new")
+    if activation not in _TANH_GELUS:
         raise ValueError(
-            f"{path}: field 'activation_function' = {checks[0][1]!r} is not supported "
+            f"{path}: field 'activation_function' = {activation!r} is not supported "
             f"(only the tanh GELU: {', '.join(_TANH_GELUS)})"
         )
-    eps = checks[1][1]
+    eps = raw.get("layer_norm_epsilon", _LN_EPS)
     if not isinstance(eps, int | float) or abs(float(eps) - _LN_EPS) > 1e-12:
         raise ValueError(f"{path}: field 'layer_norm_epsilon' = {eps!r} is not supported (1e-5)")
+    # Boolean options and the only value this model computes (HF's default when absent).
+    for name, wanted in _REQUIRED_FLAGS.items():
+        value = raw.get(name, wanted)
+        if bool(value) != wanted:
+            raise ValueError(f"{path}: field '{name}' = {value!r} is not supported")
     fields = {
         "vocab_size": "vocab_size",
         "n_ctx": "n_positions" if "n_positions" in raw else "n_ctx",
