@@ -49,7 +49,7 @@ _INDEX = "model.safetensors.index.json"
 _PICKLED = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 _PREFIX = "transformer."
 _HEAD = "lm_head.weight"
-_READ_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": jnp.bfloat16}
+_READ_DTYPES = ("F32", "F16", "BF16")
 _LN_EPS = 1e-5
 _TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
 _REQUIRED_FLAGS = {
@@ -258,8 +258,8 @@ def _read_weights(
             f"{folder}: tensor '{missing[0]}' is missing from {', '.join(f.name for f in files)}"
         )
     if head is not None:
-        wte = np.asarray(arrays["wte.weight"]).astype(np.float32)
-        if not np.array_equal(head[1].astype(np.float32).astype(target), wte.astype(target)):
+        tied = np.asarray(jnp.asarray(head[1], dtype=target))
+        if not np.array_equal(tied, np.asarray(arrays["wte.weight"])):
             raise ValueError(
                 f"{head[0]}: tensor '{_HEAD}' differs from 'wte.weight'; untied output heads "
                 "are not supported"
