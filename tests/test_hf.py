@@ -266,6 +266,10 @@ def test_sharded_index_is_followed(tmp_path: Path, tiny: Pretrained) -> None:
     (folder / "model-00002-of-00002.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=r"00002-of-00002\.safetensors does not exist"):
         load_hf(folder)
+    index.write_text(json.dumps({"weight_map": {"wte.weight": "../elsewhere.safetensors"}}))
+    assert "is not a file name in" in _refusal(folder)
+    index.write_text(json.dumps({"metadata": {}}))
+    assert "is not a readable shard index" in _refusal(folder)
 
 
 # ---------------------------------------------------------------------------------------
