@@ -24,8 +24,7 @@ def register(subparsers: Any) -> None:
         description=(
             "Complete a prompt with the Mini-GPT (or the model of --model) and print one "
             "line per completion (the prompt followed by the generated text). The strategy "
-            "applies the "
-            "temperature, then top-k, then top-p; --temperature 0 is greedy. The same "
+            "applies the temperature, then top-k, then top-p; --temperature 0 is greedy. The same "
             "arguments always give the same output."
         ),
     )
