@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,49 @@ SPECIAL_TOKENS: Final[tuple[str, ...]] = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_T
 
 _FORMAT: Final[str] = "jaxsample-word-tokenizer"
 _VERSION: Final[int] = 1
+
+
+class TextTokenizer(Protocol):
+    """What the decode loop, the labs and training need of a tokenizer.
+
+    Implemented by the word-level :class:`Tokenizer` and by GPT-2's byte-level BPE
+    (:class:`jaxsample.data.bpe.BPETokenizer`).
+    """
+
+    @property
+    def pad_id(self) -> int:
+        """Padding id (written after a generation's end and before left-padded prompts)."""
+        ...
+
+    @property
+    def bos_id(self) -> int:
+        """Id prepended by ``encode(..., bos=True)``."""
+        ...
+
+    @property
+    def eos_id(self) -> int:
+        """Id that ends a text."""
+        ...
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids."""
+        ...
+
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        """The text of every token by id."""
+        ...
+
+    def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
+        """Encode ``text`` into ids, optionally with ``bos_id`` first and ``eos_id`` last."""
+        ...
+
+    def decode(
+        self, ids: Sequence[int] | npt.NDArray[np.integer[Any]], *, skip_special: bool = True
+    ) -> str:
+        """Decode ids into text; ``skip_special`` drops the special tokens."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -217,7 +260,7 @@ def build_tokenizer() -> Tokenizer:
 
 
 def encode_sentences(
-    sentences: Sequence[str], tokenizer: Tokenizer, n_ctx: int
+    sentences: Sequence[str], tokenizer: TextTokenizer, n_ctx: int
 ) -> npt.NDArray[np.int32]:
     """Encode sentences into fixed-length rows for language-model training.
 
@@ -227,7 +270,7 @@ def encode_sentences(
 
     Args:
         sentences: The sentences, words separated by whitespace.
-        tokenizer: The tokenizer; every word must be in its vocabulary.
+        tokenizer: The tokenizer (word-level: every word must be in its vocabulary).
         n_ctx: The model's context length, at least 1.
 
     Returns:

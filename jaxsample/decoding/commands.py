@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from jaxsample.data import Tokenizer
 from jaxsample.decoding.text import complete, make_strategy
 
 __all__ = ["register"]
@@ -21,13 +22,17 @@ def register(subparsers: Any) -> None:
         "generate",
         help="complete a prompt with the trained Mini-GPT",
         description=(
-            "Complete a prompt with the Mini-GPT and print one line per completion (the "
-            "prompt followed by the generated words). The strategy applies the "
-            "temperature, then top-k, then top-p; --temperature 0 is greedy. The same "
+            "Complete a prompt with the Mini-GPT (or the model of --model) and print one "
+            "line per completion (the prompt followed by the generated text). The strategy "
+            "applies the temperature, then top-k, then top-p; --temperature 0 is greedy. The same "
             "arguments always give the same output."
         ),
     )
-    p.add_argument("prompt", help='words of the vocabulary, e.g. "Tomorrow she"')
+    p.add_argument(
+        "prompt",
+        help='words of the Mini-GPT\'s vocabulary, e.g. "Tomorrow she"; any text for a GPT-2 '
+        "folder",
+    )
     p.add_argument("--n", type=int, default=1, help="number of completions (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
@@ -38,7 +43,14 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--max-tokens", type=int, default=12, help="maximum generated tokens (default 12)"
     )
-    p.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="DIR",
+        help="model folder: an exported or training-run Mini-GPT, or a local Hugging Face "
+        "GPT-2 folder (config.json, model.safetensors, tokenizer files); default: the "
+        "shipped model",
+    )
     p.set_defaults(func=_run_generate)
 
 
@@ -61,6 +73,11 @@ def _run_generate(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         model=model,
     )
+    if model is not None and not isinstance(model.tokenizer, Tokenizer):
+        # Subword text: the completion carries its own leading space, if any.
+        for text in completions:
+            print(args.prompt + text)
+        return 0
     prompt = " ".join(args.prompt.split())
     for text in completions:
         print(" ".join(part for part in (prompt, text) if part))

@@ -1,9 +1,10 @@
-"""``jaxsample lab NAME [--out DIR] [--seed S]``: run one lab."""
+"""``jaxsample lab NAME [--out DIR] [--seed S] [--model DIR]``: run one lab."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,34 @@ def register(subparsers: Any) -> None:
         help="output folder (default: experiments/<date>-<name>/ here)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the lab's random draws (default 0)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="model folder (exported or run Mini-GPT, or a local Hugging Face GPT-2 folder) "
+        "for the labs that use a model; default: the shipped Mini-GPT. The exercises lab "
+        "takes it more than once: the first is the model of 5.3, 5.5 and 5.6, the others "
+        "join 5.6's size comparison",
+    )
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else default_out_dir(args.name)
     module = importlib.import_module(LABS[args.name])
-    report = module.run(out, seed=args.seed)
+    kwargs: dict[str, Any] = {}
+    if args.model:
+        takes = inspect.signature(module.run).parameters
+        if "model" not in takes:
+            raise ValueError(f"lab {args.name} uses no model; drop --model")
+        if len(args.model) > 1 and "compare" not in takes:
+            raise ValueError(f"lab {args.name} takes one --model, got {len(args.model)}")
+        from jaxsample.training import load_pretrained
+
+        models = [load_pretrained(folder) for folder in args.model]
+        kwargs["model"] = models[0]
+        if len(models) > 1:
+            kwargs["compare"] = tuple(models[1:])
+    report = module.run(out, seed=args.seed, **kwargs)
     return 0 if report.passed else 1

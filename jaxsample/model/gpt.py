@@ -7,7 +7,9 @@ causal multi-head self-attention, a tanh-approximated GELU MLP, a final LayerNor
 an output head tied to the token embedding.
 
 Parameters are a plain nested-dict pytree that uses GPT-2's names, so they can be
-handed directly to optax, ``jax.tree_util`` and checkpointing code::
+handed directly to optax, ``jax.tree_util`` and checkpointing code, and GPT-2 checkpoints
+load into it (:mod:`jaxsample.model.hf`). Leaves are float32; bfloat16 leaves are also
+accepted and widened to float32 where they are used, so the computation is float32::
 
     {"wte": (V, D), "wpe": (n_ctx, D),
      "h": [{"ln_1": {"g": (D,), "b": (D,)},
@@ -311,19 +313,24 @@ def count_params(params: Params) -> int:
 # ---------------------------------------------------------------------------------------
 
 
+def _f32(w: jax.Array) -> jax.Array:
+    """A parameter as float32: bfloat16 weights are stored narrow and computed wide."""
+    return w if w.dtype == jnp.float32 else w.astype(jnp.float32)
+
+
 def _layer_norm(p: Params, x: jax.Array) -> jax.Array:
     """LayerNorm over the last axis: ``g * (x - mean) / sqrt(var + eps) + b``."""
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    g: jax.Array = p["g"]
-    b: jax.Array = p["b"]
+    g = _f32(p["g"])
+    b = _f32(p["b"])
     return g * (x - mean) * lax.rsqrt(var + _LN_EPS) + b
 
 
 def _linear(p: Params, x: jax.Array) -> jax.Array:
     """Affine map ``x W + b`` on the last axis: (..., d_in) -> (..., d_out)."""
-    w: jax.Array = p["w"]
-    b: jax.Array = p["b"]
+    w = _f32(p["w"])
+    b = _f32(p["b"])
     return jnp.matmul(x, w, precision=_PRECISION) + b
 
 
@@ -331,7 +338,7 @@ def _embed(params: Params, tokens: jax.Array, positions: jax.Array) -> jax.Array
     """Token plus position embedding: (B, T) ids and positions -> (B, T, D)."""
     wte: jax.Array = params["wte"]  # (V, D)
     wpe: jax.Array = params["wpe"]  # (n_ctx, D)
-    return wte[tokens] + wpe[positions]  # (B, T, D)
+    return _f32(wte[tokens]) + _f32(wpe[positions])  # (B, T, D)
 
 
 def _qkv(p: Params, x: jax.Array, config: GPTConfig) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -397,7 +404,7 @@ def _finish_block(p: Params, x: jax.Array, heads: jax.Array) -> jax.Array:
 
 def _logits(params: Params, x: jax.Array) -> jax.Array:
     """Apply the final LayerNorm and the tied output head: (B, T, D) -> (B, T, V)."""
-    wte: jax.Array = params["wte"]  # (V, D)
+    wte = _f32(params["wte"])  # (V, D)
     return jnp.matmul(_layer_norm(params["ln_f"], x), wte.T, precision=_PRECISION)  # (B, T, V)
 
 

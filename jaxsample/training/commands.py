@@ -65,11 +65,18 @@ def register(subparsers: Any) -> None:
         "info",
         help="show a trained model's step, losses, config and parameter hash",
         description=(
-            "Show step, losses, configuration and parameter SHA-256 of a run folder or an "
-            "exported model folder (default: the shipped model)."
+            "Show step, losses, configuration and parameter SHA-256 of a run folder, an "
+            "exported model folder or a local Hugging Face GPT-2 folder (default: the "
+            "shipped model)."
         ),
     )
     p.add_argument("dir", nargs="?", default=None, help="run or model folder")
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="DIR",
+        help="the same as DIR: a run folder, an exported model or a Hugging Face GPT-2 folder",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_info)
 
@@ -90,11 +97,15 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    model = load_pretrained(args.dir)
+    if args.dir is not None and args.model is not None and args.dir != args.model:
+        raise ValueError(f"two folders given: DIR {args.dir} and --model {args.model}")
+    folder = args.model if args.model is not None else args.dir
+    model = load_pretrained(folder)
     m = model.manifest
-    info = {
-        "source": str(SHIPPED_MODEL_DIR if args.dir is None else args.dir),
-        "step": m["step"],
+    info: dict[str, Any] = {
+        "source": str(SHIPPED_MODEL_DIR if folder is None else folder),
+        "format": m.get("format"),
+        "step": m.get("step"),
         "train_loss": m.get("final_train_loss"),
         "val_loss": m.get("final_val_loss"),
         "params_sha256": params_sha256(model.params),
@@ -107,7 +118,8 @@ def _run_info(args: argparse.Namespace) -> int:
         return 0
     lines = [
         f"source        {info['source']}",
-        f"step          {info['step']}",
+        f"format        {info['format']}",
+        f"step          {'n/a' if info['step'] is None else info['step']}",
         f"train loss    {_fmt(info['train_loss'])}",
         f"val loss      {_fmt(info['val_loss'])}",
         f"parameters    {info['param_count']:,}",

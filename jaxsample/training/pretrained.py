@@ -30,8 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsample.data import Tokenizer
-from jaxsample.model import GPTConfig, Params, count_params, init_params
+from jaxsample.data import TextTokenizer, Tokenizer
+from jaxsample.model import GPTConfig, Params, count_params, init_params, load_hf
 from jaxsample.training.checkpoint import (
     CheckpointError,
     named_leaves,
@@ -65,18 +65,22 @@ class Pretrained:
     """A loaded model.
 
     Attributes:
-        params: Parameters (float32 JAX arrays, GPT-2 layout of ``jaxsample.model``).
+        params: Parameters (JAX arrays in the GPT-2 layout of ``jaxsample.model``;
+            float32, or bfloat16 when a Hugging Face folder is loaded that way).
         config: The model configuration.
-        tokenizer: The vocabulary the model was trained with.
+        tokenizer: The model's tokenizer: the word-level vocabulary of a Mini-GPT, or
+            GPT-2's byte-level BPE for a Hugging Face folder.
         manifest: Descriptive metadata: at least ``step``, ``final_train_loss``,
             ``final_val_loss``, ``params_sha256``, ``model_config`` and
-            ``train_config`` (see :func:`export_pretrained`).
+            ``train_config`` (see :func:`export_pretrained`). A Hugging Face folder's
+            has ``format`` ``"huggingface-gpt2"``, ``None`` for the step, losses and
+            hash, and no ``train_config`` (see :func:`jaxsample.model.load_hf`).
 
     """
 
     params: Params
     config: GPTConfig
-    tokenizer: Tokenizer
+    tokenizer: TextTokenizer
     manifest: dict[str, Any]
 
 
@@ -187,9 +191,11 @@ def load_pretrained(path: str | os.PathLike[str] | None = None) -> Pretrained:
     """Load a trained model's parameters, configuration and vocabulary.
 
     Args:
-        path: An exported model folder (with ``manifest.json``), or a training run
+        path: An exported model folder (with ``manifest.json``), a training run
             folder (with ``checkpoints/``; its latest checkpoint is used, without the
-            optimiser state). ``None`` loads the model shipped with the package.
+            optimiser state), or a local Hugging Face GPT-2 folder (with
+            ``config.json``; read by :func:`jaxsample.model.load_hf` in float32).
+            ``None`` loads the model shipped with the package.
 
     Returns:
         The verified model.
@@ -198,6 +204,8 @@ def load_pretrained(path: str | os.PathLike[str] | None = None) -> Pretrained:
         FileNotFoundError: If ``path`` or a required file does not exist.
         CheckpointError: If a file is damaged or inconsistent (wrong field, shape,
             dtype or SHA-256); the message names the file and the field.
+        ValueError: If a Hugging Face folder is not a supported GPT-2 (see
+            :func:`jaxsample.model.load_hf`).
 
     """
     folder = SHIPPED_MODEL_DIR if path is None else Path(path)
@@ -213,9 +221,11 @@ def load_pretrained(path: str | os.PathLike[str] | None = None) -> Pretrained:
             tokenizer=state.tokenizer,
             manifest=_run_manifest(state),
         )
+    if (folder / "config.json").is_file():
+        return load_hf(folder)
     raise FileNotFoundError(
-        f"{folder} is neither an exported model (no {_MANIFEST}) nor a training run "
-        "(no checkpoints/ folder)"
+        f"{folder} is neither an exported model (no {_MANIFEST}), a training run "
+        "(no checkpoints/ folder) nor a Hugging Face model (no config.json)"
     )
 
 
