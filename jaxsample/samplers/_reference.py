@@ -129,11 +129,6 @@ def tree_sum(a: jax.Array, axis: int) -> jax.Array:
     return a[..., 0]
 
 
-def column_count(vocab: int) -> int:
-    """Columns of the layout of :func:`column_sums` for ``V`` tokens: ``V // COLUMN + 1``."""
-    return vocab // COLUMN + 1
-
-
 def column_tokens(column: jax.Array, vocab: int) -> jax.Array:
     """The ``COLUMN`` token ids of each column (ids ``>= V`` pad the last): ``[..., COLUMN]``.
 
@@ -331,7 +326,6 @@ __all__ = [
     "chain_log_weights",
     "clean",
     "clean_top",
-    "column_count",
     "column_reduce",
     "column_sums",
     "column_tokens",

@@ -269,11 +269,6 @@ def _scales(tau: Any) -> bool:
     return not (isinstance(tau, int | float) and not isinstance(tau, bool) and tau == 1.0)
 
 
-def _within(z: jax.Array, index: jax.Array, pivot: Pivot) -> jax.Array:
-    """The tokens of ``z`` ``[n, V]`` ahead of a per-row pivot ``([n], [n])``."""
-    return ahead(z, index, pivot[0][:, None], pivot[1][:, None])
-
-
 def _earlier(a: Pivot, b: Pivot) -> Pivot:
     """The pivot of the two that ranks first (its prefix is the smaller)."""
     first = ahead(a[0], a[1], b[0], b[1])
