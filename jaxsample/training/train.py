@@ -30,7 +30,6 @@ import io
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -41,10 +40,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from jaxsample.data import Tokenizer, build_tokenizer, encode_sentences, generate_corpus
 from jaxsample.model import PRESET_NAMES, GPTConfig, Params, init_params, loss_fn
+from jaxsample.progress import Progress
 from jaxsample.training.checkpoint import CheckpointDir, CheckpointError, params_sha256
 
 __all__ = [
@@ -205,7 +204,9 @@ class TrainConfig:
         Args:
             size: One of ``"tiny"``, ``"small"`` (the shipped model) or ``"large"``.
             **overrides: Field values replacing the defaults; ``None`` values are
-                ignored (convenient for optional command-line flags).
+                ignored (convenient for optional command-line flags). When ``steps``
+                is given and ``warmup_steps`` is not, the warm-up is the size's
+                default share of the steps (10 %, rounded down).
 
         Returns:
             The configuration.
@@ -224,6 +225,11 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
         values: dict[str, Any] = {**_SIZE_DEFAULTS[size], "size": size}
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if overrides.get("steps") is not None and overrides.get("warmup_steps") is None:
+            # The warm-up keeps the size's share of the run (10 %), so that a short run
+            # (``steps=5``) is valid without naming a warm-up.
+            d = _SIZE_DEFAULTS[size]
+            values["warmup_steps"] = d["warmup_steps"] * values["steps"] // d["steps"]
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -876,7 +882,8 @@ def train(
     Args:
         out_dir: The run folder (created if needed).
         config: The run's settings.
-        progress: Show a tqdm progress bar (only when stderr is a terminal).
+        progress: Show progress on stderr: a tqdm bar on a terminal, otherwise a plain
+            line every few seconds (see :class:`jaxsample.progress.Progress`).
         until: Stop after this many steps (a prefix of the same run, checkpointed so
             that it can be continued); defaults to ``config.steps``.
 
@@ -972,14 +979,8 @@ def train(
         if step == 0 and not evals:
             record_eval()
         pending: list[jax.Array] = []
-        show = progress and sys.stderr.isatty()
-        with tqdm(
-            total=stop,
-            initial=step,
-            desc=f"train {config.size}",
-            unit="step",
-            disable=not show,
-            dynamic_ncols=True,
+        with Progress(
+            total=stop, desc=f"train {config.size}", initial=step, enabled=progress
         ) as bar:
             while step < stop:
                 idx = batch_indices(n_train, config.batch_size, config.seed, step)
@@ -999,7 +1000,7 @@ def train(
                     pending.clear()
                 if evaluate_now:
                     record_eval()
-                    bar.set_postfix(
+                    bar.postfix.update(
                         train=f"{evals[-1].train_loss:.3f}", val=f"{evals[-1].val_loss:.3f}"
                     )
                 if save_now:
