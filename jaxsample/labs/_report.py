@@ -97,7 +97,7 @@ class Finding:
         return text + (f"\n                 {self.note}" if self.note else "")
 
 
-def z_score(difference: float, se: float) -> float:
+def z_score(difference: float, se: float, atol: float = 0.0) -> float:
     """``difference / se``, defined when the standard error is zero.
 
     A zero standard error means the quantity cannot vary (a probability of exactly 0
@@ -107,15 +107,20 @@ def z_score(difference: float, se: float) -> float:
     Args:
         difference: measured minus expected (any finite float).
         se: its standard error, ``>= 0``.
+        atol: differences of at most this size are float rounding and count as 0
+            (for a mean of identical values, whose computed spread is rounding too).
 
     Returns:
-        ``difference / se``; ``0.0`` or ``+-inf`` when ``se == 0``.
+        ``difference / se``; ``0.0`` or ``+-inf`` when ``se == 0``; ``0.0`` when
+        ``|difference| <= atol``.
 
     Raises:
         ValueError: if ``se`` is negative or NaN.
     """
     if not se >= 0:
         raise ValueError(f"a standard error must be >= 0, got {se}")
+    if abs(difference) <= atol:
+        return 0.0
     if se == 0:
         return 0.0 if difference == 0 else math.copysign(math.inf, difference)
     return difference / se
