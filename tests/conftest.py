@@ -15,8 +15,8 @@ from typing import Any
 # the user's cache folder (the command line would otherwise turn it on).
 os.environ.setdefault("JAXSAMPLE_CACHE_DIR", "off")
 
-import jax  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import pytest
 
 
 @pytest.fixture

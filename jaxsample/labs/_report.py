@@ -203,7 +203,7 @@ class LabReport:
             print("\nFindings (claims of the source text; they do not change the exit status)")
             for f in self.findings:
                 print("  " + f.line())
-        print("\nChecks of the software (a FAIL makes the lab exit with status 1)")
+        print("\nChecks of the software (a failed check makes the lab exit with status 1)")
         for c in self.checks:
             print("  " + c.line())
         held = sum(f.holds for f in self.findings)
