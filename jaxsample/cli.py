@@ -81,7 +81,7 @@ def _enable_cache(prog: str) -> None:
         return
     _cache_state["dir"] = None
     folder = cache_dir()
-    if folder is None or jax.config.jax_compilation_cache_dir is not None:
+    if folder is None or jax.config.values.get("jax_compilation_cache_dir"):
         return
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -89,10 +89,14 @@ def _enable_cache(prog: str) -> None:
         print(f"{prog}: note: compilation cache off ({_os_error_text(err)})", file=sys.stderr)
         return
     _cache_state["dir"] = str(folder)
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    # Cache every compiled function, however quick to compile or small.
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    settings: dict[str, object] = {
+        "jax_compilation_cache_dir": str(folder),
+        # Cache every compiled function, however quick to compile or small.
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": -1,
+    }
+    for name, value in settings.items():
+        jax.config.update(name, value)  # type: ignore[no-untyped-call]
     announced = False
 
     def listener(event: str, **_: object) -> None:

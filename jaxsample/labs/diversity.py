@@ -55,6 +55,7 @@ from jaxsample.decoding import completion_ids, generate_ids
 from jaxsample.labs._model import model_identity
 from jaxsample.labs._report import LabReport, print_table, z_score
 from jaxsample.plotting import new_figure, place_labels, save_figure
+from jaxsample.progress import Progress
 from jaxsample.samplers import Strategy, Temperature, TopK, TopP, chain
 from jaxsample.training import Pretrained, load_pretrained
 
@@ -229,28 +230,30 @@ def run(
     # One decoding call per family; rows ordered (setting, prompt, sample).
     texts: dict[int, list[list[str]]] = {}
     ids: dict[int, list[list[tuple[int, ...]]]] = {}
-    for family in FAMILIES:
-        members = [s for s, st in enumerate(SETTINGS) if st.family == family]
-        rows = [(s, j, i) for s in members for j in range(len(prompts)) for i in range(n)]
-        s_idx, j_idx, i_idx = (jnp.asarray(c, jnp.uint32) for c in zip(*rows, strict=True))
-        tau = jnp.asarray([SETTINGS[s].tau for s, _, _ in rows], jnp.float32)
-        k = jnp.asarray([SETTINGS[s].k for s, _, _ in rows], jnp.int32)
-        p = jnp.asarray([SETTINGS[s].p for s, _, _ in rows], jnp.float32)
-        gen = generate_ids(
-            model.params,
-            model.config,
-            [prompt_ids[j] for _, j, _ in rows],
-            _row_keys(key, s_idx, j_idx, i_idx),
-            family_strategy(family, tau, k, p),
-            max_new_tokens=max_new,
-            eos_id=tok.eos_id,
-            pad_id=tok.pad_id,
-        )
-        gen = jax.device_get(gen)
-        for r, (s, j, _) in enumerate(rows):
-            seq = tuple(completion_ids(gen, r))
-            ids.setdefault(s, [[] for _ in prompts])[j].append(seq)
-            texts.setdefault(s, [[] for _ in prompts])[j].append(tok.decode(seq))
+    with Progress(len(FAMILIES), "diversity-vs-correctness", "decoding calls") as progress:
+        for family in FAMILIES:
+            members = [s for s, st in enumerate(SETTINGS) if st.family == family]
+            rows = [(s, j, i) for s in members for j in range(len(prompts)) for i in range(n)]
+            s_idx, j_idx, i_idx = (jnp.asarray(c, jnp.uint32) for c in zip(*rows, strict=True))
+            tau = jnp.asarray([SETTINGS[s].tau for s, _, _ in rows], jnp.float32)
+            k = jnp.asarray([SETTINGS[s].k for s, _, _ in rows], jnp.int32)
+            p = jnp.asarray([SETTINGS[s].p for s, _, _ in rows], jnp.float32)
+            gen = generate_ids(
+                model.params,
+                model.config,
+                [prompt_ids[j] for _, j, _ in rows],
+                _row_keys(key, s_idx, j_idx, i_idx),
+                family_strategy(family, tau, k, p),
+                max_new_tokens=max_new,
+                eos_id=tok.eos_id,
+                pad_id=tok.pad_id,
+            )
+            gen = jax.device_get(gen)
+            for r, (s, j, _) in enumerate(rows):
+                seq = tuple(completion_ids(gen, r))
+                ids.setdefault(s, [[] for _ in prompts])[j].append(seq)
+                texts.setdefault(s, [[] for _ in prompts])[j].append(tok.decode(seq))
+            progress.update(1, last=family)
 
     # Measures.
     points: list[dict[str, Any]] = []

@@ -1,4 +1,4 @@
-"""Lab: the chapter-5 exercises (5.1 to 5.6), answered with exact values and measurements.
+"""Lab: six sampling exercises (5.1 to 5.6), answered with exact values and measurements.
 
 * 5.1 How often is "pizza" drawn at each temperature from the five-token example?
   Exactly (softmax), from 100 draws, and from a large number of draws with a
@@ -59,6 +59,7 @@ from jaxsample.labs._report import LabReport, print_table, z_score
 from jaxsample.labs.diversity import lab_prompts
 from jaxsample.model import GPTConfig, Params, count_params, loss_fn
 from jaxsample.plotting import new_figure, save_figure
+from jaxsample.progress import note
 from jaxsample.samplers import (
     Greedy,
     Strategy,
@@ -97,7 +98,7 @@ TAUS_51 = (0.5, 1.0, 1.5, 2.0)
 N_SMALL = 100
 N_LARGE = 1_000_000
 N_LARGE_QUICK = 100_000
-#: The 100-draw frequencies printed by the chapter's notebook, for comparison.
+#: The 100-draw frequencies printed by the exercises' notebook, for comparison.
 NOTEBOOK_100 = {0.5: 0.67, 1.0: 0.49, 1.5: 0.44, 2.0: 0.24}
 CONFIDENCE = 0.95
 #: Standard errors within which the notebook's 100-draw values count as agreeing.
@@ -1171,6 +1172,7 @@ def run(
 
     def timed(name: str, start: float) -> None:
         timings[name] = round(time.perf_counter() - start, 2)
+        note(f"exercises: {name} done in {timings[name]:.0f} s ({len(timings)}/7)")
 
     t = time.perf_counter()
     data: dict[str, Any] = {"5.1": _ex51(report, jax.random.fold_in(key, 51), quick)}
