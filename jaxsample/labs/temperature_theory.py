@@ -227,6 +227,7 @@ def run(
         "derivative_grid": list(GRID),
         "pitfall_tau": tau2,
         "greedy_tau": GREEDY_TAU,
+        "quick": quick,
     }
     report.extra["model"] = model_identity(model)
     report.save_json(
@@ -315,7 +316,14 @@ def run(
     fig, ax = new_figure()
     ax.plot(curve_taus, curve, "-", label="validation cross-entropy")
     ax.axvline(1.0, ls=":", c="gray", label=f"tau = 1: {before:.4f}")
-    ax.plot([tau_star], [after], "ro", label=f"fitted tau = {tau_star:.3f}: {after:.4f}")
+    verdict = "holds" if tau_star > 1.0 else "does not hold"
+    ax.plot(
+        [tau_star],
+        [after],
+        "ro",
+        label=f"fitted tau = {tau_star:.3f}: {after:.4f}\n"
+        f"claim 'over-confident' (tau > 1): {verdict}",
+    )
     ax.set(
         xlabel="temperature tau",
         ylabel="cross-entropy (nats per token)",

@@ -998,14 +998,16 @@ def train(
                 if evaluate_now or save_now:
                     step_losses.extend(float(x) for x in jax.device_get(pending))
                     pending.clear()
+                shown: dict[str, str] = {}
                 if evaluate_now:
                     record_eval()
-                    bar.postfix.update(
-                        train=f"{evals[-1].train_loss:.3f}", val=f"{evals[-1].val_loss:.3f}"
-                    )
+                    shown = {
+                        "train": f"{evals[-1].train_loss:.3f}",
+                        "val": f"{evals[-1].val_loss:.3f}",
+                    }
                 if save_now:
                     save()
-                bar.update(1)
+                bar.update(1, **shown)
         if resumed_from is not None and resumed_from >= stop:
             _write_loss_curve(out, config, tuple(step_losses), tuple(evals), plot=False)
     finally:
