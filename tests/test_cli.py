@@ -47,6 +47,9 @@ def test_os_errors_are_one_line_with_path_and_reason(
     assert main(["train", "--out", str(a_file / "run"), "--size", "tiny", "--steps", "2"]) == 2
     line = _one_error_line(capsys, "train")
     assert str(a_file) in line and ("Not a directory" in line or "exists" in line)
+    assert main(["lab", "simulator", "--out", str(a_file / "lab")]) == 2
+    line = _one_error_line(capsys, "lab")
+    assert str(a_file) in line and ("Not a directory" in line or "exists" in line)
 
     # A read-only folder (simulated: the tests may run as root, who can write anywhere).
     def refuse(*_: Any, **__: Any) -> None:
