@@ -40,7 +40,7 @@ def test_quick_mode_exits_0_and_prints_findings_and_checks(
     m = run.manifest
     failed = [c for c in m["checks"] if not c["passed"]]
     assert run.status == 0, f"{name}: failed checks {failed}"
-    assert m["all_passed"] and m["parameters"].get("quick", True)
+    assert m["all_passed"] and m["parameters"]["quick"] is True
     assert m["checks"], "a lab must record checks of the software"
     for c in m["checks"]:
         assert f"PASS  {c['name']}: {c['measured']}" in run.stdout
@@ -218,3 +218,14 @@ def test_exercises_lab_quick(quick_lab: Callable[[str], Any]) -> None:
     assert ex51["exact"][0] == pytest.approx(
         math.exp(4) / sum(math.exp(2 * v) for v in exercises.FOOD_LOGITS)
     )
+
+
+def test_a_lab_given_the_model_object_matches_its_default_run(
+    tmp_path: Path, quick_lab: Callable[[str], Any]
+) -> None:
+    from jaxsample.training import load_pretrained
+
+    report = temperature_sweep.run(tmp_path, seed=0, model=load_pretrained(), quick=True)
+    default = quick_lab("temperature-sweep").manifest
+    assert [c.measured for c in report.checks] == [c["measured"] for c in default["checks"]]
+    assert [f.measured for f in report.findings] == [f["measured"] for f in default["findings"]]
