@@ -229,3 +229,14 @@ def test_a_lab_given_the_model_object_matches_its_default_run(
     default = quick_lab("temperature-sweep").manifest
     assert [c.measured for c in report.checks] == [c["measured"] for c in default["checks"]]
     assert [f.measured for f in report.findings] == [f["measured"] for f in default["findings"]]
+
+
+def test_top_k_top_p_lab_through_the_cli(quick_lab: Callable[[str], Any]) -> None:
+    run = quick_lab("top-k-top-p")
+    manifest = run.manifest
+    assert run.status == (0 if manifest["all_passed"] else 1)
+    assert manifest["seed"] == 0
+    for c in manifest["checks"]:
+        line = ("PASS" if c["passed"] else "FAIL") + f"  {c['name']}: {c['measured']}"
+        assert line in run.stdout
+    assert {"kept_vs_k.png", "kept_vs_p.png", "temperature_order.png"} <= set(manifest["files"])

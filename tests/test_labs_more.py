@@ -1,13 +1,11 @@
-"""The top-k/top-p lab through the command line, and jaxsample.analysis."""
+"""jaxsample.analysis on hand-made inputs, and the registry of the labs."""
 
 from __future__ import annotations
 
 import importlib
 import itertools
-import json
 import math
 from collections import Counter
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +13,6 @@ import numpy as np
 import pytest
 
 import jaxsample as js
-from jaxsample import cli
 from jaxsample.analysis import (
     coherence,
     distinct_completions,
@@ -180,18 +177,3 @@ def test_labs_are_registered() -> None:
     for name, module in NEW_LABS.items():
         assert LABS[name] == module
         assert callable(importlib.import_module(module).run)
-
-
-def test_top_k_top_p_lab_through_the_cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "tktp"
-    status = cli.main(["lab", "top-k-top-p", "--out", str(out), "--seed", "3"])
-    printed = capsys.readouterr().out
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert status == (0 if manifest["all_passed"] else 1)
-    assert manifest["seed"] == 3
-    for c in manifest["checks"]:
-        line = ("PASS" if c["passed"] else "FAIL") + f"  {c['name']}: {c['measured']}"
-        assert line in printed
-    assert {"kept_vs_k.png", "kept_vs_p.png", "temperature_order.png"} <= set(manifest["files"])
