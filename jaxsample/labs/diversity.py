@@ -562,7 +562,7 @@ def _plot_measures(report: LabReport, points: list[dict[str, Any]], n: int) -> N
 def _plot_ladder(report: LabReport, points: list[dict[str, Any]]) -> None:
     ladder = [pt for pt in points if pt["family"] == "temperature"]
     taus = [pt["tau"] for pt in ladder]
-    fig, ax = new_figure(7.0, 4.4)
+    fig, ax = new_figure(7.0, 5.2)
     ax.errorbar(
         taus,
         [pt["correctness"] for pt in ladder],
@@ -588,5 +588,5 @@ def _plot_ladder(report: LabReport, points: list[dict[str, Any]]) -> None:
         title="Pure temperature: diversity and correctness against tau",
         ylim=(0, 1.05),
     )
-    ax.legend(fontsize=8, loc="center right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     save_figure(fig, report.path("temperature_ladder.png"))
