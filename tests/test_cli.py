@@ -153,3 +153,16 @@ def test_benchmark_smoke_never_writes_into_the_committed_results(
     assert bench_run.main(["--smoke", "--out", "/tmp/given"]) == 0
     assert seen[-1] == Path("/tmp/given")
     assert "written to" in capsys.readouterr().out
+
+
+def test_numbers_in_messages_read_as_written() -> None:
+    import numpy as np
+
+    from jaxsample.decoding import make_strategy
+
+    with pytest.raises(ValueError, match=r"got 0\.0$"):
+        make_strategy(1.0, 0, np.float64(0.0))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"learning_rate must be a finite float >= 0, got -1\.0$"):
+        TrainConfig.for_size("tiny", learning_rate=np.float64(-1.0))
+    with pytest.raises(ValueError, match=r"steps must be an int >= 1, got '5'$"):
+        TrainConfig.for_size("tiny", steps="5")

@@ -29,6 +29,7 @@ import functools
 import io
 import json
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -74,6 +75,12 @@ _RESUME_FREE_FIELDS = frozenset({"save_every"})
 # ---------------------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------------------
+
+
+def _shown(value: object) -> str:
+    """A value as a person wrote it: ``0.0``, not ``np.float64(0.0)``; other objects by repr."""
+    return str(value) if isinstance(value, numbers.Number) else repr(value)
+
 
 _SIZE_DEFAULTS: dict[str, dict[str, Any]] = {
     # Seconds on a CPU: used by the tests.
@@ -172,7 +179,7 @@ class TrainConfig:
                 low = 0 if field.name in ("warmup_steps", "seed", "corpus_seed") else 1
                 if isinstance(value, bool) or not isinstance(value, int) or value < low:
                     raise ValueError(
-                        f"TrainConfig.{field.name} must be an int >= {low}, got {value!r}"
+                        f"TrainConfig.{field.name} must be an int >= {low}, got {_shown(value)}"
                     )
             elif field.type == "float" and (
                 isinstance(value, bool)
@@ -181,7 +188,7 @@ class TrainConfig:
                 or value < 0
             ):
                 raise ValueError(
-                    f"TrainConfig.{field.name} must be a finite float >= 0, got {value!r}"
+                    f"TrainConfig.{field.name} must be a finite float >= 0, got {_shown(value)}"
                 )
         if self.warmup_steps >= self.steps:
             raise ValueError(
@@ -225,11 +232,16 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
         values: dict[str, Any] = {**_SIZE_DEFAULTS[size], "size": size}
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if overrides.get("steps") is not None and overrides.get("warmup_steps") is None:
+        steps = overrides.get("steps")
+        if (
+            isinstance(steps, int)
+            and not isinstance(steps, bool)
+            and overrides.get("warmup_steps") is None
+        ):
             # The warm-up keeps the size's share of the run (10 %), so that a short run
             # (``steps=5``) is valid without naming a warm-up.
             d = _SIZE_DEFAULTS[size]
-            values["warmup_steps"] = d["warmup_steps"] * values["steps"] // d["steps"]
+            values["warmup_steps"] = d["warmup_steps"] * steps // d["steps"]
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
