@@ -7,6 +7,7 @@ import datetime
 import itertools
 import math
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -153,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes, correctness checks only (seconds)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default benchmarks/results/<device>-<date>/)")
+                        help="output folder (default: benchmarks/results/<device>-<date>/; "
+                        "with --smoke a new temporary folder, never benchmarks/results/)")
     parser.add_argument("--shapes", default=None,
                         help="sampler-table shapes as BxV,BxV (default: all six, or the smoke one)")
     parser.add_argument("--samplers-only", action="store_true",
@@ -163,8 +165,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.shapes:
         pairs = [item.split("x") for item in args.shapes.split(",")]
         shapes = [(int(b), int(v)) for b, v in pairs]
-    out = args.out or default_out()
-    results = run(args.smoke, out, shapes=shapes, samplers_only=args.samplers_only)
+    if args.out is not None:
+        out = args.out
+    elif args.smoke:  # a smoke run is a check, not a result: keep it out of results/
+        out = Path(tempfile.mkdtemp(prefix="jaxsample-benchmarks-smoke-"))
+    else:
+        out = default_out()
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        # Progress on stderr, flushed at once, so that a log file sees it as it happens.
+        print(f"[{time.perf_counter() - started:6.0f} s] {message}", file=sys.stderr, flush=True)
+
+    results = run(args.smoke, out, log=log, shapes=shapes, samplers_only=args.samplers_only)
     print(report.markdown(results))
     print(f"written to {out}")
     bad = results.get("checks", {}).get("failures", [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-__all__ = ["new_figure", "save_figure"]
+__all__ = ["new_figure", "place_labels", "save_figure"]
 
 
 def new_figure(width: float = 6.4, height: float = 4.2) -> tuple[Any, Any]:
@@ -44,3 +45,106 @@ def save_figure(fig: Any, path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+#: Offsets in points tried, in order, for a point's label: right, left, above, below
+#: and the diagonals, then the same further away.
+_OFFSETS: tuple[tuple[float, float], ...] = tuple(
+    (dx * r, dy * r)
+    for r in (1.0, 2.2, 3.6)
+    for dx, dy in ((7, 0), (-7, 0), (0, 8), (0, -8), (7, 7), (-7, 7), (7, -7), (-7, -7))
+)
+
+
+def place_labels(
+    ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], fontsize: float = 8
+) -> list[Any]:
+    """Label points so that no two labels overlap each other or another point's marker.
+
+    Each label tries a fixed list of offsets around its point (right first, then left,
+    above, below, the diagonals, then further out) and keeps the first whose box, as
+    the renderer measures it, stays inside the axes and clear of the labels already
+    placed and of every point. When none is clear, the one with the least overlap is
+    kept and a thin leader line joins it to its point.
+
+    Args:
+        ax: a matplotlib axes whose limits are already final.
+        xs: x data coordinates, one per point.
+        ys: y data coordinates, one per point (same length as ``xs``).
+        labels: the texts, one per point.
+        fontsize: label font size in points.
+
+    Returns:
+        The matplotlib text annotations, in the order of ``labels``.
+
+    Raises:
+        ValueError: if ``xs``, ``ys`` and ``labels`` differ in length.
+    """
+    if not len(xs) == len(ys) == len(labels):
+        raise ValueError(
+            f"xs, ys and labels must have one entry per point, got {len(xs)}, {len(ys)}, "
+            f"{len(labels)}"
+        )
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    points = ax.transData.transform(list(zip(xs, ys, strict=True))) if len(xs) else []
+    dots = [(px - 10, py - 10, px + 10, py + 10) for px, py in points]
+    frame = ax.get_window_extent(renderer)
+    placed: list[tuple[float, float, float, float]] = []
+    out = []
+
+    def overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+        w = min(a[2], b[2]) - max(a[0], b[0])
+        h = min(a[3], b[3]) - max(a[1], b[1])
+        return max(w, 0.0) * max(h, 0.0)
+
+    for i, (x, y, text) in enumerate(zip(xs, ys, labels, strict=True)):
+        best: tuple[float, Any, tuple[float, float, float, float]] | None = None
+        for dx, dy in _OFFSETS:
+            ann = ax.annotate(
+                text,
+                (x, y),
+                textcoords="offset points",
+                xytext=(dx, dy),
+                ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                va="bottom" if dy > 0 else "top" if dy < 0 else "center",
+                fontsize=fontsize,
+            )
+            e = ann.get_window_extent(renderer)
+            box = (e.x0, e.y0, e.x1, e.y1)
+            outside = (
+                max(frame.x0 - box[0], 0)
+                + max(box[2] - frame.x1, 0)
+                + max(frame.y0 - box[1], 0)
+                + max(box[3] - frame.y1, 0)
+            ) * 100.0
+            cost = (
+                outside
+                + sum(overlap(box, b) for b in placed)
+                + sum(overlap(box, d) for j, d in enumerate(dots) if j != i)
+            )
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, ann, box)
+            else:
+                ann.remove()
+            if cost == 0:
+                break
+        assert best is not None
+        cost, ann, box = best
+        if cost > 0 or abs(ann.xyann[0]) > 10 or abs(ann.xyann[1]) > 10:
+            ann.remove()
+            ann = ax.annotate(
+                text,
+                (x, y),
+                textcoords="offset points",
+                xytext=ann.xyann,
+                ha=ann.get_ha(),
+                va=ann.get_va(),
+                fontsize=fontsize,
+                arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.6},
+            )
+        placed.append(box)
+        out.append(ann)
+    return out

@@ -8,6 +8,7 @@ decoding joins words with single spaces, so every corpus sentence round-trips.
 
 from __future__ import annotations
 
+import difflib
 import json
 import operator
 import os
@@ -158,7 +159,8 @@ class Tokenizer:
 
         Raises:
             ValueError: If ``unknown="error"`` and some words are not in the
-                vocabulary (the message lists every unknown word), or
+                vocabulary (the message lists every unknown word, says that the
+                vocabulary is case-sensitive and names the closest known words), or
                 ``unknown`` is neither ``"error"`` nor ``"unk"``.
 
         """
@@ -168,13 +170,41 @@ class Tokenizer:
         ids = [self._ids.get(word, -1) for word in words]
         if unknown == "error" and -1 in ids:
             missing = list(dict.fromkeys(w for w, i in zip(words, ids, strict=True) if i < 0))
-            raise ValueError(f"unknown words (not in the vocabulary): {missing!r}")
+            raise ValueError(
+                f"unknown words (not in the vocabulary): {missing!r}; the vocabulary is "
+                f"case-sensitive ({self.vocab_size} tokens, listed by 'jaxsample vocab'); "
+                + "; ".join(f"{w!r}: {self._suggest(w)}" for w in missing)
+            )
         ids = [self.unk_id if i < 0 else i for i in ids]
         if bos:
             ids.insert(0, self.bos_id)
         if eos:
             ids.append(self.eos_id)
         return ids
+
+    def closest_words(self, word: str, n: int = 3) -> list[str]:
+        """Known words that look most like ``word``, best first (for error messages).
+
+        A word that differs only in letter case or surrounding punctuation comes
+        first; then :func:`difflib.get_close_matches` over the vocabulary (special
+        tokens excluded).
+
+        Args:
+            word: any string.
+            n: most words returned (``>= 1``).
+
+        Returns:
+            Up to ``n`` distinct vocabulary words; empty when nothing is close.
+        """
+        plain = [t for t in self.vocab if not (t.startswith("<") and t.endswith(">"))]
+        stripped = word.strip(".,;:!?\"'()")
+        first = [t for t in plain if t.lower() in (word.lower(), stripped.lower()) and t != word]
+        rest = difflib.get_close_matches(stripped or word, plain, n=n + len(first), cutoff=0.6)
+        return list(dict.fromkeys(first + rest))[:n]
+
+    def _suggest(self, word: str) -> str:
+        close = self.closest_words(word)
+        return "did you mean " + " or ".join(repr(w) for w in close) if close else "no close word"
 
     def decode(
         self, ids: Sequence[int] | npt.NDArray[np.integer[Any]], *, skip_special: bool = True

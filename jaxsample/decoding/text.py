@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import TYPE_CHECKING
 
 from jaxsample.decoding.loop import completion_ids, generate_ids, sample_completions, seed_key
@@ -132,6 +133,11 @@ def complete(
     return [tok.decode(completion_ids(gen, i)) for i in range(n)]
 
 
+def _shown(value: object) -> str:
+    """A value as a person wrote it: ``0.0``, not ``np.float64(0.0)``; other objects by repr."""
+    return str(value) if isinstance(value, numbers.Number) else repr(value)
+
+
 def make_strategy(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Strategy:
     """Build the strategy described by a temperature, a top-k and a top-p setting.
 
@@ -154,18 +160,18 @@ def make_strategy(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) 
 
     """
     if isinstance(temperature, bool) or not isinstance(temperature, int | float):
-        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+        raise ValueError(f"temperature must be a number >= 0, got {_shown(temperature)}")
     if math.isnan(temperature) or temperature < 0:
         raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"top-k must be an integer >= 0 (0 disables it), got {top_k!r}")
+        raise ValueError(f"top-k must be an integer >= 0 (0 disables it), got {_shown(top_k)}")
     if (
         isinstance(top_p, bool)
         or not isinstance(top_p, int | float)
         or math.isnan(top_p)
         or not 0 < top_p <= 1
     ):
-        raise ValueError(f"top-p must be in (0, 1] (1 disables it), got {top_p!r}")
+        raise ValueError(f"top-p must be in (0, 1] (1 disables it), got {_shown(top_p)}")
     if temperature == 0:
         return Greedy()
     parts: list[Strategy] = [Temperature(float(temperature))]

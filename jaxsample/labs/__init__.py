@@ -3,6 +3,6 @@
 Run them with ``jaxsample lab NAME``; see :data:`jaxsample.labs.commands.LABS`.
 """
 
-from jaxsample.labs._report import Check, LabReport, default_out_dir
+from jaxsample.labs._report import Check, Finding, LabReport, default_out_dir, z_score
 
-__all__ = ["Check", "LabReport", "default_out_dir"]
+__all__ = ["Check", "Finding", "LabReport", "default_out_dir", "z_score"]

@@ -1,10 +1,21 @@
-"""What every lab shares: its output folder, acceptance checks, tables and manifest."""
+"""What every lab shares: its output folder, checks, findings, tables and manifest.
+
+A lab separates two kinds of result:
+
+* a *check* tests the software (an exact identity, or agreement with an exact
+  value within a stated number of standard errors); a failed check makes the lab
+  exit with status 1;
+* a *finding* compares a claim made by the lab's source text with the measured
+  figure and reports whether it holds; a claim that does not hold is a result to
+  read, never a failed run.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
 import json
+import math
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -12,7 +23,15 @@ from typing import Any
 
 import jax
 
-__all__ = ["Check", "LabReport", "default_out_dir", "environment", "print_table"]
+__all__ = [
+    "Check",
+    "Finding",
+    "LabReport",
+    "default_out_dir",
+    "environment",
+    "print_table",
+    "z_score",
+]
 
 
 def default_out_dir(name: str) -> Path:
@@ -53,6 +72,60 @@ class Check:
         return f"{verdict}  {self.name}: {self.measured} (expected {self.expected})"
 
 
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One claim from the lab's source text, set against what the lab measured.
+
+    Attributes:
+        name: the claim, in a few words.
+        measured: the measured figure, as printed.
+        claim: what the source text says.
+        holds: whether the measured figure agrees with the claim.
+        note: optional one-sentence explanation (why it does or does not hold).
+    """
+
+    name: str
+    measured: str
+    claim: str
+    holds: bool
+    note: str = ""
+
+    def line(self) -> str:
+        """``holds          name: measured (claim: ...)``."""
+        verdict = "holds" if self.holds else "does not hold"
+        text = f"{verdict:<13}  {self.name}: {self.measured} (claim: {self.claim})"
+        return text + (f"\n                 {self.note}" if self.note else "")
+
+
+def z_score(difference: float, se: float, atol: float = 0.0) -> float:
+    """``difference / se``, defined when the standard error is zero.
+
+    A zero standard error means the quantity cannot vary (a probability of exactly 0
+    or 1, or identical paired values), so any non-zero difference is infinitely
+    many standard errors away and a zero difference is none.
+
+    Args:
+        difference: measured minus expected (any finite float).
+        se: its standard error, ``>= 0``.
+        atol: differences of at most this size are float rounding and count as 0
+            (for a mean of identical values, whose computed spread is rounding too).
+
+    Returns:
+        ``difference / se``; ``0.0`` or ``+-inf`` when ``se == 0``; ``0.0`` when
+        ``|difference| <= atol``.
+
+    Raises:
+        ValueError: if ``se`` is negative or NaN.
+    """
+    if not se >= 0:
+        raise ValueError(f"a standard error must be >= 0, got {se}")
+    if abs(difference) <= atol:
+        return 0.0
+    if se == 0:
+        return 0.0 if difference == 0 else math.copysign(math.inf, difference)
+    return difference / se
+
+
 @dataclasses.dataclass
 class LabReport:
     """Collects a lab's files, checks and parameters, then writes ``manifest.json``.
@@ -67,6 +140,7 @@ class LabReport:
     out_dir: Path
     seed: int
     checks: list[Check] = dataclasses.field(default_factory=list)
+    findings: list[Finding] = dataclasses.field(default_factory=list)
     files: list[str] = dataclasses.field(default_factory=list)
     parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -79,6 +153,15 @@ class LabReport:
         c = Check(name, measured, expected, bool(passed))
         self.checks.append(c)
         return c
+
+    def finding(self, name: str, measured: str, claim: str, holds: bool, note: str = "") -> Finding:
+        """Record (and return) a finding: a source claim and whether it holds here.
+
+        Findings never change :attr:`passed` or the exit status.
+        """
+        f = Finding(name, measured, claim, bool(holds), note)
+        self.findings.append(f)
+        return f
 
     def path(self, filename: str) -> Path:
         """Path of an output file, recorded in the manifest."""
@@ -97,7 +180,7 @@ class LabReport:
         return all(c.passed for c in self.checks)
 
     def write_manifest(self) -> Path:
-        """Write ``manifest.json``: seed, parameters, checks, files, versions, device."""
+        """Write ``manifest.json``: seed, parameters, checks, findings, files, versions."""
         manifest = {
             "lab": self.name,
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -106,6 +189,7 @@ class LabReport:
             **self.extra,
             "checks": [dataclasses.asdict(c) for c in self.checks],
             "all_passed": self.passed,
+            "findings": [dataclasses.asdict(f) for f in self.findings],
             "files": sorted(set(self.files)),
             **environment(),
         }
@@ -114,13 +198,18 @@ class LabReport:
         return p
 
     def print_checks(self) -> None:
-        """Print every acceptance line."""
-        print("\nAcceptance checks")
+        """Print the findings (claims: holds / does not hold), then the checks (PASS/FAIL)."""
+        if self.findings:
+            print("\nFindings (claims of the source text; they do not change the exit status)")
+            for f in self.findings:
+                print("  " + f.line())
+        print("\nChecks of the software (a failed check makes the lab exit with status 1)")
         for c in self.checks:
             print("  " + c.line())
+        held = sum(f.holds for f in self.findings)
         print(
             f"\n{sum(c.passed for c in self.checks)}/{len(self.checks)} checks passed; "
-            f"files in {self.out_dir}"
+            f"{held}/{len(self.findings)} claims hold; files in {self.out_dir}"
         )
 
 

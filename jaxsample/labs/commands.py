@@ -1,4 +1,4 @@
-"""``jaxsample lab NAME [--out DIR] [--seed S] [--model DIR]``: run one lab."""
+"""``jaxsample lab NAME [--out DIR] [--seed S] [--quick] [--model DIR]``: run one lab."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from jaxsample.labs._report import default_out_dir
 
-#: Lab name -> module with ``run(out_dir, seed) -> LabReport``.
+#: Lab name -> module with ``run(out_dir, seed=..., quick=...) -> LabReport``.
 LABS: dict[str, str] = {
     "temperature-sweep": "jaxsample.labs.temperature_sweep",
     "simulator": "jaxsample.labs.simulator",
@@ -25,10 +25,11 @@ def register(subparsers: Any) -> None:
     """Add the ``lab`` sub-command."""
     p = subparsers.add_parser(
         "lab",
-        help="run a lab: plots, JSON and manifest.json, with PASS/FAIL acceptance lines",
+        help="run a lab: plots, JSON and manifest.json; findings and PASS/FAIL checks",
         description="Run one lab. Writes PNG plots, JSON data and manifest.json into the output "
-        "folder and prints a summary table and one PASS/FAIL line per acceptance check. "
-        "Exits 0 when every check passes, 1 otherwise.",
+        "folder and prints a summary table, one line per finding (a claim of the lab's source "
+        "text: 'holds' or 'does not hold', never an error) and one PASS/FAIL line per check of "
+        "the software. Exits 0 when every check passes, 1 otherwise, whatever the findings.",
     )
     p.add_argument("name", choices=sorted(LABS), help="which lab")
     p.add_argument(
@@ -38,6 +39,11 @@ def register(subparsers: Any) -> None:
         help="output folder (default: experiments/<date>-<name>/ here)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the lab's random draws (default 0)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer draws, prompts and training steps, the same checks (what the tests run)",
+    )
     p.add_argument(
         "--model",
         action="append",
@@ -67,5 +73,5 @@ def _run(args: argparse.Namespace) -> int:
         kwargs["model"] = models[0]
         if len(models) > 1:
             kwargs["compare"] = tuple(models[1:])
-    report = module.run(out, seed=args.seed, **kwargs)
+    report = module.run(out, seed=args.seed, quick=args.quick, **kwargs)
     return 0 if report.passed else 1

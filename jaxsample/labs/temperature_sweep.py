@@ -4,24 +4,41 @@ Sweeps the temperature over a synthetic 8-token logit vector and over the shippe
 Mini-GPT's first-step logits after "Tomorrow she", checks that the entropy (bits)
 never decreases with tau, and counts the distinct first tokens in 100 draws at
 tau = 0.5, 1.0 and 2.0. Every sweep is one vmapped, jitted call.
+
+Checks (they decide the exit status): the draws repeat under a fixed seed, both
+entropy curves are non-decreasing, and every distinct-token count agrees with its
+exact expectation (from ``softmax(z / tau)``) within ``Z_TOL`` standard errors.
+Findings (reported, never a failure): the expected ranges of distinct tokens
+(1-3, 5-15, 20 or more), their increase with tau, and the model curve starting
+below the synthetic one.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 
 from jaxsample.labs._model import first_step_logits, model_identity
-from jaxsample.labs._report import LabReport, print_table
+from jaxsample.labs._report import LabReport, print_table, z_score
 from jaxsample.plotting import new_figure, save_figure
-from jaxsample.samplers import Temperature, sample
+from jaxsample.samplers import Temperature, probs, sample
 from jaxsample.samplers._sampling import tempered_entropy
 from jaxsample.training import Pretrained, load_pretrained
 
-__all__ = ["DRAW_TAUS", "EXPECTED_DISTINCT", "SWEEP_TAUS", "SYNTHETIC_LOGITS", "run"]
+__all__ = [
+    "DRAW_TAUS",
+    "EXPECTED_DISTINCT",
+    "SWEEP_TAUS",
+    "SYNTHETIC_LOGITS",
+    "distinct_count_moments",
+    "entropy_sweep",
+    "run",
+]
 
 SYNTHETIC_LOGITS = (3.0, 2.0, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0)
 SWEEP_TAUS = (0.1, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 5.0, 10.0)
@@ -35,6 +52,10 @@ EXPECTED_DISTINCT: dict[float, tuple[int, int | None]] = {
 PROMPT = "Tomorrow she"
 N_DRAWS = 100
 MONOTONE_TOL = 1e-9
+#: Largest allowed |measured - expected| distinct count, in standard errors (three counts).
+Z_TOL = 4.0
+#: Temperatures of the smooth curves drawn behind the sweep's markers.
+DENSE_TAUS = tuple(float(t) for t in np.geomspace(0.05, 20.0, 160))
 
 
 @jax.jit
@@ -62,6 +83,40 @@ def draw_first_tokens(
     return jax.vmap(lambda t: jax.vmap(lambda s: one(t, s))(seeds))(taus)
 
 
+def distinct_count_moments(q: npt.ArrayLike, n: int) -> tuple[float, float]:
+    r"""Mean and standard deviation of the number of distinct tokens in ``n`` draws from ``q``.
+
+    With :math:`a_i = (1 - q_i)^n` (token ``i`` never drawn) and
+    :math:`a_{ij} = (1 - q_i - q_j)^n` (neither drawn), the count
+    :math:`D = \sum_i 1[i \text{ drawn}]` has :math:`E[D] = \sum_i (1 - a_i)` and
+    :math:`\mathrm{Var}[D] = \sum_i a_i (1 - a_i) + \sum_{i \ne j} (a_{ij} - a_i a_j)`.
+
+    Args:
+        q: a probability vector ``[V]`` (any float dtype; computed in float64). Tokens
+            of probability 0 contribute nothing.
+        n: number of independent draws, ``>= 1``.
+
+    Returns:
+        ``(mean, sd)`` as floats; ``sd`` is 0 when the count cannot vary.
+
+    Raises:
+        ValueError: if ``q`` is not 1-D, has a negative or non-finite entry, or
+            ``n < 1``.
+    """
+    p = np.asarray(q, np.float64)
+    if p.ndim != 1 or not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError("q must be a 1-D vector of finite, non-negative probabilities")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    p = p[p > 0]
+    a = (1.0 - p) ** n
+    pair = np.clip(1.0 - p[:, None] - p[None, :], 0.0, 1.0) ** n
+    cov = pair - a[:, None] * a[None, :]
+    np.fill_diagonal(cov, 0.0)
+    var = float(np.sum(a * (1.0 - a)) + np.sum(cov))
+    return float(np.sum(1.0 - a)), math.sqrt(max(var, 0.0))
+
+
 def _within(count: int, bounds: tuple[int, int | None]) -> bool:
     low, high = bounds
     return count >= low and (high is None or count <= high)
@@ -77,13 +132,17 @@ def _weakly_increasing(counts: list[int]) -> bool:
     return bool(np.all(steps >= 0) and np.sum(steps == 0) <= 1)
 
 
-def run(out_dir: Path, seed: int = 0, model: Pretrained | None = None) -> LabReport:
+def run(
+    out_dir: Path, seed: int = 0, model: Pretrained | None = None, quick: bool = False
+) -> LabReport:
     """Run the lab, write its files into ``out_dir`` and return the report.
 
     Args:
         out_dir: output folder (created).
         seed: seed of the draws; draw ``s`` uses ``fold_in(key(seed), s)``.
         model: the model to use; the shipped Mini-GPT when ``None``.
+        quick: accepted for a uniform interface; the lab is already small (a few
+            seconds), so the quick run is the full run.
 
     Returns:
         The :class:`LabReport` with the checks (``manifest.json`` written).
@@ -104,6 +163,12 @@ def run(out_dir: Path, seed: int = 0, model: Pretrained | None = None) -> LabRep
     ids = np.asarray(draw_first_tokens(key, z_model, draw_taus, seeds))
     again = np.asarray(draw_first_tokens(key, z_model, draw_taus, seeds))
     distinct = [len(set(row.tolist())) for row in ids]
+    q_draw = np.asarray(jax.vmap(lambda t: probs(z_model, Temperature(t)))(draw_taus), np.float64)
+    moments = [distinct_count_moments(q, N_DRAWS) for q in q_draw]
+    z_distinct = [z_score(d - m, sd) for d, (m, sd) in zip(distinct, moments, strict=True)]
+    h_dense = np.asarray(entropy_sweep(z_model, jnp.asarray(DENSE_TAUS, jnp.float32)), np.float64)
+    h_dense_syn = np.asarray(entropy_sweep(z_syn, jnp.asarray(DENSE_TAUS, jnp.float32)), np.float64)
+    in_range = [_within(d, EXPECTED_DISTINCT[t]) for t, d in zip(DRAW_TAUS, distinct, strict=True)]
 
     # Tables and JSON.
     print(
@@ -123,10 +188,10 @@ def run(out_dir: Path, seed: int = 0, model: Pretrained | None = None) -> LabRep
         top_words.append(", ".join(f"{words[vals[i]]} x{counts[i]}" for i in order))
     print_table(
         f"Distinct first tokens in {N_DRAWS} draws (seed {seed})",
-        ["tau", "distinct", "expected", "most drawn"],
+        ["tau", "distinct", "exact mean +/- sd", "claimed range", "most drawn"],
         [
-            [t, d, _bounds_text(EXPECTED_DISTINCT[t]), w]
-            for t, d, w in zip(DRAW_TAUS, distinct, top_words, strict=True)
+            [t, d, f"{m:.1f} +/- {sd:.1f}", _bounds_text(EXPECTED_DISTINCT[t]), w]
+            for t, d, (m, sd), w in zip(DRAW_TAUS, distinct, moments, top_words, strict=True)
         ],
     )
     print(
@@ -143,6 +208,8 @@ def run(out_dir: Path, seed: int = 0, model: Pretrained | None = None) -> LabRep
         "prompt": PROMPT,
         "draw_keys": f"fold_in(jax.random.key({seed}), s) for s in 0..{N_DRAWS - 1}",
         "monotone_tolerance": MONOTONE_TOL,
+        "distinct_z_tolerance": Z_TOL,
+        "quick": quick,
     }
     report.extra["model"] = model_identity(model)
     report.save_json(
@@ -158,61 +225,86 @@ def run(out_dir: Path, seed: int = 0, model: Pretrained | None = None) -> LabRep
         {
             "tau": list(DRAW_TAUS),
             "distinct": distinct,
+            "exact_mean": [m for m, _ in moments],
+            "exact_sd": [sd for _, sd in moments],
             "expected": {str(t): list(EXPECTED_DISTINCT[t]) for t in DRAW_TAUS},
+            "in_claimed_range": in_range,
             "tokens": [[words[i] for i in row] for row in ids.tolist()],
         },
     )
 
     # Plots.
+    log2v = float(np.log2(vocab))
     fig, ax = new_figure()
-    ax.plot(SWEEP_TAUS, h_syn, "o-", label="synthetic 8-token logits")
-    ax.axhline(
-        np.log2(len(SYNTHETIC_LOGITS)), ls="--", c="gray", label="log2(8) = 3 bits (uniform)"
-    )
+    ax.plot(DENSE_TAUS, h_dense_syn, "-", c="tab:blue", lw=1.5)
+    ax.plot(SWEEP_TAUS, h_syn, "o", c="tab:blue", label="synthetic 8-token logits")
+    ax.axhline(3.0, ls="--", c="gray", label="log2(8) = 3 bits (uniform)")
     ax.set(
         xscale="log",
         xlabel="temperature tau (log scale)",
         ylabel="entropy H (bits)",
         title="Entropy of softmax(z / tau), synthetic logits",
+        ylim=(0, 3.3),
     )
-    ax.legend()
+    ax.legend(loc="lower right")
     save_figure(fig, report.path("entropy_curve_synthetic.png"))
 
-    fig, ax = new_figure()
-    ax.plot(SWEEP_TAUS, h_model, "o-", label=f'Mini-GPT after "{PROMPT}" (V = {vocab})')
-    ax.plot(SWEEP_TAUS, h_syn, "s--", alpha=0.7, label="synthetic 8-token logits")
-    ax.axhline(np.log2(vocab), ls=":", c="gray", label=f"log2(V) = {np.log2(vocab):.2f} bits")
+    fig, ax = new_figure(6.8, 4.8)
+    ax.plot(DENSE_TAUS, h_dense, "-", c="tab:blue", lw=1.5)
+    ax.plot(SWEEP_TAUS, h_model, "o", c="tab:blue", label=f'Mini-GPT after "{PROMPT}"')
+    ax.plot(DENSE_TAUS, h_dense_syn, "--", c="tab:orange", lw=1.2)
+    ax.plot(SWEEP_TAUS, h_syn, "s", c="tab:orange", label="synthetic 8-token logits")
+    ax.axhline(log2v, ls=":", c="gray", label=f"log2(V) = {log2v:.2f} bits (uniform, V = {vocab})")
     ax.set(
         xscale="log",
-        xlabel="temperature tau (log scale)",
+        xlabel="temperature tau (log scale); markers: the 9 swept values, lines: 160 values",
         ylabel="entropy H (bits)",
         title="Entropy against temperature: Mini-GPT first step vs synthetic",
+        ylim=(0, log2v * 1.05),
     )
-    ax.legend()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8, frameon=False)
     save_figure(fig, report.path("entropy_curve_model.png"))
 
-    fig, ax = new_figure()
+    fig, ax = new_figure(6.8, 4.6)
     xs = np.arange(len(DRAW_TAUS))
-    bars = ax.bar(xs, distinct, color="tab:blue", label=f"measured ({N_DRAWS} draws)")
+    bars = ax.bar(xs, distinct, 0.5, color="tab:blue", label=f"measured ({N_DRAWS} draws)")
+    ax.bar_label(bars, padding=3)
+    ax.errorbar(
+        xs + 0.33,
+        [m for m, _ in moments],
+        yerr=[Z_TOL * sd for _, sd in moments],
+        fmt="D",
+        c="black",
+        ms=4,
+        capsize=4,
+        label=f"exact expectation +/- {Z_TOL:g} sd (the check)",
+    )
+    y_top = max(max(distinct), max(m + Z_TOL * sd for m, sd in moments)) * 1.25
     for x, t in zip(xs, DRAW_TAUS, strict=True):
         low, high = EXPECTED_DISTINCT[t]
-        top = high if high is not None else max(max(distinct), low) * 1.15
-        ax.fill_between(
-            [x - 0.45, x + 0.45],
-            low,
-            top,
-            color="tab:green",
-            alpha=0.2,
-            label="expected range" if x == 0 else None,
-        )
-    ax.bar_label(bars)
+        if high is None:
+            ax.annotate(
+                "",
+                xy=(x - 0.33, y_top * 0.97),
+                xytext=(x - 0.33, low),
+                arrowprops={"arrowstyle": "->", "color": "tab:green", "lw": 2},
+            )
+        else:
+            ax.plot([x - 0.33] * 2, [low, high], "-", c="tab:green", lw=3, solid_capstyle="butt")
+    ax.plot([], [], "-", c="tab:green", lw=3, label="claimed range (open-ended: arrow)")
     ax.set(
         xticks=xs,
-        xticklabels=[f"tau = {t}" for t in DRAW_TAUS],
+        xticklabels=[
+            f"{t}\nclaim {_bounds_text(EXPECTED_DISTINCT[t])}: {'holds' if ok else 'does not hold'}"
+            for t, ok in zip(DRAW_TAUS, in_range, strict=True)
+        ],
+        xlabel="temperature tau",
         ylabel="distinct first tokens",
-        title=f'Distinct first tokens after "{PROMPT}"',
+        title=f'Distinct first tokens in {N_DRAWS} draws after "{PROMPT}"',
+        ylim=(0, y_top),
+        xlim=(-0.9, len(DRAW_TAUS) - 0.4),
     )
-    ax.legend()
+    ax.legend(loc="upper left", fontsize=8)
     save_figure(fig, report.path("unique_tokens_by_tau.png"))
 
     # Acceptance.
@@ -230,19 +322,35 @@ def run(out_dir: Path, seed: int = 0, model: Pretrained | None = None) -> LabRep
             f">= -{MONOTONE_TOL:g}",
             bool(np.all(np.diff(h) >= -MONOTONE_TOL)),
         )
+    worst_z = max(abs(v) for v in z_distinct)
     report.check(
+        "distinct-token counts agree with their exact expectation",
+        ", ".join(
+            f"tau {t}: {d} vs {m:.1f} ({zv:+.1f} sd)"
+            for t, d, (m, _), zv in zip(DRAW_TAUS, distinct, moments, z_distinct, strict=True)
+        ),
+        f"within {Z_TOL:g} standard deviations at every tau",
+        worst_z <= Z_TOL,
+    )
+    report.finding(
         "distinct tokens increase with tau (weakly, at most one equality)",
         str(distinct),
-        "non-decreasing, <= 1 tie",
+        "non-decreasing, at most one tie",
         _weakly_increasing(distinct),
     )
-    for t, d in zip(DRAW_TAUS, distinct, strict=True):
-        report.check(
+    for t, d, (m, _), ok in zip(DRAW_TAUS, distinct, moments, in_range, strict=True):
+        report.finding(
             f"distinct tokens at tau = {t}",
-            str(d),
+            f"{d} (exact expectation {m:.1f})",
             _bounds_text(EXPECTED_DISTINCT[t]),
-            _within(d, EXPECTED_DISTINCT[t]),
+            ok,
         )
+    report.finding(
+        "the Mini-GPT curve starts below the synthetic one",
+        f"{h_model[0]:.3g} vs {h_syn[0]:.3g} bits at tau = {SWEEP_TAUS[0]}",
+        "lower (a sharper peak)",
+        bool(h_model[0] < h_syn[0]),
+    )
     report.write_manifest()
     report.print_checks()
     return report

@@ -29,8 +29,8 @@ import functools
 import io
 import json
 import math
+import numbers
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -41,10 +41,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from jaxsample.data import Tokenizer, build_tokenizer, encode_sentences, generate_corpus
 from jaxsample.model import PRESET_NAMES, GPTConfig, Params, init_params, loss_fn
+from jaxsample.progress import Progress
 from jaxsample.training.checkpoint import CheckpointDir, CheckpointError, params_sha256
 
 __all__ = [
@@ -75,6 +75,12 @@ _RESUME_FREE_FIELDS = frozenset({"save_every"})
 # ---------------------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------------------
+
+
+def _shown(value: object) -> str:
+    """A value as a person wrote it: ``0.0``, not ``np.float64(0.0)``; other objects by repr."""
+    return str(value) if isinstance(value, numbers.Number) else repr(value)
+
 
 _SIZE_DEFAULTS: dict[str, dict[str, Any]] = {
     # Seconds on a CPU: used by the tests.
@@ -173,7 +179,7 @@ class TrainConfig:
                 low = 0 if field.name in ("warmup_steps", "seed", "corpus_seed") else 1
                 if isinstance(value, bool) or not isinstance(value, int) or value < low:
                     raise ValueError(
-                        f"TrainConfig.{field.name} must be an int >= {low}, got {value!r}"
+                        f"TrainConfig.{field.name} must be an int >= {low}, got {_shown(value)}"
                     )
             elif field.type == "float" and (
                 isinstance(value, bool)
@@ -182,7 +188,7 @@ class TrainConfig:
                 or value < 0
             ):
                 raise ValueError(
-                    f"TrainConfig.{field.name} must be a finite float >= 0, got {value!r}"
+                    f"TrainConfig.{field.name} must be a finite float >= 0, got {_shown(value)}"
                 )
         if self.warmup_steps >= self.steps:
             raise ValueError(
@@ -205,7 +211,9 @@ class TrainConfig:
         Args:
             size: One of ``"tiny"``, ``"small"`` (the shipped model) or ``"large"``.
             **overrides: Field values replacing the defaults; ``None`` values are
-                ignored (convenient for optional command-line flags).
+                ignored (convenient for optional command-line flags). When ``steps``
+                is given and ``warmup_steps`` is not, the warm-up is the size's
+                default share of the steps (10 %, rounded down).
 
         Returns:
             The configuration.
@@ -224,6 +232,16 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
         values: dict[str, Any] = {**_SIZE_DEFAULTS[size], "size": size}
         values.update({k: v for k, v in overrides.items() if v is not None})
+        steps = overrides.get("steps")
+        if (
+            isinstance(steps, int)
+            and not isinstance(steps, bool)
+            and overrides.get("warmup_steps") is None
+        ):
+            # The warm-up keeps the size's share of the run (10 %), so that a short run
+            # (``steps=5``) is valid without naming a warm-up.
+            d = _SIZE_DEFAULTS[size]
+            values["warmup_steps"] = d["warmup_steps"] * steps // d["steps"]
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -876,7 +894,8 @@ def train(
     Args:
         out_dir: The run folder (created if needed).
         config: The run's settings.
-        progress: Show a tqdm progress bar (only when stderr is a terminal).
+        progress: Show progress on stderr: a tqdm bar on a terminal, otherwise a plain
+            line every few seconds (see :class:`jaxsample.progress.Progress`).
         until: Stop after this many steps (a prefix of the same run, checkpointed so
             that it can be continued); defaults to ``config.steps``.
 
@@ -972,14 +991,8 @@ def train(
         if step == 0 and not evals:
             record_eval()
         pending: list[jax.Array] = []
-        show = progress and sys.stderr.isatty()
-        with tqdm(
-            total=stop,
-            initial=step,
-            desc=f"train {config.size}",
-            unit="step",
-            disable=not show,
-            dynamic_ncols=True,
+        with Progress(
+            total=stop, desc=f"train {config.size}", initial=step, enabled=progress
         ) as bar:
             while step < stop:
                 idx = batch_indices(n_train, config.batch_size, config.seed, step)
@@ -997,14 +1010,16 @@ def train(
                 if evaluate_now or save_now:
                     step_losses.extend(float(x) for x in jax.device_get(pending))
                     pending.clear()
+                shown: dict[str, str] = {}
                 if evaluate_now:
                     record_eval()
-                    bar.set_postfix(
-                        train=f"{evals[-1].train_loss:.3f}", val=f"{evals[-1].val_loss:.3f}"
-                    )
+                    shown = {
+                        "train": f"{evals[-1].train_loss:.3f}",
+                        "val": f"{evals[-1].val_loss:.3f}",
+                    }
                 if save_now:
                     save()
-                bar.update(1)
+                bar.update(1, **shown)
         if resumed_from is not None and resumed_from >= stop:
             _write_loss_curve(out, config, tuple(step_losses), tuple(evals), plot=False)
     finally:
