@@ -21,9 +21,9 @@ The parts act in the order written:
 * ``TopP(p, tau)``: temperature, then keep token ``x`` iff the mass strictly
   ahead of it in the ranking, ``A(x)``, is below ``(p + TOP_P_SLACK) * T``, where
   ``T`` is the mass of the tokens kept so far, both at the current scale (``p <=
-  0``: only the first token). ``A`` and ``T`` are the sums of :func:`mass`: a
-  pairwise sum in a fixed order, so the fast sampler decides every token exactly
-  as this definition does.
+  0``: only the first token). ``A`` and ``T`` are the sums of :func:`mass`, added
+  in one fixed order (:func:`column_reduce`, then :func:`tree_sum`), so the fast
+  sampler decides every token exactly as this definition does.
 * ``Greedy()``, or a greedy temperature anywhere: only the first maximum.
 
 The distribution is ``w`` on the kept prefix, renormalised. The definition is
@@ -122,11 +122,19 @@ def tree_sum(a: jax.Array, axis: int) -> jax.Array:
     a = jnp.moveaxis(a, axis, -1)
     while a.shape[-1] > COLUMN:
         a = column_reduce(jnp.add, 0.0, lambda v, _: v, a)
-    a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, COLUMN - a.shape[-1])])
+    return _pairwise(jnp.add, 0.0, a)[..., 0]
+
+
+def _pairwise(op: Any, init: float, a: jax.Array) -> jax.Array:
+    """Reduce the last axis of ``a`` (at most ``COLUMN`` long) pairwise: ``[..., 1]``.
+
+    Padded with ``init`` to ``COLUMN`` entries, then halves combined with ``op``.
+    """
+    a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, COLUMN - a.shape[-1])], constant_values=init)
     while a.shape[-1] > 1:
         half = a.shape[-1] // 2
-        a = a[..., :half] + a[..., half:]
-    return a[..., 0]
+        a = op(a[..., :half], a[..., half:])
+    return a
 
 
 def column_tokens(column: jax.Array, vocab: int) -> jax.Array:
@@ -165,13 +173,7 @@ def column_reduce(op: Any, init: float, value: Any, *arrays: jax.Array) -> jax.A
     total = part(0, c)
     for r in range(1, COLUMN):
         total = op(total, part(r * c, (r + 1) * c))
-    rest = part(COLUMN * c, vocab)
-    rest = jnp.pad(
-        rest, [(0, 0)] * (rest.ndim - 1) + [(0, COLUMN - rest.shape[-1])], constant_values=init
-    )
-    while rest.shape[-1] > 1:
-        half = rest.shape[-1] // 2
-        rest = op(rest[..., :half], rest[..., half:])
+    rest = _pairwise(op, init, part(COLUMN * c, vocab))
     return jnp.concatenate([total, rest.astype(total.dtype)], -1)
 
 
