@@ -29,8 +29,11 @@ def check_rows(vocab: int) -> np.ndarray:
     """
     rng = np.random.default_rng(99)
     return np.concatenate(
-        [llm_like_logits(rng, 2, vocab), gaussian_logits(rng, 1, vocab),
-         heavy_tailed_logits(rng, 1, vocab)]
+        [
+            llm_like_logits(rng, 2, vocab),
+            gaussian_logits(rng, 1, vocab),
+            heavy_tailed_logits(rng, 1, vocab),
+        ]
     )
 
 

@@ -55,11 +55,17 @@ def _decode_markdown(dec: dict[str, Any]) -> list[str]:
     ratio = {"scan_kv_cache", "python_loop_recompute"} <= set(methods)
     if ratio:
         head.append("KV scan / Python recompute")
-    lines = [f"## Decode ({dec['model']}, {dec['n_seeds']} seeds, {dec['strategy']})", "",
-             f"{dec['note']}.", "",
-             "Tokens per second (all rows together; median of the timed calls after one "
-             "warm-up, repetitions in parentheses):", "",
-             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines = [
+        f"## Decode ({dec['model']}, {dec['n_seeds']} seeds, {dec['strategy']})",
+        "",
+        f"{dec['note']}.",
+        "",
+        "Tokens per second (all rows together; median of the timed calls after one "
+        "warm-up, repetitions in parentheses):",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+    ]
     by_key = {(r["new_tokens"], r["method"]): r for r in recs}
     for n in lengths:
         row = [str(n)]
@@ -114,42 +120,91 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for tau in (0.8, 1.5):
             top_p = ms("top-p", "jaxsample", tau, logits)
             where = f"top-p 0.9, tau {tau}, {logits} [32, 50257]"
-            add(f"{where}: jaxsample / floor <= 10", top_p,
-                ms("top-p", "floor", tau, logits), 10, False)
-            add(f"{where}: NumPy peer / jaxsample >= 5", ms("top-p", "numpy", tau, logits),
-                top_p, 5, True)
-    add("temperature 0.8 [32, 50257]: jaxsample / floor <= 4",
-        ms("temperature", "jaxsample"), ms("temperature", "floor"), 4, False)
-    add("top-k 50, tau 0.8 [32, 50257]: jaxsample / floor <= 6",
-        ms("top-k", "jaxsample"), ms("top-k", "floor"), 6, False)
+            add(
+                f"{where}: jaxsample / floor <= 10",
+                top_p,
+                ms("top-p", "floor", tau, logits),
+                10,
+                False,
+            )
+            add(
+                f"{where}: NumPy peer / jaxsample >= 5",
+                ms("top-p", "numpy", tau, logits),
+                top_p,
+                5,
+                True,
+            )
+    add(
+        "temperature 0.8 [32, 50257]: jaxsample / floor <= 4",
+        ms("temperature", "jaxsample"),
+        ms("temperature", "floor"),
+        4,
+        False,
+    )
+    add(
+        "top-k 50, tau 0.8 [32, 50257]: jaxsample / floor <= 6",
+        ms("top-k", "jaxsample"),
+        ms("top-k", "floor"),
+        6,
+        False,
+    )
     comp = results.get("compile")
     if comp:
         cat = comp["categorical"]["compile_s"]
         for r in comp["samplers"]:
-            add(f"first compile of {r['sampler']} [{comp['batch']}, {comp['vocab']}]: "
-                "jaxsample / jax.random.categorical <= 5", r["compile_s"], cat, 5, False)
+            add(
+                f"first compile of {r['sampler']} [{comp['batch']}, {comp['vocab']}]: "
+                "jaxsample / jax.random.categorical <= 5",
+                r["compile_s"],
+                cat,
+                5,
+                False,
+            )
     gpu = idx.get(((128, 131072, "top-p", 0.8, "llm-like"), "jaxsample"), {})
     if gpu.get("device_ms") is not None:
         naive = idx.get(((128, 131072, "top-p", 0.8, "llm-like"), "naive_jax"), {})
-        out.append({
-            "target": "top-p [128, 131072]: device time <= 0.139 ms (FlashInfer's H100 figure)",
-            "measured": gpu["device_ms"], "bound": 0.139, "met": gpu["device_ms"] <= 0.139,
-        })
-        add("top-p [128, 131072]: naive JAX / jaxsample, device time >= 10",
-            naive.get("device_ms"), gpu["device_ms"], 10, True)
+        out.append(
+            {
+                "target": "top-p [128, 131072]: device time <= 0.139 ms (FlashInfer's H100 figure)",
+                "measured": gpu["device_ms"],
+                "bound": 0.139,
+                "met": gpu["device_ms"] <= 0.139,
+            }
+        )
+        add(
+            "top-p [128, 131072]: naive JAX / jaxsample, device time >= 10",
+            naive.get("device_ms"),
+            gpu["device_ms"],
+            10,
+            True,
+        )
     sweep = results.get("sweep")
     if sweep:
-        add("temperature sweep: NumPy loop / one vmapped call (`entropy_sweep`) >= 5",
-            sweep["numpy_loop"]["median_ms"], sweep["jaxsample_vmap"]["median_ms"], 5, True)
+        add(
+            "temperature sweep: NumPy loop / one vmapped call (`entropy_sweep`) >= 5",
+            sweep["numpy_loop"]["median_ms"],
+            sweep["jaxsample_vmap"]["median_ms"],
+            5,
+            True,
+        )
     seeds = results.get("seeds")
     if seeds:
-        add("100 seeds: NumPy loop / one call >= 20",
-            seeds["numpy_loop"]["median_ms"], seeds["jaxsample_vmap"]["median_ms"], 20, True)
+        add(
+            "100 seeds: NumPy loop / one call >= 20",
+            seeds["numpy_loop"]["median_ms"],
+            seeds["jaxsample_vmap"]["median_ms"],
+            20,
+            True,
+        )
     dec = results.get("decode")
     if dec:
-        add("decode 64 tokens: python loop with recompute / scan KV cache >= 20",
+        add(
+            "decode 64 tokens: python loop with recompute / scan KV cache >= 20",
             _tokens_per_s(dec, 64, "scan_kv_cache"),
-            _tokens_per_s(dec, 64, "python_loop_recompute"), 20, True)
+            _tokens_per_s(dec, 64, "python_loop_recompute"),
+            20,
+            True,
+        )
     return out
 
 
@@ -178,8 +233,10 @@ def markdown(results: dict[str, Any]) -> str:
     if recs:
         idx = _index(recs)
         has_dev = any("device_ms" in r for r in recs)
-        head = ("| B | V | sampler | tau | logits | kept | jaxsample | floor | x floor | numpy "
-                "| numpy / js | naive JAX | naive / js | HF | HF / js |")
+        head = (
+            "| B | V | sampler | tau | logits | kept | jaxsample | floor | x floor | numpy "
+            "| numpy / js | naive JAX | naive / js | HF | HF / js |"
+        )
         if has_dev:
             head += " js device | naive device | floor device |"
         lines += [head, "|" + " --- |" * (head.count("|") - 1)]
@@ -191,9 +248,17 @@ def markdown(results: dict[str, Any]) -> str:
             js_ms = _ms(idx.get((case, "jaxsample")))
             floor = _ms(idx.get((case, "floor")))
             k = kept.get(case)
-            row = [str(b), str(v), s, "-" if tau is None else f"{tau:g}", logits,
-                   "-" if k is None else f"{k:.0f}", _fmt(js_ms, 3), _fmt(floor, 3),
-                   _fmt(js_ms / floor if js_ms and floor else None, 1)]
+            row = [
+                str(b),
+                str(v),
+                s,
+                "-" if tau is None else f"{tau:g}",
+                logits,
+                "-" if k is None else f"{k:.0f}",
+                _fmt(js_ms, 3),
+                _fmt(floor, 3),
+                _fmt(js_ms / floor if js_ms and floor else None, 1),
+            ]
             for peer in PEERS:
                 p = _ms(idx.get((case, peer)))
                 row += [_fmt(p, 2), _fmt(p / js_ms if p and js_ms else None, 1)]
@@ -211,7 +276,8 @@ def markdown(results: dict[str, Any]) -> str:
     if comp:
         cat = comp["categorical"]["compile_s"]
         lines += [
-            f"## First compile ([{comp['batch']}, {comp['vocab']}] {comp['dtype']})", "",
+            f"## First compile ([{comp['batch']}, {comp['vocab']}] {comp['dtype']})",
+            "",
             f"{comp['method']}; median of {comp['rounds']} round(s), each function once "
             "per round. Ratio: over `jax.random.categorical(key, x)` in the same process.",
             "",
@@ -220,8 +286,10 @@ def markdown(results: dict[str, Any]) -> str:
             f"| `jax.random.categorical` | {cat:.2f} | 1.0 |",
         ]
         for r in comp["samplers"]:
-            lines.append(f"| jaxsample {r['sampler']}: `{r['strategy']}` | "
-                         f"{r['compile_s']:.2f} | {r['x_categorical']:.1f} |")
+            lines.append(
+                f"| jaxsample {r['sampler']}: `{r['strategy']}` | "
+                f"{r['compile_s']:.2f} | {r['x_categorical']:.1f} |"
+            )
         lines.append("")
     sweep = results.get("sweep")
     if sweep:
@@ -233,7 +301,7 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "| method | ms | NumPy loop / method |",
             "|---|---|---|",
-            f"| the lab's `entropy_sweep`: vmapped, entropy from two fused sums | "
+            f"| `js.entropy_sweep`: vmapped, entropy from two fused sums | "
             f"{sweep['jaxsample_vmap']['median_ms']:.2f} | {sweep['speedup']:.1f}x |",
             f"| `vmap` of `entropy(probs(z, Temperature(t)))` | "
             f"{sweep['jaxsample_plain_vmap']['median_ms']:.2f} | {sweep['speedup_plain']:.1f}x |",
@@ -266,8 +334,11 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append("")
     checks = results.get("checks")
     if checks is not None:
-        lines += ["## Checks", "", f"- {len(checks['records'])} checks, "
-                  f"{len(checks['failures'])} failures"]
+        lines += [
+            "## Checks",
+            "",
+            f"- {len(checks['records'])} checks, {len(checks['failures'])} failures",
+        ]
         lines += [f"  - {f}" for f in checks["failures"]]
         lines.append("")
     return "\n".join(lines)
@@ -292,8 +363,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
         width = 0.8 / len(impls)
         for j, impl in enumerate(impls):
             ys = [_ms(idx.get((c, impl))) for c in cases]
-            ax.bar([i + j * width for i in range(len(cases))],
-                   [float("nan") if y is None else y for y in ys], width, label=impl)
+            ax.bar(
+                [i + j * width for i in range(len(cases))],
+                [float("nan") if y is None else y for y in ys],
+                width,
+                label=impl,
+            )
         ax.set_yscale("log")
         labels = [s if t is None else f"{s}\n{t:g} {lg}" for _, _, s, t, lg in cases]
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cases))], labels, fontsize=6)
@@ -303,10 +378,17 @@ def plot(results: dict[str, Any], path: Path) -> None:
     if dec:
         ax = axes[-1, 0]
         for method in dict.fromkeys(r["method"] for r in dec["results"]):
-            pts = [(r["new_tokens"], r["tokens_per_s"]) for r in dec["results"]
-                   if r["method"] == method and "tokens_per_s" in r]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
-                    label=DECODE_LABELS.get(method, method))
+            pts = [
+                (r["new_tokens"], r["tokens_per_s"])
+                for r in dec["results"]
+                if r["method"] == method and "tokens_per_s" in r
+            ]
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                marker="o",
+                label=DECODE_LABELS.get(method, method),
+            )
         ax.set_xlabel("new tokens")
         ax.set_ylabel("tokens / s")
         ax.set_xscale("log", base=2)

@@ -92,14 +92,20 @@ def run(
     # on a CPU, where naive JAX takes about 1.5 s per call; every shape on an
     # accelerator), the extra logit families at the CPU and GPU target shapes.
     results["samplers"] = suites.sampler_suite(
-        shapes, fast, slow, device_time="all" if on_accel else ("greedy" if smoke else None),
+        shapes,
+        fast,
+        slow,
+        device_time="all" if on_accel else ("greedy" if smoke else None),
         wide_up_to=math.inf if smoke or on_accel else CHEAP_CELLS,
-        extra_at=shapes if smoke else [CPU_TARGET_SHAPE, GPU_TARGET_SHAPE], log=log,
+        extra_at=shapes if smoke else [CPU_TARGET_SHAPE, GPU_TARGET_SHAPE],
+        log=log,
     )
     phase("compile")
     # Smoke: top-p only, at the smoke shape (each compile takes seconds).
     results["compile"] = suites.compile_suite(
-        *(shapes[0] if smoke else CPU_TARGET_SHAPE), rounds=1, log=log,
+        *(shapes[0] if smoke else CPU_TARGET_SHAPE),
+        rounds=1,
+        log=log,
         samplers=("top-p",) if smoke else suites.COMPILED,
     )
     if samplers_only:
@@ -129,9 +135,12 @@ def run(
         # CPU): past 64 tokens (the target's length) a method stops where its next call
         # would exceed 30 s, which keeps the phase at a few minutes.
         results["decode"] = suites.decode_suite(
-            100, [16, 32, 64, 128, 256],
-            suites.Budget(seconds=10.0, min_reps=1, max_reps=3, n_buffers=3), log,
-            max_call_s=30.0, always_up_to=64,
+            100,
+            [16, 32, 64, 128, 256],
+            suites.Budget(seconds=10.0, min_reps=1, max_reps=3, n_buffers=3),
+            log,
+            max_call_s=30.0,
+            always_up_to=64,
         )
     phase("end")
     names = list(phases)
@@ -151,15 +160,22 @@ def default_out() -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny sizes, correctness checks only (seconds)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: benchmarks/results/<device>-<date>/; "
-                        "with --smoke a new temporary folder, never benchmarks/results/)")
-    parser.add_argument("--shapes", default=None,
-                        help="sampler-table shapes as BxV,BxV (default: all six, or the smoke one)")
-    parser.add_argument("--samplers-only", action="store_true",
-                        help="run the sampler table only")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, correctness checks only (seconds)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: benchmarks/results/<device>-<date>/; "
+        "with --smoke a new temporary folder, never benchmarks/results/)",
+    )
+    parser.add_argument(
+        "--shapes",
+        default=None,
+        help="sampler-table shapes as BxV,BxV (default: all six, or the smoke one)",
+    )
+    parser.add_argument("--samplers-only", action="store_true", help="run the sampler table only")
     args = parser.parse_args(argv)
     shapes: list[tuple[int, int]] | None = None
     if args.shapes:

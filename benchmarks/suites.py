@@ -36,7 +36,7 @@ from benchmarks.peers import (
     implementations,
     numpy_support,
 )
-from jaxsample.labs.temperature_sweep import entropy_sweep
+from jaxsample.samplers import entropy_sweep
 
 LOGIT_NOTE = (
     "Logit families (float32, a fresh draw per buffer; nucleus sizes for top-p 0.9 at "
@@ -372,6 +372,7 @@ def sampler_suite(
 # ---------------------------------------------------------------------------------------
 # First compiles
 # ---------------------------------------------------------------------------------------
+
 
 def _clear_caches() -> None:
     """:func:`jax.clear_caches` (untyped in jax's stubs)."""

@@ -26,8 +26,7 @@ import numpy.typing as npt
 from jaxsample.labs._model import first_step_logits, model_identity
 from jaxsample.labs._report import LabReport, print_table, z_score
 from jaxsample.plotting import new_figure, save_figure
-from jaxsample.samplers import Temperature, probs, sample
-from jaxsample.samplers._sampling import tempered_entropy
+from jaxsample.samplers import Temperature, entropy_sweep, probs, sample
 from jaxsample.training import Pretrained, load_pretrained
 
 __all__ = [
@@ -36,7 +35,6 @@ __all__ = [
     "SWEEP_TAUS",
     "SYNTHETIC_LOGITS",
     "distinct_count_moments",
-    "entropy_sweep",
     "run",
 ]
 
@@ -56,19 +54,6 @@ MONOTONE_TOL = 1e-9
 Z_TOL = 4.0
 #: Temperatures of the smooth curves drawn behind the sweep's markers.
 DENSE_TAUS = tuple(float(t) for t in np.geomspace(0.05, 20.0, 160))
-
-
-@jax.jit
-def entropy_sweep(logits: jax.Array, taus: jax.Array) -> jax.Array:
-    """Entropy in bits of ``probs(logits, Temperature(tau))`` for every tau.
-
-    One call vmapped over ``taus`` ``[T]``; ``logits`` ``[..., V]`` of any real dtype.
-    Each entropy is :func:`~jaxsample.samplers._sampling.tempered_entropy`: two
-    sums from one pass over the row, so no ``[T, V]`` distribution is stored.
-    Agrees with ``entropy(probs(logits, Temperature(tau)))`` to float32 rounding.
-    Returns float32 ``[T, ...]``.
-    """
-    return jax.vmap(lambda t: tempered_entropy(logits, t))(taus)
 
 
 @jax.jit

@@ -5,8 +5,9 @@ The semantics of every built-in strategy is written once, in
 :func:`sample` draws from it exactly (see :mod:`jaxsample.samplers._sampling`).
 """
 
+from jaxsample.samplers._entropy import entropy, entropy_sweep, tempered_entropy
 from jaxsample.samplers._reference import TOP_P_SLACK
-from jaxsample.samplers._sampling import entropy, probs, sample, tempered_entropy, valid_rows
+from jaxsample.samplers._sampling import probs, sample, valid_rows
 from jaxsample.samplers._strategies import (
     GREEDY_TAU,
     Chain,
@@ -29,6 +30,7 @@ __all__ = [
     "TopP",
     "chain",
     "entropy",
+    "entropy_sweep",
     "probs",
     "sample",
     "tempered_entropy",

@@ -36,7 +36,6 @@ References:
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import jax
@@ -62,7 +61,7 @@ from jaxsample.samplers._reference import (
 )
 from jaxsample.samplers._strategies import GREEDY_TAU, Greedy, Strategy, TopK, TopP, prefix_parts
 
-__all__ = ["entropy", "probs", "sample", "tempered_entropy", "valid_rows"]
+__all__ = ["probs", "sample", "valid_rows"]
 
 #: Candidates drawn per rejection round.
 CANDIDATES = 3
@@ -70,7 +69,7 @@ CANDIDATES = 3
 GROUP = 16
 
 
-def _check_logits(logits: jax.Array) -> jax.Array:
+def check_logits(logits: jax.Array) -> jax.Array:
     """Validate the shape and dtype of ``logits``; the float32 cast happens under ``jit``."""
     x = logits if isinstance(logits, jax.Array) else jnp.asarray(logits)
     if x.ndim < 1 or x.shape[-1] < 1:
@@ -118,7 +117,7 @@ def valid_rows(logits: jax.Array) -> jax.Array:
     Raises:
         ValueError: if ``logits`` is not ``[..., V]`` with ``V >= 1`` or not real.
     """
-    valid: jax.Array = _valid_rows(_check_logits(logits))
+    valid: jax.Array = _valid_rows(check_logits(logits))
     return valid
 
 
@@ -148,7 +147,7 @@ def probs(logits: jax.Array, strategy: Strategy) -> jax.Array:
         ValueError: for a bad logits shape or dtype, or a non-strategy.
     """
     _check_strategy(strategy)
-    out: jax.Array = _probs(_check_logits(logits), strategy)
+    out: jax.Array = _probs(check_logits(logits), strategy)
     return out
 
 
@@ -198,7 +197,7 @@ def sample(key: jax.Array, logits: jax.Array, strategy: Strategy) -> jax.Array:
             or a non-strategy.
     """
     _check_strategy(strategy)
-    x = _check_logits(logits)
+    x = check_logits(logits)
     ids: jax.Array = _sample(_check_key(key, x.shape[:-1]), x, strategy)
     return ids
 
@@ -480,84 +479,3 @@ def _first_ranked(values: jax.Array, tokens: jax.Array) -> jax.Array:
     """The position in ``[n, c]`` of the token that ranks first (largest value, then lowest id)."""
     top = jnp.max(values, axis=-1, keepdims=True)
     return jnp.argmin(jnp.where(values == top, tokens, np.iinfo(np.int32).max), axis=-1)
-
-
-def entropy(p: jax.Array, base: float = 2.0, axis: int = -1) -> jax.Array:
-    r"""Shannon entropy :math:`H(p) = -\sum_i p_i \log_b p_i`, with :math:`0 \log 0 = 0`.
-
-    Differentiable, also where some :math:`p_i = 0` (their terms contribute
-    nothing to the gradient).
-
-    Args:
-        p: probabilities ``[..., V]`` (any float dtype; computed in float32). Rows
-            are not renormalised.
-        base: logarithm base; 2 gives bits (the default), ``math.e`` nats.
-        axis: the axis that holds the distribution.
-
-    Returns:
-        float32 ``[...]``.
-
-    Raises:
-        ValueError: if ``base`` is not a positive number other than 1.
-    """
-    _check_base(base)
-    q = jnp.asarray(p, jnp.float32)
-    positive = q > 0
-    plogp = jnp.where(positive, q * jnp.log(jnp.where(positive, q, 1.0)), 0.0)
-    h: jax.Array = -jnp.sum(plogp, axis=axis) / jnp.float32(math.log(base))
-    return h
-
-
-def _check_base(base: float) -> None:
-    if not base > 0 or base == 1:
-        raise ValueError(f"base must be > 0 and != 1, got {base!r}")
-
-
-def tempered_entropy(logits: jax.Array, tau: Any, base: float = 2.0) -> jax.Array:
-    r"""``entropy(probs(logits, Temperature(tau)), base)`` without forming the distribution.
-
-    With :math:`\ell_i = (z_i - \max_j z_j) / \tau` over the sanitised logits,
-    :math:`w_i = e^{\ell_i}`, :math:`S = \sum_i w_i` and :math:`T = \sum_i w_i \ell_i`,
-    the entropy is :math:`H = (\log S - T / S) / \log b` (since
-    :math:`\log q_i = \ell_i - \log S`). Both sums come from one pass over the row
-    (column sums, as in :func:`sample`), so a sweep vmapped over many temperatures
-    keeps no ``[n_tau, V]`` intermediate. Greedy temperatures (``tau <=
-    GREEDY_TAU``, traced NaN) give exactly 0; ``tau = inf`` gives the entropy of the
-    uniform distribution over the finite logits. Bad rows follow :func:`sample`'s
-    rules. Differentiable in ``tau``.
-
-    Args:
-        logits: ``[..., V]`` logits of any real dtype (computed in float32).
-        tau: temperature, a scalar or an array broadcast against ``[...]``.
-        base: logarithm base; 2 gives bits (the default).
-
-    Returns:
-        float32 ``[...]``.
-
-    Raises:
-        ValueError: for a bad logits shape or dtype, or a bad ``base``.
-    """
-    _check_base(base)
-    x = _check_logits(logits)
-    t = jnp.broadcast_to(jnp.asarray(tau, jnp.float32), x.shape[:-1])
-    out: jax.Array = _tempered_entropy(x, t, base)
-    return out
-
-
-@functools.partial(jax.jit, static_argnames=("base",))
-def _tempered_entropy(x: jax.Array, t: jax.Array, base: float) -> jax.Array:
-    rows = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
-    top = row_top(rows)
-    m = clean_top(top)[:, None, None]
-    s = inverse_temperature(t).reshape(-1, 1, 1)  # 1 where greedy, 0 at tau = inf
-
-    def sums(v: jax.Array, _: jax.Array) -> jax.Array:
-        z = clean(v[:, None], top[:, None, None])
-        finite = z > -jnp.inf
-        lw = (jnp.where(finite, z, m) - m) * s  # the select keeps the tau-gradient finite
-        w = jnp.where(finite, jnp.exp(lw), 0.0)
-        return jnp.concatenate([w, w * lw], 1)  # [n, 2, l]
-
-    total = tree_sum(column_sums(sums, rows), -1)  # [n, 2]
-    h = (jnp.log(total[:, 0]) - total[:, 1] / total[:, 0]) / jnp.float32(math.log(base))
-    return jnp.where(t.reshape(-1) > GREEDY_TAU, h, jnp.float32(0.0)).reshape(t.shape)
