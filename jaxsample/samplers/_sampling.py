@@ -256,7 +256,12 @@ def probs(
 def _probs(x: jax.Array, strategy: Strategy, layout: Layout) -> jax.Array:
     rows = _whole_row(_rows(x, layout), layout)
     z, _ = sanitise(rows)
-    q = jax.nn.softmax(strategy.log_weights(z.reshape(*x.shape[:-1], -1)), axis=-1)
+    lw = strategy.log_weights(z.reshape(*x.shape[:-1], -1))
+    if prefix_parts(strategy) is None:
+        q = jax.nn.softmax(lw, axis=-1)
+    else:  # the first token is always kept with log-weight 0: the maximum is known
+        w = jnp.exp(lw)
+        q = w / jnp.sum(w, axis=-1, keepdims=True)
     if layout.axis is None:
         return q
     q = jnp.pad(q, [(0, 0)] * (q.ndim - 1) + [(0, layout.width - layout.vocab)])
@@ -353,7 +358,8 @@ def _sample(
             lambda v, _: weights(v, m[:, None, None], one[:, None, None]), lay, lw
         )
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
-        return _locate(columns, blocks, lw, m, m, one, everything, u, lay)[0][:, 0].reshape(lead)
+        ids = _locate(columns, blocks, lw, m, m, one, everything, u, lay)[0][:, 0]
+        return layout.across(lax.pmax, ids).reshape(lead)  # equal on every shard
     return _draw_prefix(rows, top, parts, keys, lead, layout).reshape(lead)
 
 
