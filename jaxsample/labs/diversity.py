@@ -53,11 +53,11 @@ from jaxsample.data import (
 )
 from jaxsample.decoding import completion_ids, generate_ids
 from jaxsample.labs._model import model_identity
+from jaxsample.labs._plotting import new_figure, place_labels, save_figure
 from jaxsample.labs._report import LabReport, print_table, z_score
-from jaxsample.plotting import new_figure, place_labels, save_figure
+from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.progress import Progress
 from jaxsample.samplers import Strategy, Temperature, TopK, TopP, chain
-from jaxsample.training import Pretrained, load_pretrained
 
 __all__ = ["SETTINGS", "Setting", "family_strategy", "lab_prompts", "run"]
 

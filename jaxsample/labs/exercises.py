@@ -56,10 +56,10 @@ from jaxsample.data import (
 )
 from jaxsample.decoding import completion_ids, generate_ids
 from jaxsample.labs._model import model_identity
+from jaxsample.labs._plotting import new_figure, save_figure
 from jaxsample.labs._report import LabReport, print_table, z_score
 from jaxsample.labs.diversity import lab_prompts
 from jaxsample.model import GPTConfig, Params, count_params, loss_fn
-from jaxsample.plotting import new_figure, save_figure
 from jaxsample.progress import note
 from jaxsample.samplers import (
     Greedy,

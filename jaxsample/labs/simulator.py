@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsample.labs._plotting import new_figure, save_figure
 from jaxsample.labs._report import LabReport, print_table, z_score
-from jaxsample.plotting import new_figure, save_figure
 from jaxsample.samplers import Strategy, TopK, TopP, chain, entropy, probs, sample
 
 __all__ = ["LOGITS", "TEMPERATURES", "TOKENS", "run"]

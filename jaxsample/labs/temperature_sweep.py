@@ -24,10 +24,10 @@ import numpy as np
 import numpy.typing as npt
 
 from jaxsample.labs._model import first_step_logits, model_identity
+from jaxsample.labs._plotting import new_figure, save_figure
 from jaxsample.labs._report import LabReport, print_table, z_score
-from jaxsample.plotting import new_figure, save_figure
+from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import Temperature, entropy_sweep, probs, sample
-from jaxsample.training import Pretrained, load_pretrained
 
 __all__ = [
     "DRAW_TAUS",

@@ -25,10 +25,10 @@ import numpy as np
 
 from jaxsample.data import encode_sentences, generate_corpus
 from jaxsample.labs._model import model_forward, model_identity
+from jaxsample.labs._plotting import new_figure, save_figure
 from jaxsample.labs._report import LabReport, print_table
-from jaxsample.plotting import new_figure, save_figure
+from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import GREEDY_TAU, Temperature, entropy, probs
-from jaxsample.training import Pretrained, load_pretrained
 
 __all__ = ["LOGITS", "TIED_LOGITS", "fit_temperature", "run", "validation_logits"]
 

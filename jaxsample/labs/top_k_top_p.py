@@ -31,10 +31,10 @@ import numpy as np
 
 from jaxsample.analysis import kept_mass, kept_set_size
 from jaxsample.labs._model import first_step_logits, model_identity
+from jaxsample.labs._plotting import save_figure
 from jaxsample.labs._report import LabReport, print_table
-from jaxsample.plotting import save_figure
+from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import Greedy, Temperature, TopK, TopP, chain, entropy, probs, sample
-from jaxsample.training import Pretrained, load_pretrained
 
 __all__ = [
     "GRID_KS",

@@ -7,10 +7,14 @@ import json
 import sys
 from typing import Any
 
-from jaxsample.model import PRESET_NAMES, count_params
-from jaxsample.training.checkpoint import params_sha256
-from jaxsample.training.pretrained import SHIPPED_MODEL_DIR, load_pretrained
-from jaxsample.training.train import TrainConfig, train
+from jaxsample.model import (
+    PRESET_NAMES,
+    SHIPPED_MODEL_DIR,
+    count_params,
+    load_pretrained,
+    params_sha256,
+)
+from jaxsample.training import TrainConfig, train
 
 __all__ = ["register"]
 

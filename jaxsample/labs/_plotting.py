@@ -1,4 +1,4 @@
-"""Figure helpers shared by the labs and benchmarks (matplotlib, no display needed)."""
+"""Figure helpers of the labs (matplotlib, Agg backend, no display needed)."""
 
 from __future__ import annotations
 
