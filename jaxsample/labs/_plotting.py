@@ -11,8 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 
-__all__ = ["new_figure", "place_labels", "save_figure"]
+__all__ = ["new_figure", "panels", "place_labels", "save_figure"]
 
 
 def new_figure(width: float = 6.4, height: float = 4.2) -> tuple[Any, Any]:
@@ -28,6 +29,26 @@ def new_figure(width: float = 6.4, height: float = 4.2) -> tuple[Any, Any]:
     fig, ax = plt.subplots(figsize=(width, height), dpi=110)
     ax.grid(True, alpha=0.3)
     return fig, ax
+
+
+def panels(width: float, height: float, n: int, grid: bool = True) -> tuple[Any, list[Any]]:
+    """Create a figure with ``n`` side-by-side axes (light grid unless ``grid`` is False).
+
+    Args:
+        width: figure width in inches.
+        height: figure height in inches.
+        n: number of axes, ``>= 1``.
+        grid: draw a light grid on every axes.
+
+    Returns:
+        ``(figure, [axes, ...])``.
+    """
+    fig, axes = plt.subplots(1, n, figsize=(width, height), dpi=110)
+    axes = list(np.atleast_1d(axes))
+    for ax in axes:
+        if grid:
+            ax.grid(True, alpha=0.3)
+    return fig, axes
 
 
 def save_figure(fig: Any, path: Path) -> Path:

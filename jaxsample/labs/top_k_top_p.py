@@ -26,12 +26,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
 
 from jaxsample.analysis import kept_mass, kept_set_size
 from jaxsample.labs._model import first_step_logits, model_identity
-from jaxsample.labs._plotting import save_figure
+from jaxsample.labs._plotting import panels, save_figure
 from jaxsample.labs._report import LabReport, print_table
 from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import Greedy, Temperature, TopK, TopP, chain, entropy, probs, sample
@@ -514,20 +513,10 @@ def run(
     return report
 
 
-def _panels(width: float, height: float, n: int, grid: bool = True) -> tuple[Any, list[Any]]:
-    """A figure with ``n`` side-by-side axes (light grid unless ``grid`` is False)."""
-    fig, axes = plt.subplots(1, n, figsize=(width, height), dpi=110)
-    axes = list(np.atleast_1d(axes))
-    for ax in axes:
-        if grid:
-            ax.grid(True, alpha=0.3)
-    return fig, axes
-
-
 def _plot_kept_vs_k(
     report: LabReport, size_k: np.ndarray[Any, Any], mass_k: np.ndarray[Any, Any], vocab: int
 ) -> None:
-    fig, (ax1, ax2) = _panels(11.0, 4.4, 2)
+    fig, (ax1, ax2) = panels(11.0, 4.4, 2)
     ax1.plot(KS, size_k[:, 0], "o-", label="every prompt (identical)")
     ax1.plot(KS, np.minimum(KS, vocab), "k:", label="min(k, V)")
     ax1.set(
@@ -554,7 +543,7 @@ def _plot_kept_vs_k(
 def _plot_kept_vs_p(
     report: LabReport, size_p: np.ndarray[Any, Any], mass_p: np.ndarray[Any, Any]
 ) -> None:
-    fig, (ax1, ax2) = _panels(11.0, 4.4, 2)
+    fig, (ax1, ax2) = panels(11.0, 4.4, 2)
     for j, p in enumerate(PROMPTS):
         ax1.step(PS, size_p[:, j], where="post", marker="o", ms=3, label=f'"{p}"')
         ax2.plot(PS, mass_p[:, j], "o-", ms=3, label=f'"{p}"')
@@ -585,7 +574,7 @@ def _plot_heatmaps(
 ) -> None:
     cols = np.argsort(-q_ref, kind="stable")[:HEATMAP_TOKENS]
     labels = [words[i] for i in cols] + ["(rest)"]
-    fig, axes = _panels(14.0, 6.6, 2, grid=False)
+    fig, axes = panels(14.0, 6.6, 2, grid=False)
     for ax, q, name, values in (
         (axes[0], q_k, "k", GRID_KS),
         (axes[1], q_p, "p", GRID_PS),
@@ -627,7 +616,7 @@ def _plot_grid_entropy(
     h_p: np.ndarray[Any, Any],
     n_p: np.ndarray[Any, Any],
 ) -> None:
-    fig, axes = _panels(11.0, 4.4, 2, grid=False)
+    fig, axes = panels(11.0, 4.4, 2, grid=False)
     vmax = float(max(h_k.max(), h_p.max()))
     for ax, h, n, name, values in (
         (axes[0], h_k, n_k, "k", GRID_KS),
@@ -667,7 +656,7 @@ def _plot_order(
     after: np.ndarray[Any, Any],
     ref: np.ndarray[Any, Any],
 ) -> None:
-    fig, axes = _panels(12.0, 5.6, len(ORDER_SHOWN))
+    fig, axes = panels(12.0, 5.6, len(ORDER_SHOWN))
     for ax, t in zip(axes, ORDER_SHOWN, strict=True):
         i = ORDER_TAUS.index(t)
         order = np.argsort(-ref[i], kind="stable")

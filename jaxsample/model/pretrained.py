@@ -79,8 +79,9 @@ class Pretrained:
         manifest: Descriptive metadata: at least ``step``, ``final_train_loss``,
             ``final_val_loss``, ``params_sha256``, ``model_config`` and
             ``train_config`` (see :func:`jaxsample.training.export_pretrained`). A
-            Hugging Face folder's has ``format`` ``"huggingface-gpt2"``, ``None`` for the step, losses and
-            hash, and no ``train_config`` (see :func:`jaxsample.model.load_hf`).
+            Hugging Face folder's has ``format`` ``"huggingface-gpt2"``, ``None`` for
+            the step, losses and hash, and no ``train_config`` (see
+            :func:`jaxsample.model.load_hf`).
 
     """
 

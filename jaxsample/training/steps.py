@@ -8,6 +8,7 @@ only (``ndim >= 2``), not to biases or LayerNorm parameters.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -124,6 +125,7 @@ def make_init(
     return jax.jit(init)
 
 
+@functools.lru_cache(maxsize=8)
 def make_evaluator(
     model_config: GPTConfig, pad_id: int, *, batch: int = EVAL_BATCH
 ) -> Callable[[Params, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]], float]:
@@ -137,6 +139,8 @@ def make_evaluator(
         model_config: The model's configuration.
         pad_id: Target id left out of the loss.
         batch: Rows per compiled call (fewer when the set is smaller).
+
+    The compiled function is cached per ``(model_config, pad_id, batch)``.
 
     Returns:
         ``evaluate(params, (inputs, targets)) -> float``, the mean next-token
