@@ -415,3 +415,26 @@ def test_loss_matches_manual_computation(params: Params) -> None:
     assert not any(np.any(np.asarray(g)) for g in jax.tree_util.tree_leaves(grads))
     with pytest.raises(ValueError, match="targets must have shape \\(3, 8\\), got \\(3, 7\\)"):
         loss_fn(params, jnp.asarray(inputs), jnp.asarray(targets[:, :-1]), CFG, pad_id=0)
+
+
+def test_loss_equals_optax_cross_entropy(params: Params) -> None:
+    # The loss is written in jnp so that the model needs no optax; it must give what
+    # optax's cross-entropy gave (the shipped models were trained with it).
+    optax = pytest.importorskip("optax")
+    seq = _random_tokens(9, (3, 9))
+    seq[0, 5:] = 0
+    inputs, targets = jnp.asarray(seq[:, :-1]), jnp.asarray(seq[:, 1:])
+
+    @jax.jit
+    def both(params: Params) -> tuple[jax.Array, jax.Array]:
+        logits = forward(params, inputs, CFG)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+        weight = (targets != 0).astype(jnp.float32)
+        want = jnp.sum(ce * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+        return loss_fn(params, inputs, targets, CFG, pad_id=0), want
+
+    got, want = both(params)
+    np.testing.assert_allclose(got, want, rtol=2e-7, atol=0)
+    g_got = jax.grad(lambda p: both(p)[0])(params)
+    g_want = jax.grad(lambda p: both(p)[1])(params)
+    chex.assert_trees_all_close(g_got, g_want, rtol=1e-6, atol=1e-9)

@@ -1,12 +1,14 @@
-"""Plain NumPy (float64) reference implementations of the sampler semantics.
+"""Helpers shared by the tests: import them as ``from tests.helpers import ...``.
 
-Written for clarity, not speed: a full stable sort per row. Used by the tests to
-check the fast JAX kernels.
+* Plain NumPy (float64) reference implementations of the sampler semantics, written
+  for clarity, not speed (a full stable sort per row), to check the JAX kernels;
+* :func:`chi_square_p_value`, the goodness-of-fit test of sampled counts.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from jax.scipy.special import gammaincc
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -55,3 +57,18 @@ def top_p_margin(z: np.ndarray, p: float) -> float:
 def filtered(z: np.ndarray, keep: np.ndarray) -> np.ndarray:
     q = np.where(keep, softmax(z), 0.0)
     return q / q.sum()
+
+
+def chi_square_p_value(counts: np.ndarray, p: np.ndarray) -> float:
+    """Pearson chi-square p-value of counts against p (cells with expected < 5 pooled)."""
+    expected = p * counts.sum()
+    small = expected < 5
+    obs = np.append(counts[~small], counts[small].sum())
+    exp = np.append(expected[~small], expected[small].sum())
+    keep = exp > 0
+    obs, exp = obs[keep], exp[keep]
+    stat = float(np.sum((obs - exp) ** 2 / exp))
+    df = len(obs) - 1
+    if df == 0:
+        return 1.0
+    return float(gammaincc(df / 2.0, stat / 2.0))

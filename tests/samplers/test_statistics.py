@@ -8,28 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.scipy.special import gammaincc
 
 import jaxsample as js
+from tests.helpers import chi_square_p_value
 
 V = 32
 N = 50_000
 ALPHA = 1e-6
-
-
-def chi_square_p_value(counts: np.ndarray, p: np.ndarray) -> float:
-    """Pearson chi-square p-value of counts against p (cells with expected < 5 pooled)."""
-    expected = p * counts.sum()
-    small = expected < 5
-    obs = np.append(counts[~small], counts[small].sum())
-    exp = np.append(expected[~small], expected[small].sum())
-    keep = exp > 0
-    obs, exp = obs[keep], exp[keep]
-    stat = float(np.sum((obs - exp) ** 2 / exp))
-    df = len(obs) - 1
-    if df == 0:
-        return 1.0
-    return float(gammaincc(df / 2.0, stat / 2.0))
 
 
 def draws(key: jax.Array, logits: jax.Array, strategy: js.Strategy) -> np.ndarray:

@@ -30,8 +30,7 @@ from jaxsample.decoding import (
     sample_completions,
 )
 from jaxsample.decoding import loop as decode_loop
-from jaxsample.model import GPTConfig, Params, init_params
-from jaxsample.training import Pretrained, load_pretrained
+from jaxsample.model import GPTConfig, Params, Pretrained, init_params, load_pretrained
 
 CFG = GPTConfig(vocab_size=40, n_ctx=24, n_layer=2, n_head=2, d_model=16)
 PAD, BOS, EOS = 0, 1, 2

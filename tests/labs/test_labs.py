@@ -223,7 +223,7 @@ def test_exercises_lab_quick(quick_lab: Callable[[str], Any]) -> None:
 def test_a_lab_given_the_model_object_matches_its_default_run(
     tmp_path: Path, quick_lab: Callable[[str], Any]
 ) -> None:
-    from jaxsample.training import load_pretrained
+    from jaxsample.model import load_pretrained
 
     report = temperature_sweep.run(tmp_path, seed=0, model=load_pretrained(), quick=True)
     default = quick_lab("temperature-sweep").manifest

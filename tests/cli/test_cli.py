@@ -11,8 +11,9 @@ import pytest
 import benchmarks.run as bench_run
 from jaxsample import __version__
 from jaxsample.cli import CACHE_ENV, cache_dir, main
+from jaxsample.model import load_pretrained
 from jaxsample.progress import Progress
-from jaxsample.training import TrainConfig, load_pretrained
+from jaxsample.training import TrainConfig
 
 
 def _one_error_line(capsys: pytest.CaptureFixture[str], command: str) -> str:

@@ -22,11 +22,17 @@ from jaxsample.cli import main
 from jaxsample.data import MAX_SENTENCE_WORDS
 from jaxsample.data.bpe import BPETokenizer
 from jaxsample.decoding import complete, generate_ids
-from jaxsample.model import forward, forward_cached, init_cache, load_hf
+from jaxsample.model import (
+    Pretrained,
+    forward,
+    forward_cached,
+    init_cache,
+    load_hf,
+    load_pretrained,
+)
 from jaxsample.samplers import Greedy
-from jaxsample.training import Pretrained, load_pretrained
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TINY = FIXTURES / "gpt2_tiny"
 EXPECTED = np.load(FIXTURES / "gpt2_tiny_expected.npz")
 META = json.loads((FIXTURES / "gpt2_tiny_expected.json").read_text(encoding="utf-8"))
@@ -438,10 +444,10 @@ def test_split_loss_of_a_bpe_model(tiny: Pretrained) -> None:
 
 def test_exercise_5_5_without_recorded_losses(tmp_path: Path, tiny: Pretrained) -> None:
     from jaxsample.labs._report import LabReport
-    from jaxsample.labs.exercises import _ex55
+    from jaxsample.labs.exercises import losses
 
     report = LabReport("exercises", tmp_path, 0)
-    data = _ex55(report, tiny, quick=True)
+    data = losses.exercise(report, tiny, quick=True)
     assert data["manifest"] == {"train": None, "val": None}
     assert all(np.isfinite(v) for v in data["recomputed_first"].values())
     assert not any(c.name.startswith("5.5") for c in report.checks)

@@ -24,22 +24,19 @@ import pytest
 
 from jaxsample import cli
 from jaxsample.data import build_tokenizer, check_completion, generate_corpus, heldout_prompts
-from jaxsample.model import GPTConfig, count_params, forward
+from jaxsample.model import SHIPPED_MODEL_DIR, GPTConfig, count_params, forward, load_pretrained
+from jaxsample.model.params import leaf_digests
 from jaxsample.training import (
-    KILL_DURING_SAVE_ENV,
-    SHIPPED_MODEL_DIR,
-    CheckpointDir,
     CheckpointError,
     TrainConfig,
-    batch_indices,
-    leaf_digests,
-    load_pretrained,
     params_sha256,
     restore_checkpoint,
     train,
 )
+from jaxsample.training.checkpoint import CheckpointDir
+from jaxsample.training.data import batch_indices
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # The subprocess runs: tiny preset, 240 steps, a checkpoint every 40 steps.
 STEPS = 240
@@ -55,7 +52,6 @@ TRAIN_ARGS = ["--size", "tiny", "--steps", str(STEPS), "--save-every", str(SAVE_
 @pytest.fixture(scope="module")
 def sub_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     env = dict(os.environ)
-    env.pop(KILL_DURING_SAVE_ENV, None)
     env["JAX_PLATFORMS"] = "cpu"
     env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("xla_cache"))
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
@@ -66,6 +62,29 @@ def sub_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def train_cmd(out: Path) -> list[str]:
     return [sys.executable, "-m", "jaxsample", "train", "--out", str(out), *TRAIN_ARGS,
             "--no-progress"]  # fmt: skip
+
+
+# The training command, in a process that kills itself while saving a given step: after
+# every item (and the file list) is in the temporary folder, just before the rename that
+# commits it. Orbax's commit is patched here, in the test, so that the worst moment of
+# a save is hit deterministically.
+KILL_DURING_SAVE = """
+import os, signal, sys
+import orbax.checkpoint as ocp
+from jaxsample.cli import main
+rename = ocp.path.atomicity.AtomicRenameTemporaryPath
+commit = rename.finalize
+async def finalize(self, *args, **kwargs):
+    if self.get_final().name == sys.argv[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return await commit(self, *args, **kwargs)
+rename.finalize = finalize
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def train_cmd_killed_at(out: Path, step: int) -> list[str]:
+    return [sys.executable, "-c", KILL_DURING_SAVE, str(step), *train_cmd(out)[3:]]
 
 
 def run_train(out: Path, env: dict[str, str]) -> str:
@@ -181,8 +200,13 @@ def test_sigkill_during_save_keeps_previous_checkpoint_and_resumes_exactly(
 ) -> None:
     out = tmp_path / "run"
     kill_step = 3 * SAVE_EVERY
-    env = {**sub_env, KILL_DURING_SAVE_ENV: str(kill_step)}
-    proc = subprocess.run(train_cmd(out), env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        train_cmd_killed_at(out, kill_step),
+        env=sub_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     ckpt = out / "checkpoints"
     assert committed_steps(out) == [SAVE_EVERY, 2 * SAVE_EVERY]

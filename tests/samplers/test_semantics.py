@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from reference import filtered, softmax, top_k_keep, top_p_keep, top_p_margin
 
 import jaxsample as js
 from jaxsample.samplers import entropy_sweep, tempered_entropy
+from tests.helpers import filtered, softmax, top_k_keep, top_p_keep, top_p_margin
 
 SEED_Z = np.array([3.0, 2.0, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0], np.float32)
 SEED_TAUS = [0.1, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 5.0, 10.0]
