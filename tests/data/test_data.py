@@ -10,22 +10,13 @@ import numpy as np
 import pytest
 
 from jaxsample.data import (
-    FUTURE_FORMS,
     MAX_SENTENCE_WORDS,
-    SPECIAL_TOKENS,
     SUBJECTS,
-    TENSE_NAMES,
     TIME_MARKERS,
-    VERBS,
     Corpus,
-    FutureForm,
-    Subject,
-    Tense,
     Tokenizer,
-    Verb,
     Verdict,
     build_tokenizer,
-    canonical_marker,
     check_completion,
     check_sentence,
     compose_sentence,
@@ -34,9 +25,19 @@ from jaxsample.data import (
     heldout_prompts,
     is_grammatical,
     next_word_counts,
-    verb_group,
     vocabulary,
 )
+from jaxsample.data.grammar import (
+    FUTURE_FORMS,
+    TENSE_NAMES,
+    FutureForm,
+    Subject,
+    Tense,
+    canonical_marker,
+    verb_group,
+)
+from jaxsample.data.lexicon import VERBS, Verb
+from jaxsample.data.tokenizer import SPECIAL_TOKENS
 
 VERB = {verb.base: verb for verb in VERBS}
 SUBJECT = {subject.word: subject for subject in SUBJECTS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import chex
@@ -9,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl.testing import parameterized
 
 import jaxsample as js
 
@@ -26,24 +28,34 @@ def logits() -> jax.Array:
     return jax.random.normal(jax.random.key(11), (12, 300)) * 2.0
 
 
-@pytest.mark.parametrize("name", sorted(STRATEGIES))
-def test_same_key_same_tokens_and_jit_equals_eager(
-    name: str, key: jax.Array, logits: jax.Array
-) -> None:
-    s = STRATEGIES[name]
-    a = js.sample(key, logits, s)
-    b = js.sample(key, logits, s)
-    c = jax.jit(js.sample)(key, logits, s)
+@functools.cache
+def _without_jit(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Draws and probabilities of a strategy with jit disabled (computed once per strategy)."""
+    logits = jax.random.normal(jax.random.key(11), (12, 300)) * 2.0
     with jax.disable_jit():
-        d = js.sample(key, logits, s)
-        pe = js.probs(logits, s)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(a, c)
-    np.testing.assert_array_equal(a, d)
-    np.testing.assert_allclose(js.probs(logits, s), pe, rtol=1e-6, atol=1e-7)
-    assert a.dtype == jnp.int32 and a.shape == (12,)
-    # The seeds' call form is an alias.
-    np.testing.assert_array_equal(s(logits, key), a)
+        draws = js.sample(jax.random.key(20261122), logits, STRATEGIES[name])
+        q = js.probs(logits, STRATEGIES[name])
+    return np.asarray(draws), np.asarray(q)
+
+
+class SameDrawJittedOrNot(chex.TestCase):
+    """``sample`` and ``probs`` give the same result jitted, not jitted and without jit."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.named_parameters(*[(name, name) for name in sorted(STRATEGIES)])
+    def test_same_key_same_tokens_and_jit_equals_eager(self, name: str) -> None:
+        s = STRATEGIES[name]
+        key = jax.random.key(20261122)
+        logits = jax.random.normal(jax.random.key(11), (12, 300)) * 2.0
+        a = self.variant(js.sample)(key, logits, s)
+        b = self.variant(js.sample)(key, logits, s)
+        d, pe = _without_jit(name)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, d)
+        np.testing.assert_allclose(self.variant(js.probs)(logits, s), pe, rtol=1e-6, atol=1e-7)
+        assert a.dtype == jnp.int32 and a.shape == (12,)
+        # The seeds' call form is an alias.
+        np.testing.assert_array_equal(s(logits, key), a)
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
