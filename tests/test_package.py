@@ -14,27 +14,26 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "jaxsample"
 
 
-def test_import_jaxsample_loads_neither_optax_nor_orbax() -> None:
-    code = (
-        "import sys, jaxsample, jaxsample.model, jaxsample.decoding, jaxsample.samplers; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'optax', 'orbax'}))"
-    )
-    out = subprocess.run(
+def _run(code: str) -> str:
+    """Run Python code in a fresh interpreter; return what it printed."""
+    proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    ).stdout
-    assert out.strip() == "[]"
+    )
+    return proc.stdout.strip()
+
+
+TRAINING_STACK = "sorted({m.split('.')[0] for m in sys.modules} & {'optax', 'orbax'})"
+
+
+def test_import_jaxsample_loads_neither_optax_nor_orbax() -> None:
+    imports = "import sys, jaxsample, jaxsample.model, jaxsample.decoding, jaxsample.samplers"
+    assert _run(f"{imports}; print({TRAINING_STACK})") == "[]"
 
 
 def test_loading_the_shipped_model_needs_no_training_stack() -> None:
-    code = (
-        "import sys; from jaxsample.model import load_pretrained; load_pretrained(); "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'optax', 'orbax'}), "
-        "'jaxsample.training' in sys.modules)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    ).stdout
-    assert out.strip() == "[] False"
+    load = "import sys; from jaxsample.model import load_pretrained; load_pretrained()"
+    printed = _run(f"{load}; print({TRAINING_STACK}, 'jaxsample.training' in sys.modules)")
+    assert printed == "[] False"
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["new_figure", "panels", "place_labels", "save_figure"]
+__all__ = ["annotate_cells", "new_figure", "panels", "place_labels", "save_figure"]
 
 
 def new_figure(width: float = 6.4, height: float = 4.2) -> tuple[Any, Any]:
@@ -49,6 +49,32 @@ def panels(width: float, height: float, n: int, grid: bool = True) -> tuple[Any,
         if grid:
             ax.grid(True, alpha=0.3)
     return fig, axes
+
+
+def annotate_cells(
+    ax: Any, texts: Sequence[Sequence[str | None]], dark_text: Any, fontsize: float = 8
+) -> None:
+    """Write a label at the centre of every cell of an ``imshow`` image.
+
+    Args:
+        ax: the axes holding the image (cell ``(r, c)`` centred at ``x = c, y = r``).
+        texts: ``texts[r][c]``, the label of cell ``(r, c)``; ``None`` writes nothing.
+        dark_text: bool array of the same shape: black text where True (a light
+            cell), white where False.
+        fontsize: font size of the labels.
+    """
+    for r, row in enumerate(texts):
+        for c, text in enumerate(row):
+            if text is not None:
+                ax.text(
+                    c,
+                    r,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=fontsize,
+                    color="black" if dark_text[r][c] else "white",
+                )
 
 
 def save_figure(fig: Any, path: Path) -> Path:

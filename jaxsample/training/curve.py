@@ -76,22 +76,18 @@ def write_loss_curve(
         )
     if evals:
         steps = [e.step for e in evals]
-        ax.plot(
-            steps,
-            [e.train_loss for e in evals],
-            "o-",
-            color="tab:blue",
-            markersize=3,
-            label=f"train (first {config.eval_size} sentences)",
-        )
-        ax.plot(
-            steps,
-            [e.val_loss for e in evals],
-            "s-",
-            color="tab:orange",
-            markersize=3,
-            label=f"validation (first {config.eval_size} sentences)",
-        )
+        for losses, style, color, name in (
+            ([e.train_loss for e in evals], "o-", "tab:blue", "train"),
+            ([e.val_loss for e in evals], "s-", "tab:orange", "validation"),
+        ):
+            ax.plot(
+                steps,
+                losses,
+                style,
+                color=color,
+                markersize=3,
+                label=f"{name} (first {config.eval_size} sentences)",
+            )
     ax.set_title(f"Mini-GPT ({config.size}) training: {len(step_losses)}/{config.steps} steps")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("cross-entropy (nats / token)")

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsample.labs._plotting import new_figure, save_figure
+from jaxsample.labs._plotting import annotate_cells, new_figure, save_figure
 from jaxsample.labs._report import LabReport, print_table, z_score
 from jaxsample.labs.exercises._common import FOOD, FOOD_LOGITS, MAX_Z
 from jaxsample.samplers import (
@@ -124,17 +124,7 @@ def exercise(report: LabReport, key: jax.Array) -> dict[str, Any]:
     fig, ax = new_figure(7.5, 5.6)
     ax.grid(False)
     im = ax.imshow(q, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    for r in range(q.shape[0]):
-        for c in range(q.shape[1]):
-            ax.text(
-                c,
-                r,
-                f"{q[r, c]:.2f}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="black" if q[r, c] > 0.6 else "white",
-            )
+    annotate_cells(ax, [[f"{v:.2f}" for v in row] for row in q], q > 0.6)
     ax.set_xticks(range(len(FOOD)))
     ax.set_xticklabels(FOOD)
     ax.set_yticks(range(len(settings)))

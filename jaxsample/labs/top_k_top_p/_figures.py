@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxsample.labs._plotting import panels, save_figure
+from jaxsample.labs._plotting import annotate_cells, panels, save_figure
 from jaxsample.labs._report import LabReport
 from jaxsample.labs.top_k_top_p._measure import (
     EXAMPLE,
@@ -26,29 +26,12 @@ from jaxsample.labs.top_k_top_p._measure import (
 
 def plot(report: LabReport, m: Measures) -> None:
     """Draw the five figures."""
-    vocab = len(m.words)
     ex = PROMPTS.index(EXAMPLE)
-    words = m.words
-    size_k = m.size_k
-    mass_k = m.mass_k
-    size_p = m.size_p
-    mass_p = m.mass_p
-    grid = m.grid
-    h_gk = m.h_gk
-    h_gp = m.h_gp
-    n_gk = m.n_gk
-    n_gp = m.n_gp
-    q_gk_np = m.q_gk_np
-    q_gp_np = m.q_gp_np
-    before_np = m.before_np
-    after_np = m.after_np
-    ref = m.ref
-    q1 = m.q1
-    _plot_kept_vs_k(report, size_k, mass_k, vocab)
-    _plot_kept_vs_p(report, size_p, mass_p)
-    _plot_heatmaps(report, words, q1[ex], grid, q_gk_np[:, ex], q_gp_np[:, ex])
-    _plot_grid_entropy(report, grid, h_gk[:, ex], n_gk[:, ex], h_gp[:, ex], n_gp[:, ex])
-    _plot_order(report, words, before_np[:, ex], after_np[:, ex], np.asarray(ref)[:, ex])
+    _plot_kept_vs_k(report, m.size_k, m.mass_k, len(m.words))
+    _plot_kept_vs_p(report, m.size_p, m.mass_p)
+    _plot_heatmaps(report, m.words, m.q1[ex], m.grid, m.q_gk_np[:, ex], m.q_gp_np[:, ex])
+    _plot_grid_entropy(report, m.grid, m.h_gk[:, ex], m.n_gk[:, ex], m.h_gp[:, ex], m.n_gp[:, ex])
+    _plot_order(report, m.words, m.before_np[:, ex], m.after_np[:, ex], m.ref[:, ex])
 
 
 def _plot_kept_vs_k(
@@ -125,19 +108,8 @@ def _plot_heatmaps(
         ax.set_xticklabels(labels, rotation=45, ha="right")
         ax.set_yticks(range(len(grid)))
         ax.set_yticklabels([f"tau={t}, {name}={values[i]}" for t, i in grid], fontsize=8)
-        for r in range(mat.shape[0]):
-            for c in range(mat.shape[1]):
-                v = mat[r, c]
-                if v >= 0.005:
-                    ax.text(
-                        c,
-                        r,
-                        f"{v:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=6,
-                        color="black" if v > 0.6 else "white",
-                    )
+        labels = [[f"{v:.2f}" if v >= 0.005 else None for v in row] for row in mat]
+        annotate_cells(ax, labels, mat > 0.6, fontsize=6)
         ax.set(
             xlabel=f'next token after "{EXAMPLE}" (most likely at tau = 1 first)',
             title=f'Exact distribution under (tau, {name}) on "{EXAMPLE}"',
@@ -163,17 +135,11 @@ def _plot_grid_entropy(
         mat = h.reshape(len(GRID_TAUS), len(values))
         cnt = n.reshape(len(GRID_TAUS), len(values))
         im = ax.imshow(mat, cmap="magma", vmin=0.0, vmax=vmax, aspect="auto", origin="lower")
-        for r in range(mat.shape[0]):
-            for c in range(mat.shape[1]):
-                ax.text(
-                    c,
-                    r,
-                    f"{mat[r, c]:.2f} b\n{cnt[r, c]} kept",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="white" if mat[r, c] < 0.6 * vmax else "black",
-                )
+        labels = [
+            [f"{mat[r, c]:.2f} b\n{cnt[r, c]} kept" for c in range(mat.shape[1])]
+            for r in range(mat.shape[0])
+        ]
+        annotate_cells(ax, labels, ~(mat < 0.6 * vmax))
         ax.set_xticks(range(len(values)))
         ax.set_xticklabels([str(v) for v in values])
         ax.set_yticks(range(len(GRID_TAUS)))
