@@ -14,7 +14,9 @@ exactly). Findings (reported, never a failure): the simulator's claims about
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -67,6 +69,37 @@ def exact_and_draws(
     return q, draws
 
 
+@dataclasses.dataclass(frozen=True)
+class _Measures:
+    """The exact distributions, the draws and their agreement, per temperature."""
+
+    q: np.ndarray[Any, Any]
+    h: np.ndarray[Any, Any]
+    freq: np.ndarray[Any, Any]
+    zscores: np.ndarray[Any, Any]
+    n_exact_cells: int
+    viable: np.ndarray[Any, Any]
+
+
+def _measure(seed: int) -> _Measures:
+    """Compute the exact distributions and draw from them (one call)."""
+    z = jnp.asarray(LOGITS, jnp.float32)
+    taus = jnp.asarray(TEMPERATURES, jnp.float32)
+    q, draws = exact_and_draws(jax.random.key(seed), z, taus)
+    q = np.asarray(q, np.float64)
+    h = np.asarray(jax.vmap(entropy)(jnp.asarray(q, jnp.float32)), np.float64)
+    freq = np.stack([np.bincount(r, minlength=len(TOKENS)) for r in np.asarray(draws)]) / N_DRAWS
+    se = np.sqrt(q * (1 - q) / N_DRAWS)
+    zscores = np.abs(
+        np.vectorize(z_score)(freq - q, se)
+    )  # a cell of exact probability 0 or 1 has se 0: any deviation is infinitely far
+    n_exact_cells = int(np.sum(se == 0))
+    viable = (q >= VIABLE).sum(axis=1)
+    return _Measures(
+        q=q, h=h, freq=freq, zscores=zscores, n_exact_cells=n_exact_cells, viable=viable
+    )
+
+
 def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
     """Run the lab, write its files into ``out_dir`` and return the report.
 
@@ -81,18 +114,21 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
         The :class:`LabReport` (``manifest.json`` written).
     """
     report = LabReport("simulator", out_dir, seed)
-    z = jnp.asarray(LOGITS, jnp.float32)
-    taus = jnp.asarray(TEMPERATURES, jnp.float32)
-    q, draws = exact_and_draws(jax.random.key(seed), z, taus)
-    q = np.asarray(q, np.float64)
-    h = np.asarray(jax.vmap(entropy)(jnp.asarray(q, jnp.float32)), np.float64)
-    freq = np.stack([np.bincount(r, minlength=len(TOKENS)) for r in np.asarray(draws)]) / N_DRAWS
-    se = np.sqrt(q * (1 - q) / N_DRAWS)
-    zscores = np.abs(
-        np.vectorize(z_score)(freq - q, se)
-    )  # a cell of exact probability 0 or 1 has se 0: any deviation is infinitely far
-    n_exact_cells = int(np.sum(se == 0))
-    viable = (q >= VIABLE).sum(axis=1)
+    measured = _measure(seed)
+    _print_table(measured)
+    _save_data(report, measured, seed, quick)
+    _check(report, measured)
+    report.write_manifest()
+    report.print_checks()
+    return report
+
+
+def _print_table(measured: _Measures) -> None:
+    """Print one row per temperature."""
+    q = measured.q
+    h = measured.h
+    freq = measured.freq
+    viable = measured.viable
 
     print(
         f"Sampling simulator: {len(TOKENS)} tokens, top-k 0 and top-p 1.0 (off), "
@@ -128,6 +164,12 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
         rows,
     )
 
+
+def _save_data(report: LabReport, measured: _Measures, seed: int, quick: bool) -> None:
+    """Record the parameters and write the JSON file."""
+    q = measured.q
+    h = measured.h
+    freq = measured.freq
     report.parameters = {
         "tokens": list(TOKENS),
         "logits": list(LOGITS),
@@ -154,7 +196,15 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
         ],
     )
 
-    # Findings first: the plots show them.
+
+def _check(report: LabReport, measured: _Measures) -> None:
+    """Add the findings (with their figures) and the checks."""
+    q = measured.q
+    h = measured.h
+    freq = measured.freq
+    zscores = measured.zscores
+    n_exact_cells = measured.n_exact_cells
+    viable = measured.viable
     approve = {t: float(q[TEMPERATURES.index(t), 0]) for t in APPROVE_CLAIMS}
     approve_holds = {t: lo <= approve[t] <= hi for t, (lo, hi) in APPROVE_CLAIMS.items()}
     n_viable = {t: int(viable[TEMPERATURES.index(t)]) for t in VIABLE_CLAIMS}
@@ -275,6 +325,3 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
             viable_holds[t],
             f"the least likely token has probability {float(q[TEMPERATURES.index(t)].min()):.3g}",
         )
-    report.write_manifest()
-    report.print_checks()
-    return report

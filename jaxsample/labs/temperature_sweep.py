@@ -15,8 +15,10 @@ below the synthetic one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -117,23 +119,26 @@ def _weakly_increasing(counts: list[int]) -> bool:
     return bool(np.all(steps >= 0) and np.sum(steps == 0) <= 1)
 
 
-def run(
-    out_dir: Path, seed: int = 0, model: Pretrained | None = None, quick: bool = False
-) -> LabReport:
-    """Run the lab, write its files into ``out_dir`` and return the report.
+@dataclasses.dataclass(frozen=True)
+class _Measures:
+    """The entropy curves and the first-token draws of the lab (NumPy values)."""
 
-    Args:
-        out_dir: output folder (created).
-        seed: seed of the draws; draw ``s`` uses ``fold_in(key(seed), s)``.
-        model: the model to use; the shipped Mini-GPT when ``None``.
-        quick: accepted for a uniform interface; the lab is already small (a few
-            seconds), so the quick run is the full run.
+    vocab: int
+    h_syn: np.ndarray[Any, Any]
+    h_model: np.ndarray[Any, Any]
+    ids: np.ndarray[Any, Any]
+    again: np.ndarray[Any, Any]
+    distinct: list[int]
+    moments: list[tuple[float, float]]
+    z_distinct: list[float]
+    h_dense: np.ndarray[Any, Any]
+    h_dense_syn: np.ndarray[Any, Any]
+    in_range: list[bool]
+    words: tuple[str, ...]
 
-    Returns:
-        The :class:`LabReport` with the checks (``manifest.json`` written).
-    """
-    report = LabReport("temperature-sweep", out_dir, seed)
-    model = load_pretrained() if model is None else model
+
+def _measure(model: Pretrained, seed: int) -> _Measures:
+    """Entropy sweeps on both logit sets, and the draws at each temperature."""
     taus = jnp.asarray(SWEEP_TAUS, jnp.float32)
     z_syn = jnp.asarray(SYNTHETIC_LOGITS, jnp.float32)
     z_model = first_step_logits(model, PROMPT)
@@ -154,8 +159,60 @@ def run(
     h_dense = np.asarray(entropy_sweep(z_model, jnp.asarray(DENSE_TAUS, jnp.float32)), np.float64)
     h_dense_syn = np.asarray(entropy_sweep(z_syn, jnp.asarray(DENSE_TAUS, jnp.float32)), np.float64)
     in_range = [_within(d, EXPECTED_DISTINCT[t]) for t, d in zip(DRAW_TAUS, distinct, strict=True)]
+    words = model.tokenizer.vocab
 
-    # Tables and JSON.
+    return _Measures(
+        vocab=vocab,
+        h_syn=h_syn,
+        h_model=h_model,
+        ids=ids,
+        again=again,
+        distinct=distinct,
+        moments=moments,
+        z_distinct=z_distinct,
+        h_dense=h_dense,
+        h_dense_syn=h_dense_syn,
+        in_range=in_range,
+        words=words,
+    )
+
+
+def run(
+    out_dir: Path, seed: int = 0, model: Pretrained | None = None, quick: bool = False
+) -> LabReport:
+    """Run the lab, write its files into ``out_dir`` and return the report.
+
+    Args:
+        out_dir: output folder (created).
+        seed: seed of the draws; draw ``s`` uses ``fold_in(key(seed), s)``.
+        model: the model to use; the shipped Mini-GPT when ``None``.
+        quick: accepted for a uniform interface; the lab is already small (a few
+            seconds), so the quick run is the full run.
+
+    Returns:
+        The :class:`LabReport` with the checks (``manifest.json`` written).
+    """
+    report = LabReport("temperature-sweep", out_dir, seed)
+    model = load_pretrained() if model is None else model
+    measured = _measure(model, seed)
+    _print_tables(measured, model, seed)
+    _save_data(report, measured, model, seed, quick)
+    _plot(report, measured, model)
+    _check(report, measured)
+    report.write_manifest()
+    report.print_checks()
+    return report
+
+
+def _print_tables(measured: _Measures, model: Pretrained, seed: int) -> None:
+    """Print the entropy table and the distinct-token table."""
+    vocab = measured.vocab
+    h_syn = measured.h_syn
+    h_model = measured.h_model
+    ids = measured.ids
+    distinct = measured.distinct
+    moments = measured.moments
+    words = measured.words
     print(
         f'Temperature sweep: synthetic 8-token logits and the Mini-GPT after "{PROMPT}" '
         f"(V = {vocab})"
@@ -165,7 +222,6 @@ def run(
         ["tau", "H synthetic", "H Mini-GPT"],
         [[t, float(a), float(b)] for t, a, b in zip(SWEEP_TAUS, h_syn, h_model, strict=True)],
     )
-    words = model.tokenizer.vocab
     top_words = []
     for row in ids:
         vals, counts = np.unique(row, return_counts=True)
@@ -185,6 +241,18 @@ def run(
         f"{h_model[-1]:.3f} of at most log2(V) = {np.log2(vocab):.3f} bits."
     )
 
+
+def _save_data(
+    report: LabReport, measured: _Measures, model: Pretrained, seed: int, quick: bool
+) -> None:
+    """Record the parameters and write the JSON files."""
+    h_syn = measured.h_syn
+    h_model = measured.h_model
+    ids = measured.ids
+    distinct = measured.distinct
+    moments = measured.moments
+    in_range = measured.in_range
+    words = measured.words
     report.parameters = {
         "synthetic_logits": list(SYNTHETIC_LOGITS),
         "sweep_taus": list(SWEEP_TAUS),
@@ -218,7 +286,17 @@ def run(
         },
     )
 
-    # Plots.
+
+def _plot(report: LabReport, measured: _Measures, model: Pretrained) -> None:
+    """Draw the entropy curves and the distinct-token figure."""
+    vocab = measured.vocab
+    h_syn = measured.h_syn
+    h_model = measured.h_model
+    distinct = measured.distinct
+    moments = measured.moments
+    h_dense = measured.h_dense
+    h_dense_syn = measured.h_dense_syn
+    in_range = measured.in_range
     log2v = float(np.log2(vocab))
     fig, ax = new_figure()
     ax.plot(DENSE_TAUS, h_dense_syn, "-", c="tab:blue", lw=1.5)
@@ -292,7 +370,17 @@ def run(
     ax.legend(loc="upper left", fontsize=8)
     save_figure(fig, report.path("unique_tokens_by_tau.png"))
 
-    # Acceptance.
+
+def _check(report: LabReport, measured: _Measures) -> None:
+    """Add the acceptance checks and findings."""
+    h_syn = measured.h_syn
+    h_model = measured.h_model
+    ids = measured.ids
+    again = measured.again
+    distinct = measured.distinct
+    moments = measured.moments
+    z_distinct = measured.z_distinct
+    in_range = measured.in_range
     report.check(
         "draws are deterministic under a fixed seed",
         "identical on a second call" if np.array_equal(ids, again) else "differ",
@@ -336,6 +424,3 @@ def run(
         "lower (a sharper peak)",
         bool(h_model[0] < h_syn[0]),
     )
-    report.write_manifest()
-    report.print_checks()
-    return report
