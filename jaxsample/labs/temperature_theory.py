@@ -16,8 +16,10 @@ reported as a finding about the Mini-GPT (fitted tau above 1), never a failure.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -121,21 +123,32 @@ def fit_temperature(logits: jax.Array, targets: jax.Array, steps: int = 30) -> f
     return float(jnp.exp(s))
 
 
-def run(
-    out_dir: Path, seed: int = 0, model: Pretrained | None = None, *, quick: bool = False
-) -> LabReport:
-    """Run the lab, write its files into ``out_dir`` and return the report.
+@dataclasses.dataclass(frozen=True)
+class _Measures:
+    """The limits, the derivative, the pitfall and the calibration temperature."""
 
-    Args:
-        out_dir: output folder (created).
-        seed: recorded in the manifest (this lab draws no random numbers).
-        model: the model for the calibration part; the shipped Mini-GPT when ``None``.
-        quick: fit the calibration temperature on 256 validation sentences only.
+    tv_argmax: np.ndarray[Any, Any]
+    tv_ties: np.ndarray[Any, Any]
+    tv_uniform: np.ndarray[Any, Any]
+    identity_err: float
+    auto: np.ndarray[Any, Any]
+    formula: np.ndarray[Any, Any]
+    rel: np.ndarray[Any, Any]
+    tau2: float
+    power: np.ndarray[Any, Any]
+    h_right: float
+    h_power: float
+    renorm_err: float
+    val_targets: jax.Array
+    before: float
+    tau_star: float
+    after: float
+    curve_taus: np.ndarray[Any, Any]
+    curve: list[float]
 
-    Returns:
-        The :class:`LabReport` (``manifest.json`` written).
-    """
-    report = LabReport("temperature-theory", out_dir, seed)
+
+def _measure(model: Pretrained, quick: bool) -> _Measures:
+    """Measure the three limits, dH/dtau, the wrong stage and the calibration; print the tables."""
     z = jnp.asarray(LOGITS, jnp.float32)
     zt = jnp.asarray(TIED_LOGITS, jnp.float32)
     v = len(LOGITS)
@@ -196,7 +209,6 @@ def run(
     )
 
     # 4. Calibration temperature on the Mini-GPT.
-    model = load_pretrained() if model is None else model
     val_logits, val_targets = validation_logits(model, max_sentences=256 if quick else None)
     nll_fn = jax.jit(_nll)
 
@@ -219,6 +231,72 @@ def run(
         f"means the model is {'under' if tau_star < 1 else 'over'}-confident on held-out text."
     )
 
+    return _Measures(
+        tv_argmax=tv_argmax,
+        tv_ties=tv_ties,
+        tv_uniform=tv_uniform,
+        identity_err=identity_err,
+        auto=auto,
+        formula=formula,
+        rel=rel,
+        tau2=tau2,
+        power=power,
+        h_right=h_right,
+        h_power=h_power,
+        renorm_err=renorm_err,
+        val_targets=val_targets,
+        before=before,
+        tau_star=tau_star,
+        after=after,
+        curve_taus=curve_taus,
+        curve=curve,
+    )
+
+
+def run(
+    out_dir: Path, seed: int = 0, model: Pretrained | None = None, *, quick: bool = False
+) -> LabReport:
+    """Run the lab, write its files into ``out_dir`` and return the report.
+
+    Args:
+        out_dir: output folder (created).
+        seed: recorded in the manifest (this lab draws no random numbers).
+        model: the model for the calibration part; the shipped Mini-GPT when ``None``.
+        quick: fit the calibration temperature on 256 validation sentences only.
+
+    Returns:
+        The :class:`LabReport` (``manifest.json`` written).
+    """
+    report = LabReport("temperature-theory", out_dir, seed)
+    model = load_pretrained() if model is None else model
+    measured = _measure(model, quick)
+    _save_data(report, measured, model, quick)
+    _plot(report, measured)
+    _check(report, measured)
+    report.write_manifest()
+    report.print_checks()
+    return report
+
+
+def _save_data(report: LabReport, measured: _Measures, model: Pretrained, quick: bool) -> None:
+    """Record the parameters and write ``theory.json``."""
+    tv_argmax = measured.tv_argmax
+    tv_ties = measured.tv_ties
+    tv_uniform = measured.tv_uniform
+    identity_err = measured.identity_err
+    auto = measured.auto
+    formula = measured.formula
+    tau2 = measured.tau2
+    power = measured.power
+    h_right = measured.h_right
+    h_power = measured.h_power
+    renorm_err = measured.renorm_err
+    val_targets = measured.val_targets
+    before = measured.before
+    tau_star = measured.tau_star
+    after = measured.after
+    curve_taus = measured.curve_taus
+    curve = measured.curve
     report.parameters = {
         "logits": list(LOGITS),
         "tied_logits": list(TIED_LOGITS),
@@ -262,6 +340,19 @@ def run(
         },
     )
 
+
+def _plot(report: LabReport, measured: _Measures) -> None:
+    """Draw the limits, the derivative and the calibration curve."""
+    tv_argmax = measured.tv_argmax
+    tv_ties = measured.tv_ties
+    tv_uniform = measured.tv_uniform
+    auto = measured.auto
+    formula = measured.formula
+    before = measured.before
+    tau_star = measured.tau_star
+    after = measured.after
+    curve_taus = measured.curve_taus
+    curve = measured.curve
     fig, ax = new_figure()
     floor = 1e-17  # below every non-zero distance here, so only exact zeros sit on it
     any_zero = False
@@ -332,6 +423,19 @@ def run(
     ax.legend()
     save_figure(fig, report.path("calibration.png"))
 
+
+def _check(report: LabReport, measured: _Measures) -> None:
+    """Add the checks and the finding."""
+    tv_argmax = measured.tv_argmax
+    tv_ties = measured.tv_ties
+    tv_uniform = measured.tv_uniform
+    identity_err = measured.identity_err
+    rel = measured.rel
+    h_right = measured.h_right
+    h_power = measured.h_power
+    before = measured.before
+    tau_star = measured.tau_star
+    after = measured.after
     report.check(
         "tau -> 0 gives the argmax",
         f"TV {tv_argmax[-1]:.1e} at tau = {SMALL_TAUS[-1]}",
@@ -384,6 +488,3 @@ def run(
         if tau_star <= 1.0
         else "",
     )
-    report.write_manifest()
-    report.print_checks()
-    return report
