@@ -280,30 +280,13 @@ def run(
 
 def _save_data(report: LabReport, measured: _Measures, model: Pretrained, quick: bool) -> None:
     """Record the parameters and write ``theory.json``."""
-    tv_argmax = measured.tv_argmax
-    tv_ties = measured.tv_ties
-    tv_uniform = measured.tv_uniform
-    identity_err = measured.identity_err
-    auto = measured.auto
-    formula = measured.formula
-    tau2 = measured.tau2
-    power = measured.power
-    h_right = measured.h_right
-    h_power = measured.h_power
-    renorm_err = measured.renorm_err
-    val_targets = measured.val_targets
-    before = measured.before
-    tau_star = measured.tau_star
-    after = measured.after
-    curve_taus = measured.curve_taus
-    curve = measured.curve
     report.parameters = {
         "logits": list(LOGITS),
         "tied_logits": list(TIED_LOGITS),
         "small_taus": list(SMALL_TAUS),
         "large_taus": list(LARGE_TAUS),
         "derivative_grid": list(GRID),
-        "pitfall_tau": tau2,
+        "pitfall_tau": measured.tau2,
         "greedy_tau": GREEDY_TAU,
         "quick": quick,
     }
@@ -312,30 +295,30 @@ def _save_data(report: LabReport, measured: _Measures, model: Pretrained, quick:
         "theory.json",
         {
             "limits": {
-                "tv_to_argmax": tv_argmax.tolist(),
-                "tv_tied_to_uniform_over_ties": tv_ties.tolist(),
-                "tv_to_uniform": tv_uniform.tolist(),
-                "tau1_max_abs_error": identity_err,
+                "tv_to_argmax": measured.tv_argmax.tolist(),
+                "tv_tied_to_uniform_over_ties": measured.tv_ties.tolist(),
+                "tv_to_uniform": measured.tv_uniform.tolist(),
+                "tau1_max_abs_error": measured.identity_err,
             },
             "derivative": {
                 "tau": list(GRID),
-                "autodiff_nats": auto.tolist(),
-                "formula_nats": formula.tolist(),
+                "autodiff_nats": measured.auto.tolist(),
+                "formula_nats": measured.formula.tolist(),
             },
             "pitfall": {
-                "tau": tau2,
-                "entropy_bits_softmax_z_over_tau": h_right,
-                "entropy_bits_power_of_softmax": h_power,
-                "power_weights_sum": float(power.sum()),
-                "renormalised_power_max_abs_difference": renorm_err,
+                "tau": measured.tau2,
+                "entropy_bits_softmax_z_over_tau": measured.h_right,
+                "entropy_bits_power_of_softmax": measured.h_power,
+                "power_weights_sum": float(measured.power.sum()),
+                "renormalised_power_max_abs_difference": measured.renorm_err,
             },
             "calibration": {
-                "tau": tau_star,
-                "val_nll_before": before,
-                "val_nll_after": after,
-                "n_tokens": int(val_targets.shape[0]),
-                "curve_tau": curve_taus.tolist(),
-                "curve_nll": curve,
+                "tau": measured.tau_star,
+                "val_nll_before": measured.before,
+                "val_nll_after": measured.after,
+                "n_tokens": int(measured.val_targets.shape[0]),
+                "curve_tau": measured.curve_taus.tolist(),
+                "curve_nll": measured.curve,
             },
         },
     )
@@ -343,23 +326,13 @@ def _save_data(report: LabReport, measured: _Measures, model: Pretrained, quick:
 
 def _plot(report: LabReport, measured: _Measures) -> None:
     """Draw the limits, the derivative and the calibration curve."""
-    tv_argmax = measured.tv_argmax
-    tv_ties = measured.tv_ties
-    tv_uniform = measured.tv_uniform
-    auto = measured.auto
-    formula = measured.formula
-    before = measured.before
-    tau_star = measured.tau_star
-    after = measured.after
-    curve_taus = measured.curve_taus
-    curve = measured.curve
     fig, ax = new_figure()
     floor = 1e-17  # below every non-zero distance here, so only exact zeros sit on it
     any_zero = False
     for taus_, tv, style, label in (
-        (SMALL_TAUS, tv_argmax, "o-", "TV to argmax (unique max)"),
-        (SMALL_TAUS, tv_ties, "s-", "TV to uniform over tied maxima"),
-        (LARGE_TAUS, tv_uniform, "^-", "TV to uniform (tau large)"),
+        (SMALL_TAUS, measured.tv_argmax, "o-", "TV to argmax (unique max)"),
+        (SMALL_TAUS, measured.tv_ties, "s-", "TV to uniform over tied maxima"),
+        (LARGE_TAUS, measured.tv_uniform, "^-", "TV to uniform (tau large)"),
     ):
         (line,) = ax.loglog(taus_, np.maximum(tv, floor), style, label=label)
         zero = np.asarray(tv) == 0
@@ -393,8 +366,8 @@ def _plot(report: LabReport, measured: _Measures) -> None:
     save_figure(fig, report.path("limits.png"))
 
     fig, ax = new_figure()
-    ax.plot(GRID, formula, "-", lw=3, alpha=0.5, label="Var_q[z] / tau^3 (formula)")
-    ax.plot(GRID, auto, "k.", label="jax.grad of H (autodiff)")
+    ax.plot(GRID, measured.formula, "-", lw=3, alpha=0.5, label="Var_q[z] / tau^3 (formula)")
+    ax.plot(GRID, measured.auto, "k.", label="jax.grad of H (autodiff)")
     ax.set(
         xscale="log",
         xlabel="temperature tau (log scale)",
@@ -405,14 +378,14 @@ def _plot(report: LabReport, measured: _Measures) -> None:
     save_figure(fig, report.path("entropy_derivative.png"))
 
     fig, ax = new_figure()
-    ax.plot(curve_taus, curve, "-", label="validation cross-entropy")
-    ax.axvline(1.0, ls=":", c="gray", label=f"tau = 1: {before:.4f}")
-    verdict = "holds" if tau_star > 1.0 else "does not hold"
+    ax.plot(measured.curve_taus, measured.curve, "-", label="validation cross-entropy")
+    ax.axvline(1.0, ls=":", c="gray", label=f"tau = 1: {measured.before:.4f}")
+    verdict = "holds" if measured.tau_star > 1.0 else "does not hold"
     ax.plot(
-        [tau_star],
-        [after],
+        [measured.tau_star],
+        [measured.after],
         "ro",
-        label=f"fitted tau = {tau_star:.3f}: {after:.4f}\n"
+        label=f"fitted tau = {measured.tau_star:.3f}: {measured.after:.4f}\n"
         f"claim 'over-confident' (tau > 1): {verdict}",
     )
     ax.set(
@@ -426,65 +399,56 @@ def _plot(report: LabReport, measured: _Measures) -> None:
 
 def _check(report: LabReport, measured: _Measures) -> None:
     """Add the checks and the finding."""
-    tv_argmax = measured.tv_argmax
-    tv_ties = measured.tv_ties
-    tv_uniform = measured.tv_uniform
-    identity_err = measured.identity_err
-    rel = measured.rel
-    h_right = measured.h_right
-    h_power = measured.h_power
-    before = measured.before
-    tau_star = measured.tau_star
-    after = measured.after
     report.check(
         "tau -> 0 gives the argmax",
-        f"TV {tv_argmax[-1]:.1e} at tau = {SMALL_TAUS[-1]}",
+        f"TV {measured.tv_argmax[-1]:.1e} at tau = {SMALL_TAUS[-1]}",
         "< 1e-6",
-        tv_argmax[-1] < 1e-6,
+        measured.tv_argmax[-1] < 1e-6,
     )
     report.check(
         "tau -> 0 with tied maxima gives uniform over them",
-        f"TV {tv_ties[-1]:.1e} at tau = {SMALL_TAUS[-1]}",
+        f"TV {measured.tv_ties[-1]:.1e} at tau = {SMALL_TAUS[-1]}",
         "< 1e-6",
-        tv_ties[-1] < 1e-6,
+        measured.tv_ties[-1] < 1e-6,
     )
     report.check(
         "tau = 1 is the model's distribution",
-        f"max error {identity_err:.1e}",
+        f"max error {measured.identity_err:.1e}",
         "< 1e-6",
-        identity_err < 1e-6,
+        measured.identity_err < 1e-6,
     )
     report.check(
         "tau -> inf gives uniform",
-        f"TV {tv_uniform[-1]:.1e} at tau = {LARGE_TAUS[-1]:g}",
+        f"TV {measured.tv_uniform[-1]:.1e} at tau = {LARGE_TAUS[-1]:g}",
         "< 1e-4",
-        tv_uniform[-1] < 1e-4,
+        measured.tv_uniform[-1] < 1e-4,
     )
     report.check(
         "dH/dtau by autodiff equals Var_q[z] / tau^3",
-        f"max relative error {rel.max():.1e}",
+        f"max relative error {measured.rel.max():.1e}",
         "< 1e-3",
-        rel.max() < 1e-3,
+        measured.rel.max() < 1e-3,
     )
     report.check(
         "softmax(z)^(1/tau) differs from softmax(z/tau) at tau = 2",
-        f"H {h_power:.4f} vs {h_right:.4f} bits",
+        f"H {measured.h_power:.4f} vs {measured.h_right:.4f} bits",
         "entropies differ by > 0.01",
-        abs(h_power - h_right) > 0.01,
+        abs(measured.h_power - measured.h_right) > 0.01,
     )
     report.check(
         "the fitted temperature lowers the validation cross-entropy",
-        f"{before:.4f} -> {after:.4f} at tau = {tau_star:.3f}",
+        f"{measured.before:.4f} -> {measured.after:.4f} at tau = {measured.tau_star:.3f}",
         "after <= before",
-        after <= before + 1e-7,
+        measured.after <= measured.before + 1e-7,
     )
     report.finding(
         "the model is over-confident on held-out text, as neural networks typically are",
-        f"fitted tau = {tau_star:.3f} ({'above' if tau_star > 1 else 'at or below'} 1)",
+        f"fitted tau = {measured.tau_star:.3f} "
+        f"({'above' if measured.tau_star > 1 else 'at or below'} 1)",
         "over-confident: the calibration temperature is above 1",
-        tau_star > 1.0,
+        measured.tau_star > 1.0,
         "a fitted tau below 1 means the model spreads its probability more than its accuracy "
         "warrants (under-confident)"
-        if tau_star <= 1.0
+        if measured.tau_star <= 1.0
         else "",
     )

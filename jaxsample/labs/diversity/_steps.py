@@ -192,17 +192,10 @@ def measure(model: Pretrained, seed: int, quick: bool) -> Measures:
 
 def save(report: LabReport, measured: Measures, model: Pretrained, seed: int, quick: bool) -> None:
     """Record the parameters, write the JSON files and draw the figures."""
-    prompts = measured.prompts
-    n = measured.n
-    max_new = measured.max_new
-    texts = measured.texts
-    points = measured.points
-    front = measured.front
-    hot = measured.hot
     report.parameters = {
-        "prompts": prompts,
-        "n_completions": n,
-        "max_new_tokens": max_new,
+        "prompts": measured.prompts,
+        "n_completions": measured.n,
+        "max_new_tokens": measured.max_new,
         "settings": [dataclasses.asdict(st) for st in SETTINGS],
         "k_max": K_MAX,
         "row_keys": f"fold_in(fold_in(fold_in(jax.random.key({seed}), setting), prompt), sample)",
@@ -217,35 +210,33 @@ def save(report: LabReport, measured: Measures, model: Pretrained, seed: int, qu
         {
             "x": "distinct_2",
             "y": "correctness",
-            "points": points,
-            "pareto_front": [points[i]["label"] for i in front],
-            "truncation_at_tau_2": hot,
+            "points": measured.points,
+            "pareto_front": [measured.points[i]["label"] for i in measured.front],
+            "truncation_at_tau_2": measured.hot,
         },
     )
     report.save_json(
         "completions.json",
         {
-            st.label: {prompts[j]: texts[s][j] for j in range(len(prompts))}
+            st.label: {
+                measured.prompts[j]: measured.texts[s][j] for j in range(len(measured.prompts))
+            }
             for s, st in enumerate(SETTINGS)
         },
     )
-    plot_curve(report, points, front, len(prompts), n)
-    plot_measures(report, points, n)
-    plot_ladder(report, points)
+    plot_curve(report, measured.points, measured.front, len(measured.prompts), measured.n)
+    plot_measures(report, measured.points, measured.n)
+    plot_ladder(report, measured.points)
 
 
 def check(report: LabReport, measured: Measures) -> None:
     """Add the acceptance checks and the findings."""
-    n = measured.n
-    points = measured.points
-    front = measured.front
-    by_label = measured.by_label
-    greedy = points[0]
-    others = points[1:]
-    ladder = [pt for pt in points if pt["family"] == "temperature"]
+    greedy = measured.points[0]
+    others = measured.points[1:]
+    ladder = [pt for pt in measured.points if pt["family"] == "temperature"]
     report.check(
         "greedy repeats itself: one distinct completion per prompt",
-        f"at most {greedy['max_distinct_completions_per_prompt']} distinct of {n}",
+        f"at most {greedy['max_distinct_completions_per_prompt']} distinct of {measured.n}",
         "1",
         greedy["max_distinct_completions_per_prompt"] == 1,
     )
@@ -306,7 +297,7 @@ def check(report: LabReport, measured: Measures) -> None:
         drop > Z_SIGNIFICANT,
     )
     for truncated, plain in TRUNCATION_PAIRS:
-        a, b = by_label[truncated], by_label[plain]
+        a, b = measured.by_label[truncated], measured.by_label[plain]
         gain = gap_in_se(a, b)
         report.finding(
             f"truncation restores correctness at the same temperature ({truncated} vs {plain})",
@@ -314,7 +305,11 @@ def check(report: LabReport, measured: Measures) -> None:
             f"higher by > {Z_SIGNIFICANT:g} se",
             gain > Z_SIGNIFICANT,
         )
-    truncated_on_front = [points[i]["label"] for i in front if points[i]["family"] != "temperature"]
+    truncated_on_front = [
+        measured.points[i]["label"]
+        for i in measured.front
+        if measured.points[i]["family"] != "temperature"
+    ]
     report.finding(
         "a truncated strategy (top-k, top-p or both) lies on the Pareto front",
         ", ".join(truncated_on_front) if truncated_on_front else "none",

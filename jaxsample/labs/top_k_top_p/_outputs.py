@@ -37,23 +37,6 @@ def print_tables(m: Measures) -> None:
     vocab = len(m.words)
     ex = PROMPTS.index(EXAMPLE)
     n_prompts = len(PROMPTS)
-    words = m.words
-    mass_k = m.mass_k
-    size_p = m.size_p
-    grid = m.grid
-    h_gk = m.h_gk
-    h_gp = m.h_gp
-    n_gk = m.n_gk
-    n_gp = m.n_gp
-    keep_before = m.keep_before
-    keep_after = m.keep_after
-    size_before = m.size_before
-    size_after = m.size_after
-    mass_before = m.mass_before
-    mass_after = m.mass_after
-    argmax = m.argmax
-    q1 = m.q1
-    h1 = m.h1
     print(f"Top-k and top-p on the Mini-GPT's first-step logits ({n_prompts} prompts, V = {vocab})")
     pi = {p: PS.index(p) for p in (0.5, 0.9, 0.99)}
     ki = {k: KS.index(k) for k in (1, 5, 20)}
@@ -73,14 +56,14 @@ def print_tables(m: Measures) -> None:
         [
             [
                 f'"{p}"',
-                float(h1[j]),
-                f"{words[argmax[j]]} {q1[j, argmax[j]]:.3f}",
-                int(size_p[pi[0.5], j]),
-                int(size_p[pi[0.9], j]),
-                int(size_p[pi[0.99], j]),
-                float(mass_k[ki[1], j]),
-                float(mass_k[ki[5], j]),
-                float(mass_k[ki[20], j]),
+                float(m.h1[j]),
+                f"{m.words[m.argmax[j]]} {m.q1[j, m.argmax[j]]:.3f}",
+                int(m.size_p[pi[0.5], j]),
+                int(m.size_p[pi[0.9], j]),
+                int(m.size_p[pi[0.99], j]),
+                float(m.mass_k[ki[1], j]),
+                float(m.mass_k[ki[5], j]),
+                float(m.mass_k[ki[20], j]),
             ]
             for j, p in enumerate(PROMPTS)
         ],
@@ -92,13 +75,13 @@ def print_tables(m: Measures) -> None:
             [
                 t,
                 *[
-                    f"{h_gk[g, ex]:.3f} ({n_gk[g, ex]})"
-                    for g, (tt, _) in enumerate(grid)
+                    f"{m.h_gk[g, ex]:.3f} ({m.n_gk[g, ex]})"
+                    for g, (tt, _) in enumerate(m.grid)
                     if tt == t
                 ],
                 *[
-                    f"{h_gp[g, ex]:.3f} ({n_gp[g, ex]})"
-                    for g, (tt, _) in enumerate(grid)
+                    f"{m.h_gp[g, ex]:.3f} ({m.n_gp[g, ex]})"
+                    for g, (tt, _) in enumerate(m.grid)
                     if tt == t
                 ],
             ]
@@ -111,11 +94,11 @@ def print_tables(m: Measures) -> None:
         [
             [
                 t,
-                int(size_before[i, ex]),
-                int(size_after[i, ex]),
-                float(mass_before[i, ex]),
-                float(mass_after[i, ex]),
-                bool(np.array_equal(keep_before[i, ex], keep_after[i, ex])),
+                int(m.size_before[i, ex]),
+                int(m.size_after[i, ex]),
+                float(m.mass_before[i, ex]),
+                float(m.mass_after[i, ex]),
+                bool(np.array_equal(m.keep_before[i, ex], m.keep_after[i, ex])),
             ]
             for i, t in enumerate(ORDER_TAUS)
         ],
@@ -128,24 +111,6 @@ def save_data(report: LabReport, m: Measures, model: Pretrained, quick: bool) ->
     ex = PROMPTS.index(EXAMPLE)
     n_prompts = len(PROMPTS)
     n_draws = N_DRAWS
-    words = m.words
-    size_k = m.size_k
-    mass_k = m.mass_k
-    size_p = m.size_p
-    mass_p = m.mass_p
-    grid = m.grid
-    h_gk = m.h_gk
-    h_gp = m.h_gp
-    n_gk = m.n_gk
-    n_gp = m.n_gp
-    q_gk_np = m.q_gk_np
-    q_gp_np = m.q_gp_np
-    size_before = m.size_before
-    size_after = m.size_after
-    mass_before = m.mass_before
-    mass_after = m.mass_after
-    before_np = m.before_np
-    after_np = m.after_np
     report.parameters = {
         "prompts": list(PROMPTS),
         "example_prompt": EXAMPLE,
@@ -169,8 +134,8 @@ def save_data(report: LabReport, m: Measures, model: Pretrained, quick: bool) ->
             "tau": 1.0,
             "k": list(KS),
             "prompts": list(PROMPTS),
-            "kept_size": size_k.T.tolist(),
-            "kept_mass": mass_k.T.tolist(),
+            "kept_size": m.size_k.T.tolist(),
+            "kept_mass": m.mass_k.T.tolist(),
         },
     )
     report.save_json(
@@ -179,8 +144,8 @@ def save_data(report: LabReport, m: Measures, model: Pretrained, quick: bool) ->
             "tau": 1.0,
             "p": list(PS),
             "prompts": list(PROMPTS),
-            "kept_size": size_p.T.tolist(),
-            "kept_mass": mass_p.T.tolist(),
+            "kept_size": m.size_p.T.tolist(),
+            "kept_mass": m.mass_p.T.tolist(),
         },
     )
     report.save_json(
@@ -191,21 +156,25 @@ def save_data(report: LabReport, m: Measures, model: Pretrained, quick: bool) ->
                 {
                     "tau": t,
                     "k": GRID_KS[i],
-                    "entropy_bits": h_gk[g].tolist(),
-                    "kept_size": n_gk[g].tolist(),
-                    "top_tokens": [_top_words(words, q_gk_np[g, j], 20) for j in range(n_prompts)],
+                    "entropy_bits": m.h_gk[g].tolist(),
+                    "kept_size": m.n_gk[g].tolist(),
+                    "top_tokens": [
+                        _top_words(m.words, m.q_gk_np[g, j], 20) for j in range(n_prompts)
+                    ],
                 }
-                for g, (t, i) in enumerate(grid)
+                for g, (t, i) in enumerate(m.grid)
             ],
             "top_p": [
                 {
                     "tau": t,
                     "p": GRID_PS[i],
-                    "entropy_bits": h_gp[g].tolist(),
-                    "kept_size": n_gp[g].tolist(),
-                    "top_tokens": [_top_words(words, q_gp_np[g, j], 20) for j in range(n_prompts)],
+                    "entropy_bits": m.h_gp[g].tolist(),
+                    "kept_size": m.n_gp[g].tolist(),
+                    "top_tokens": [
+                        _top_words(m.words, m.q_gp_np[g, j], 20) for j in range(n_prompts)
+                    ],
                 }
-                for g, (t, i) in enumerate(grid)
+                for g, (t, i) in enumerate(m.grid)
             ],
         },
     )
@@ -215,14 +184,14 @@ def save_data(report: LabReport, m: Measures, model: Pretrained, quick: bool) ->
             "p": ORDER_P,
             "tau": list(ORDER_TAUS),
             "prompts": list(PROMPTS),
-            "kept_size_before": size_before.T.tolist(),
-            "kept_size_after": size_after.T.tolist(),
-            "kept_mass_before": mass_before.T.tolist(),
-            "kept_mass_after": mass_after.T.tolist(),
+            "kept_size_before": m.size_before.T.tolist(),
+            "kept_size_after": m.size_after.T.tolist(),
+            "kept_mass_before": m.mass_before.T.tolist(),
+            "kept_mass_after": m.mass_after.T.tolist(),
             "example": {
                 str(t): {
-                    "before": _top_words(words, before_np[i, ex], 40),
-                    "after": _top_words(words, after_np[i, ex], 40),
+                    "before": _top_words(m.words, m.before_np[i, ex], 40),
+                    "after": _top_words(m.words, m.after_np[i, ex], 40),
                 }
                 for i, t in enumerate(ORDER_TAUS)
             },
@@ -235,20 +204,8 @@ def check(report: LabReport, m: Measures) -> None:
     vocab = len(m.words)
     ex = PROMPTS.index(EXAMPLE)
     n_draws = N_DRAWS
-    ks_used = m.ks_used
-    size_k = m.size_k
-    mass_k = m.mass_k
-    mass_p = m.mass_p
-    smallest_p = m.smallest_p
-    keep_before = m.keep_before
-    keep_after = m.keep_after
-    size_before = m.size_before
-    size_after = m.size_after
-    eq = m.eq
-    argmax = m.argmax
-    one_hot = m.one_hot
-    diff_p1 = float(np.max(np.abs(eq["q_top_p_1"] - eq["q_temperature"])))
-    same_draws_p1 = bool(np.array_equal(eq["d_top_p_1"], eq["d_temperature"]))
+    diff_p1 = float(np.max(np.abs(m.eq["q_top_p_1"] - m.eq["q_temperature"])))
+    same_draws_p1 = bool(np.array_equal(m.eq["d_top_p_1"], m.eq["d_temperature"]))
     report.check(
         f"top-p 1.0 equals plain temperature sampling on every prompt (tau in {list(EQUIV_TAUS)})",
         f"max |q_top-p - q_temp| = {diff_p1:.1e}; {n_draws} draws per prompt "
@@ -256,10 +213,10 @@ def check(report: LabReport, m: Measures) -> None:
         "0 and identical",
         diff_p1 == 0.0 and same_draws_p1,
     )
-    diff_k1 = float(np.max(np.abs(eq["q_top_k_1"] - one_hot[None])))
-    diff_greedy = float(np.max(np.abs(eq["q_greedy"] - one_hot)))
-    draws_k1 = bool(np.all(eq["d_top_k_1"] == argmax[None, :, None]))
-    draws_greedy = bool(np.all(eq["d_greedy"] == argmax[:, None]))
+    diff_k1 = float(np.max(np.abs(m.eq["q_top_k_1"] - m.one_hot[None])))
+    diff_greedy = float(np.max(np.abs(m.eq["q_greedy"] - m.one_hot)))
+    draws_k1 = bool(np.all(m.eq["d_top_k_1"] == m.argmax[None, :, None]))
+    draws_greedy = bool(np.all(m.eq["d_greedy"] == m.argmax[:, None]))
     report.check(
         f"top-k 1 equals greedy on every prompt (tau in {list(EQUIV_TAUS)})",
         f"max |q_top-1 - onehot(argmax)| = {diff_k1:.1e}, greedy {diff_greedy:.1e}; draws "
@@ -267,23 +224,23 @@ def check(report: LabReport, m: Measures) -> None:
         "0 and every draw the argmax",
         diff_k1 == 0.0 and diff_greedy == 0.0 and draws_k1 and draws_greedy,
     )
-    expected_size = np.minimum(np.asarray(ks_used), vocab)[:, None]
+    expected_size = np.minimum(np.asarray(m.ks_used), vocab)[:, None]
     report.check(
         "top-k keeps exactly min(k, V) tokens on every prompt",
-        f"{int(np.sum(size_k == expected_size))}/{size_k.size} (k, prompt) pairs",
-        f"{size_k.size}/{size_k.size}",
-        bool(np.all(size_k == expected_size)),
+        f"{int(np.sum(m.size_k == expected_size))}/{m.size_k.size} (k, prompt) pairs",
+        f"{m.size_k.size}/{m.size_k.size}",
+        bool(np.all(m.size_k == expected_size)),
     )
-    worst_k = float(np.min(np.diff(mass_k, axis=0)))
+    worst_k = float(np.min(np.diff(m.mass_k, axis=0)))
     report.check(
         "top-k kept mass is non-decreasing in k and 1 at k = V",
-        f"smallest step {worst_k:+.1e}; mass at k = V: {float(np.min(mass_k[-1])):.6f}",
+        f"smallest step {worst_k:+.1e}; mass at k = V: {float(np.min(m.mass_k[-1])):.6f}",
         f">= -{MASS_TOL:g}; 1 within {MASS_TOL:g}",
-        worst_k >= -MASS_TOL and bool(np.all(np.abs(mass_k[-1] - 1) <= MASS_TOL)),
+        worst_k >= -MASS_TOL and bool(np.all(np.abs(m.mass_k[-1] - 1) <= MASS_TOL)),
     )
     ps_col = np.asarray(PS)[:, None]
-    short = mass_p - ps_col
-    surplus = mass_p - smallest_p - ps_col
+    short = m.mass_p - ps_col
+    surplus = m.mass_p - m.smallest_p - ps_col
     report.check(
         "the nucleus reaches p: kept mass >= p for every (p, prompt)",
         f"smallest (mass - p) = {float(np.min(short)):+.2e}",
@@ -296,29 +253,29 @@ def check(report: LabReport, m: Measures) -> None:
         f"< {MASS_TOL:g}",
         bool(np.all(surplus < MASS_TOL)),
     )
-    steps_before = np.diff(size_before, axis=0)
+    steps_before = np.diff(m.size_before, axis=0)
     report.check(
         f"temperature before the cut: nucleus size (p = {ORDER_P}) never shrinks as tau grows, "
         "on every prompt",
-        f'sizes on "{EXAMPLE}": {size_before[:, ex].tolist()}; smallest step '
+        f'sizes on "{EXAMPLE}": {m.size_before[:, ex].tolist()}; smallest step '
         f"{int(steps_before.min())}",
         "every step >= 0",
         bool(np.all(steps_before >= 0)),
     )
     i_one = ORDER_TAUS.index(1.0)
-    invariant = bool(np.all(keep_after == keep_after[i_one][None]))
+    invariant = bool(np.all(m.keep_after == m.keep_after[i_one][None]))
     report.check(
         "temperature after the cut: the kept set is the tau = 1 nucleus at every tau",
-        f'sizes on "{EXAMPLE}": {size_after[:, ex].tolist()}',
+        f'sizes on "{EXAMPLE}": {m.size_after[:, ex].tolist()}',
         "identical sets",
         invariant,
     )
     shown = [ORDER_TAUS.index(t) for t in ORDER_SHOWN]
-    differ = [not np.array_equal(keep_before[i, ex], keep_after[i, ex]) for i in shown]
+    differ = [not np.array_equal(m.keep_before[i, ex], m.keep_after[i, ex]) for i in shown]
     report.check(
         f'before vs after differ on "{EXAMPLE}" at tau = {list(ORDER_SHOWN)} (p = {ORDER_P})',
         ", ".join(
-            f"tau {ORDER_TAUS[i]}: {size_before[i, ex]} vs {size_after[i, ex]} tokens"
+            f"tau {ORDER_TAUS[i]}: {m.size_before[i, ex]} vs {m.size_after[i, ex]} tokens"
             for i in shown
         ),
         "different kept sets at both",
