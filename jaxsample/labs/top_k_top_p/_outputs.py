@@ -22,6 +22,7 @@ from jaxsample.labs.top_k_top_p._measure import (
     ORDER_TAUS,
     PROMPTS,
     PS,
+    Array,
     Measures,
 )
 from jaxsample.model import Pretrained
@@ -105,11 +106,26 @@ def print_tables(m: Measures) -> None:
     )
 
 
+def _grid_entries(
+    m: Measures, name: str, values: tuple[Any, ...], h: Array, n: Array, q: Array
+) -> list[dict[str, Any]]:
+    """One JSON entry per grid setting: tau, the k or p value, entropies, sizes, top words."""
+    return [
+        {
+            "tau": t,
+            name: values[i],
+            "entropy_bits": h[g].tolist(),
+            "kept_size": n[g].tolist(),
+            "top_tokens": [_top_words(m.words, q[g, j], 20) for j in range(len(PROMPTS))],
+        }
+        for g, (t, i) in enumerate(m.grid)
+    ]
+
+
 def save_data(report: LabReport, m: Measures, model: Pretrained, quick: bool) -> None:
     """Record the parameters and write the JSON files."""
     seed = report.seed
     ex = PROMPTS.index(EXAMPLE)
-    n_prompts = len(PROMPTS)
     n_draws = N_DRAWS
     report.parameters = {
         "prompts": list(PROMPTS),
@@ -152,30 +168,8 @@ def save_data(report: LabReport, m: Measures, model: Pretrained, quick: bool) ->
         "grids.json",
         {
             "prompts": list(PROMPTS),
-            "top_k": [
-                {
-                    "tau": t,
-                    "k": GRID_KS[i],
-                    "entropy_bits": m.h_gk[g].tolist(),
-                    "kept_size": m.n_gk[g].tolist(),
-                    "top_tokens": [
-                        _top_words(m.words, m.q_gk_np[g, j], 20) for j in range(n_prompts)
-                    ],
-                }
-                for g, (t, i) in enumerate(m.grid)
-            ],
-            "top_p": [
-                {
-                    "tau": t,
-                    "p": GRID_PS[i],
-                    "entropy_bits": m.h_gp[g].tolist(),
-                    "kept_size": m.n_gp[g].tolist(),
-                    "top_tokens": [
-                        _top_words(m.words, m.q_gp_np[g, j], 20) for j in range(n_prompts)
-                    ],
-                }
-                for g, (t, i) in enumerate(m.grid)
-            ],
+            "top_k": _grid_entries(m, "k", GRID_KS, m.h_gk, m.n_gk, m.q_gk_np),
+            "top_p": _grid_entries(m, "p", GRID_PS, m.h_gp, m.n_gp, m.q_gp_np),
         },
     )
     report.save_json(
