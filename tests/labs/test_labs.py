@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from jaxsample.cli import main
-from jaxsample.labs import LabReport, simulator, temperature_sweep
-from jaxsample.labs._report import Finding, z_score
+from jaxsample.labs import Finding, LabReport, simulator, temperature_sweep, z_score
 from jaxsample.labs.commands import LABS
 from jaxsample.labs.temperature_sweep import distinct_count_moments
 

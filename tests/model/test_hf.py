@@ -443,7 +443,7 @@ def test_split_loss_of_a_bpe_model(tiny: Pretrained) -> None:
 
 
 def test_exercise_5_5_without_recorded_losses(tmp_path: Path, tiny: Pretrained) -> None:
-    from jaxsample.labs._report import LabReport
+    from jaxsample.labs import LabReport
     from jaxsample.labs.exercises import losses
 
     report = LabReport("exercises", tmp_path, 0)
@@ -456,8 +456,7 @@ def test_exercise_5_5_without_recorded_losses(tmp_path: Path, tiny: Pretrained) 
 def test_cli_lab_model_plumbing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from jaxsample.labs import exercises
-    from jaxsample.labs._report import LabReport
+    from jaxsample.labs import LabReport, exercises
 
     seen: dict[str, Any] = {}
 
