@@ -108,8 +108,8 @@ def _plot_heatmaps(
         ax.set_xticklabels(labels, rotation=45, ha="right")
         ax.set_yticks(range(len(grid)))
         ax.set_yticklabels([f"tau={t}, {name}={values[i]}" for t, i in grid], fontsize=8)
-        labels = [[f"{v:.2f}" if v >= 0.005 else None for v in row] for row in mat]
-        annotate_cells(ax, labels, mat > 0.6, fontsize=6)
+        cell_text = [[f"{v:.2f}" if v >= 0.005 else None for v in row] for row in mat]
+        annotate_cells(ax, cell_text, mat > 0.6, fontsize=6)
         ax.set(
             xlabel=f'next token after "{EXAMPLE}" (most likely at tau = 1 first)',
             title=f'Exact distribution under (tau, {name}) on "{EXAMPLE}"',
@@ -135,11 +135,11 @@ def _plot_grid_entropy(
         mat = h.reshape(len(GRID_TAUS), len(values))
         cnt = n.reshape(len(GRID_TAUS), len(values))
         im = ax.imshow(mat, cmap="magma", vmin=0.0, vmax=vmax, aspect="auto", origin="lower")
-        labels = [
+        cell_text = [
             [f"{mat[r, c]:.2f} b\n{cnt[r, c]} kept" for c in range(mat.shape[1])]
             for r in range(mat.shape[0])
         ]
-        annotate_cells(ax, labels, ~(mat < 0.6 * vmax))
+        annotate_cells(ax, cell_text, ~(mat < 0.6 * vmax))
         ax.set_xticks(range(len(values)))
         ax.set_xticklabels([str(v) for v in values])
         ax.set_yticks(range(len(GRID_TAUS)))
