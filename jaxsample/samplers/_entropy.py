@@ -100,7 +100,7 @@ def _tempered_entropy(x: jax.Array, t: jax.Array, base: float) -> jax.Array:
         w = jnp.where(finite, jnp.exp(lw), 0.0)
         return jnp.concatenate([w, w * lw], 1)  # [n, 2, blocks, column]
 
-    total = tree_sum(block_sums(sums, whole(rows.shape[-1]), rows)[1])  # [n, 2]
+    total = tree_sum(block_sums(sums, whole(rows.shape[-1]), rows, store=False)[1])  # [n, 2]
     h = (jnp.log(total[:, 0]) - total[:, 1] / total[:, 0]) / jnp.float32(math.log(base))
     return jnp.where(t.reshape(-1) > GREEDY_TAU, h, jnp.float32(0.0)).reshape(t.shape)
 

@@ -275,13 +275,21 @@ def layout_reduce(
     return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, -2)
 
 
-def block_sums(weight: Any, layout: Layout, *arrays: jax.Array) -> tuple[jax.Array, jax.Array]:
+def block_sums(
+    weight: Any, layout: Layout, *arrays: jax.Array, store: bool = True
+) -> tuple[jax.Array, jax.Array]:
     """Column sums and block sums of weights ``weight(*slices, index)`` >= 0.
 
     Returns the column sums held here ``[n, ..., blocks, column]`` and the sums of
-    all ``BLOCKS`` blocks ``[n, ..., BLOCKS]`` (gathered from every shard).
+    all ``BLOCKS`` blocks ``[n, ..., BLOCKS]`` (gathered from every shard). With
+    ``store`` the pass runs through :func:`stored` (not differentiable in reverse
+    mode); the sums are the same bits either way.
     """
-    columns = stored(lambda: layout_reduce(jnp.add, 0.0, weight, layout, *arrays), arrays[0])
+
+    def pass_() -> jax.Array:
+        return layout_reduce(jnp.add, 0.0, weight, layout, *arrays)
+
+    columns = stored(pass_, arrays[0]) if store else pass_()
     return columns, layout.gather(tree_sum(columns))
 
 
@@ -303,7 +311,7 @@ def stored(fn: Any, like: jax.Array) -> jax.Array:
 def mass(w: jax.Array, layout: Layout | None = None) -> jax.Array:
     """The total of weights ``[n, V]`` (>= 0), added in the order of ``layout`` (default: whole)."""
     lay = whole(w.shape[-1]) if layout is None else layout
-    return tree_sum(block_sums(lambda v, _: v, lay, w)[1])
+    return tree_sum(block_sums(lambda v, _: v, lay, w, store=False)[1])
 
 
 def first_argmax(z: jax.Array) -> jax.Array:
