@@ -178,24 +178,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             10,
             True,
         )
-    sweep = results.get("sweep")
-    if sweep:
-        add(
-            "temperature sweep: NumPy loop / one vmapped call (`entropy_sweep`) >= 5",
-            sweep["numpy_loop"]["median_ms"],
-            sweep["jaxsample_vmap"]["median_ms"],
-            5,
-            True,
-        )
-    seeds = results.get("seeds")
-    if seeds:
-        add(
-            "100 seeds: NumPy loop / one call >= 20",
-            seeds["numpy_loop"]["median_ms"],
-            seeds["jaxsample_vmap"]["median_ms"],
-            20,
-            True,
-        )
+    for suite, target, bound in (
+        ("sweep", "temperature sweep: NumPy loop / one vmapped call (`entropy_sweep`) >= 5", 5),
+        ("seeds", "100 seeds: NumPy loop / one call >= 20", 20),
+    ):
+        loop_vs_vmap = results.get(suite)
+        if loop_vs_vmap:
+            add(
+                target,
+                loop_vs_vmap["numpy_loop"]["median_ms"],
+                loop_vs_vmap["jaxsample_vmap"]["median_ms"],
+                bound,
+                True,
+            )
     dec = results.get("decode")
     if dec:
         add(

@@ -13,7 +13,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["annotate_cells", "new_figure", "panels", "place_labels", "save_figure"]
+__all__ = [
+    "annotate_cells",
+    "new_figure",
+    "panels",
+    "place_labels",
+    "save_figure",
+    "save_with_legend",
+]
 
 
 def new_figure(width: float = 6.4, height: float = 4.2) -> tuple[Any, Any]:
@@ -92,6 +99,22 @@ def save_figure(fig: Any, path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def save_with_legend(fig: Any, ax: Any, path: Path, **legend: Any) -> Path:
+    """Draw the legend of ``ax``, then save ``fig`` as :func:`save_figure` does.
+
+    Args:
+        fig: a matplotlib figure.
+        ax: one of its axes, the one whose legend is drawn.
+        path: destination file.
+        **legend: keyword arguments of ``ax.legend`` (``fontsize``, ``loc``, ...).
+
+    Returns:
+        ``path``.
+    """
+    ax.legend(**legend)
+    return save_figure(fig, path)
 
 
 #: Offsets in points tried, in order, for a point's label: right, left, above, below

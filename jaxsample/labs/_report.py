@@ -212,6 +212,12 @@ class LabReport:
             f"{held}/{len(self.findings)} claims hold; files in {self.out_dir}"
         )
 
+    def finish(self) -> LabReport:
+        """End the lab: write ``manifest.json``, print the checks, return the report."""
+        self.write_manifest()
+        self.print_checks()
+        return self
+
 
 def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
     """Print a plain-text table with right-aligned columns."""

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsample.labs._plotting import new_figure, save_figure
+from jaxsample.labs._plotting import new_figure, save_with_legend
 from jaxsample.labs._report import LabReport, print_table, z_score
 from jaxsample.samplers import Strategy, TopK, TopP, chain, entropy, probs, sample
 
@@ -118,9 +118,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
     _print_table(measured)
     _save_data(report, measured, seed, quick)
     _check(report, measured)
-    report.write_manifest()
-    report.print_checks()
-    return report
+    return report.finish()
 
 
 def _print_table(measured: _Measures) -> None:
@@ -208,8 +206,7 @@ def _check(report: LabReport, measured: _Measures) -> None:
         title="How temperature spreads the simulator's distribution",
         ylim=(0, h_max * 1.08),
     )
-    ax.legend(loc="lower right")
-    save_figure(fig, report.path("entropy_vs_temperature.png"))
+    save_with_legend(fig, ax, report.path("entropy_vs_temperature.png"), loc="lower right")
 
     fig, ax = new_figure(8.0, 4.6)
     width = 0.8 / len(TEMPERATURES)
@@ -232,8 +229,7 @@ def _check(report: LabReport, measured: _Measures) -> None:
         title="Token probabilities by temperature",
     )
     ax.set_xticklabels(TOKENS, rotation=30)
-    ax.legend(ncol=2, fontsize=8)
-    save_figure(fig, report.path("probabilities_by_temperature.png"))
+    save_with_legend(fig, ax, report.path("probabilities_by_temperature.png"), ncol=2, fontsize=8)
 
     fig, ax = new_figure(7.0, 4.4)
     dense = np.geomspace(0.05, 3.0, 200)
@@ -270,8 +266,7 @@ def _check(report: LabReport, measured: _Measures) -> None:
         title="'approve' against temperature, with the simulator's claims",
         ylim=(0, 1.05),
     )
-    ax.legend(loc="lower left", fontsize=8)
-    save_figure(fig, report.path("approve_claims.png"))
+    save_with_legend(fig, ax, report.path("approve_claims.png"), loc="lower left", fontsize=8)
 
     order = np.argsort(-measured.q, axis=1, kind="stable")
     report.check(

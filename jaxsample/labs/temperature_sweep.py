@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from jaxsample.labs._model import first_step_logits, model_identity
-from jaxsample.labs._plotting import new_figure, save_figure
+from jaxsample.labs._plotting import new_figure, save_with_legend
 from jaxsample.labs._report import LabReport, print_table, z_score
 from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import Temperature, entropy_sweep, probs, sample
@@ -199,9 +199,7 @@ def run(
     _save_data(report, measured, model, seed, quick)
     _plot(report, measured, model)
     _check(report, measured)
-    report.write_manifest()
-    report.print_checks()
-    return report
+    return report.finish()
 
 
 def _print_tables(measured: _Measures, model: Pretrained, seed: int) -> None:
@@ -293,8 +291,7 @@ def _plot(report: LabReport, measured: _Measures, model: Pretrained) -> None:
         title="Entropy of softmax(z / tau), synthetic logits",
         ylim=(0, 3.3),
     )
-    ax.legend(loc="lower right")
-    save_figure(fig, report.path("entropy_curve_synthetic.png"))
+    save_with_legend(fig, ax, report.path("entropy_curve_synthetic.png"), loc="lower right")
 
     fig, ax = new_figure(6.8, 4.8)
     ax.plot(DENSE_TAUS, measured.h_dense, "-", c="tab:blue", lw=1.5)
@@ -311,8 +308,16 @@ def _plot(report: LabReport, measured: _Measures, model: Pretrained) -> None:
         title="Entropy against temperature: Mini-GPT first step vs synthetic",
         ylim=(0, log2v * 1.05),
     )
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8, frameon=False)
-    save_figure(fig, report.path("entropy_curve_model.png"))
+    save_with_legend(
+        fig,
+        ax,
+        report.path("entropy_curve_model.png"),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.2),
+        ncol=2,
+        fontsize=8,
+        frameon=False,
+    )
 
     fig, ax = new_figure(6.8, 4.6)
     xs = np.arange(len(DRAW_TAUS))
@@ -353,8 +358,7 @@ def _plot(report: LabReport, measured: _Measures, model: Pretrained) -> None:
         ylim=(0, y_top),
         xlim=(-0.9, len(DRAW_TAUS) - 0.4),
     )
-    ax.legend(loc="upper left", fontsize=8)
-    save_figure(fig, report.path("unique_tokens_by_tau.png"))
+    save_with_legend(fig, ax, report.path("unique_tokens_by_tau.png"), loc="upper left", fontsize=8)
 
 
 def _check(report: LabReport, measured: _Measures) -> None:

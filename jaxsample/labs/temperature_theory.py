@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxsample.data import encode_sentences, generate_corpus
 from jaxsample.labs._model import model_forward, model_identity
-from jaxsample.labs._plotting import new_figure, save_figure
+from jaxsample.labs._plotting import new_figure, save_with_legend
 from jaxsample.labs._report import LabReport, print_table
 from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import GREEDY_TAU, Temperature, entropy, probs
@@ -273,9 +273,7 @@ def run(
     _save_data(report, measured, model, quick)
     _plot(report, measured)
     _check(report, measured)
-    report.write_manifest()
-    report.print_checks()
-    return report
+    return report.finish()
 
 
 def _save_data(report: LabReport, measured: _Measures, model: Pretrained, quick: bool) -> None:
@@ -362,8 +360,7 @@ def _plot(report: LabReport, measured: _Measures) -> None:
         ylabel="total-variation distance (log scale)",
         title="The limits of softmax(z / tau)",
     )
-    ax.legend(fontsize=8)
-    save_figure(fig, report.path("limits.png"))
+    save_with_legend(fig, ax, report.path("limits.png"), fontsize=8)
 
     fig, ax = new_figure()
     ax.plot(GRID, measured.formula, "-", lw=3, alpha=0.5, label="Var_q[z] / tau^3 (formula)")
@@ -374,8 +371,7 @@ def _plot(report: LabReport, measured: _Measures) -> None:
         ylabel="dH/dtau (nats per unit tau)",
         title="Entropy derivative: autodiff against the formula",
     )
-    ax.legend()
-    save_figure(fig, report.path("entropy_derivative.png"))
+    save_with_legend(fig, ax, report.path("entropy_derivative.png"))
 
     fig, ax = new_figure()
     ax.plot(measured.curve_taus, measured.curve, "-", label="validation cross-entropy")
@@ -393,8 +389,7 @@ def _plot(report: LabReport, measured: _Measures) -> None:
         ylabel="cross-entropy (nats per token)",
         title="Calibration temperature of the Mini-GPT",
     )
-    ax.legend()
-    save_figure(fig, report.path("calibration.png"))
+    save_with_legend(fig, ax, report.path("calibration.png"))
 
 
 def _check(report: LabReport, measured: _Measures) -> None:

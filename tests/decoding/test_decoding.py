@@ -202,22 +202,24 @@ def test_new_strategy_values_reuse_the_compiled_loop(params: Params) -> None:
 MIXED_TAUS = np.array([0.0, 0.0, 0.0, 0.8, 1.0, 1.5], np.float32)
 
 
+def _mixed_run(params: Params, cache: bool, **ids: Any) -> Generation:
+    """The six prompts decoded with ``MIXED_TAUS``, key 0 and recorded logits."""
+    return generate_ids(
+        params,
+        CFG,
+        PROMPTS_6,
+        jax.random.key(0),
+        js.Temperature(MIXED_TAUS),
+        max_new_tokens=N,
+        cache=cache,
+        record_logits=True,
+        **ids,
+    )
+
+
 @pytest.fixture(scope="module")
 def mixed_runs(params: Params) -> dict[bool, Generation]:
-    return {
-        cache: generate_ids(
-            params,
-            CFG,
-            PROMPTS_6,
-            jax.random.key(0),
-            js.Temperature(MIXED_TAUS),
-            max_new_tokens=N,
-            cache=cache,
-            record_logits=True,
-            **IDS,
-        )
-        for cache in (True, False)
-    }
+    return {cache: _mixed_run(params, cache, **IDS) for cache in (True, False)}
 
 
 def test_cache_and_recompute_agree(mixed_runs: dict[bool, Generation]) -> None:
@@ -244,18 +246,7 @@ def test_eos_ends_a_row_and_pads_the_rest(
     # row 0 (greedy) stops exactly at step t.
     t = next(t for t in range(1, N) if free[0, t] not in free[0, :t])
     for eos_id, step in ((int(free[0, t]), t), (int(free[0, 0]), 0)):
-        gen = generate_ids(
-            params,
-            CFG,
-            PROMPTS_6,
-            jax.random.key(0),
-            js.Temperature(MIXED_TAUS),
-            max_new_tokens=N,
-            cache=cache,
-            record_logits=True,
-            eos_id=eos_id,
-            pad_id=PAD,
-        )
+        gen = _mixed_run(params, cache, eos_id=eos_id, pad_id=PAD)
         tokens, lengths, finished = _np(gen)
         assert finished[0] and lengths[0] == step + 1
         np.testing.assert_array_equal(tokens[0, : step + 1], free[0, : step + 1])

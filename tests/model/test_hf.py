@@ -6,6 +6,8 @@ these tests need neither.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import shutil
 from pathlib import Path
@@ -459,17 +461,15 @@ def test_cli_lab_model_plumbing(
     from jaxsample.labs import LabReport, exercises
 
     seen: dict[str, Any] = {}
+    signature = inspect.signature(exercises.run)
 
-    def fake_run(
-        out_dir: Path,
-        seed: int = 0,
-        model: Pretrained | None = None,
-        quick: bool = False,
-        *,
-        compare: tuple[Pretrained, ...] = (),
-    ) -> LabReport:
-        seen.update(model=model, compare=compare)
-        return LabReport("exercises", out_dir, seed)
+    @functools.wraps(exercises.run)  # the CLI reads the lab's parameters off its signature
+    def fake_run(*args: Any, **kwargs: Any) -> LabReport:
+        # Binding to the real signature fails as the real call would on a mismatch.
+        call = signature.bind(*args, **kwargs)
+        call.apply_defaults()
+        seen.update(model=call.arguments["model"], compare=call.arguments["compare"])
+        return LabReport("exercises", call.arguments["out_dir"], call.arguments["seed"])
 
     monkeypatch.setattr(exercises, "run", fake_run)
     args = ["lab", "exercises", "--out", str(tmp_path / "ex"), "--model", str(TINY)]

@@ -48,35 +48,38 @@ def test_temperature_is_softmax_of_scaled_logits_not_power_of_softmax() -> None:
     np.testing.assert_allclose(power / power.sum(), right, rtol=1e-12)
 
 
-def test_top_p_hf_case_and_the_undecidable_boundary() -> None:
-    z = logp([0.3, 0.1, 0.1, 0.5])
-    q = js.probs(z, js.TopP(0.79))
-    assert np.asarray(q > 0).tolist() == [True, False, False, True]
+HF_CASE = [0.3, 0.1, 0.1, 0.5]
+TIES = [0.25, 0.25, 0.25, 0.25]
+
+
+def test_top_p_hf_case_probabilities() -> None:
+    q = js.probs(logp(HF_CASE), js.TopP(0.79))
     np.testing.assert_allclose(q, [0.375, 0.0, 0.0, 0.625], rtol=1e-6)
-    # At p = 0.8 the first 0.1 has exactly p ahead of it in exact arithmetic, which
-    # float32 cannot tell from just below p: it is kept (TOP_P_SLACK), the second is not.
-    q = js.probs(z, js.TopP(0.8))
-    assert np.asarray(q > 0).tolist() == [True, True, False, True]
-    q = js.probs(z, js.TopP(0.8 - 2 * js.TOP_P_SLACK))
-    assert np.asarray(q > 0).tolist() == [True, False, False, True]
 
 
-def test_top_p_crossing_token_is_kept() -> None:
-    # Mass ahead of 0.3 is 0.5 < 0.6, so the crossing token 0.3 is kept.
-    q = js.probs(logp([0.3, 0.1, 0.1, 0.5]), js.TopP(0.6))
-    assert np.asarray(q > 0).tolist() == [True, False, False, True]
-    q = js.probs(logp([0.3, 0.1, 0.1, 0.5]), js.TopP(0.49))
-    assert np.asarray(q > 0).tolist() == [False, False, False, True]
-    # Exactly p ahead (0.5) is within TOP_P_SLACK of p: kept, as float32 cannot decide.
-    q = js.probs(logp([0.3, 0.1, 0.1, 0.5]), js.TopP(0.5))
-    assert np.asarray(q > 0).tolist() == [True, False, False, True]
-
-
-def test_top_p_ties_broken_by_lowest_index() -> None:
-    q = js.probs(logp([0.25, 0.25, 0.25, 0.25]), js.TopP(0.45))
-    assert np.asarray(q > 0).tolist() == [True, True, False, False]
-    q = js.probs(logp([0.25, 0.25, 0.25, 0.25]), js.TopP(0.55))
-    assert np.asarray(q > 0).tolist() == [True, True, True, False]
+@pytest.mark.parametrize(
+    ("p", "top_p", "kept"),
+    [
+        # The Hugging Face case.
+        (HF_CASE, 0.79, [True, False, False, True]),
+        # The undecidable boundary: at p = 0.8 the first 0.1 has exactly p ahead of it in
+        # exact arithmetic, which float32 cannot tell from just below p: it is kept
+        # (TOP_P_SLACK), the second is not.
+        (HF_CASE, 0.8, [True, True, False, True]),
+        (HF_CASE, 0.8 - 2 * js.TOP_P_SLACK, [True, False, False, True]),
+        # The crossing token is kept: mass ahead of 0.3 is 0.5 < 0.6, so 0.3 is kept.
+        (HF_CASE, 0.6, [True, False, False, True]),
+        (HF_CASE, 0.49, [False, False, False, True]),
+        # Exactly p ahead (0.5) is within TOP_P_SLACK of p: kept, as float32 cannot decide.
+        (HF_CASE, 0.5, [True, False, False, True]),
+        # Ties are broken by the lowest index.
+        (TIES, 0.45, [True, True, False, False]),
+        (TIES, 0.55, [True, True, True, False]),
+    ],
+)
+def test_top_p_kept_set(p: list[float], top_p: float, kept: list[bool]) -> None:
+    q = js.probs(logp(p), js.TopP(top_p))
+    assert np.asarray(q > 0).tolist() == kept
 
 
 def test_top_p_temperature_first() -> None:

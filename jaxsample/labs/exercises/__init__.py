@@ -154,6 +154,4 @@ def run(
     for name, payload in data.items():
         report.save_json("ex" + name.replace(".", "_").replace(" ", "_") + ".json", payload)
     print_table("Time per exercise (s)", list(timings), [list(timings.values())])
-    report.write_manifest()
-    report.print_checks()
-    return report
+    return report.finish()

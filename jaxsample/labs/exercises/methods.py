@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import jaxsample as js
 from jaxsample.analysis import (
     expected_coherence,
     expected_distinct_fraction,
@@ -23,16 +24,6 @@ from jaxsample.analysis import (
 from jaxsample.labs._plotting import panels, save_figure
 from jaxsample.labs._report import LabReport, print_table, z_score
 from jaxsample.labs.exercises._common import FOOD, FOOD_LOGITS, MAX_Z
-from jaxsample.samplers import (
-    Greedy,
-    Strategy,
-    Temperature,
-    TopK,
-    TopP,
-    chain,
-    probs,
-    sample,
-)
 
 DECODING_P, DECODING_K, DECODING_TAU = 0.9, 3, 1.0
 NUM_SAMPLES_56 = 10
@@ -45,12 +36,12 @@ HYBRID_KS = (2, 3)
 METHODS = ("greedy", "stochastic", "nucleus", "hybrid")
 
 
-def _decoding_strategy(tau: jax.Array, p: jax.Array, k: jax.Array, vocab: int) -> Strategy:
+def _decoding_strategy(tau: jax.Array, p: jax.Array, k: jax.Array, vocab: int) -> js.Strategy:
     """The notebook's methods as one structure: nucleus at ``tau``, then top-k.
 
     ``tau = 0`` is greedy, ``p = 1`` turns the nucleus off and ``k = 0`` the top-k.
     """
-    return chain(TopP(p, tau=tau), TopK(k, k_max=vocab))
+    return js.chain(js.TopP(p, tau=tau), js.TopK(k, k_max=vocab))
 
 
 @functools.partial(jax.jit, static_argnames=("repeats", "num_samples"))
@@ -73,7 +64,7 @@ def decoding_methods(
 
     def one(m: jax.Array, t: jax.Array, p: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array]:
         s = _decoding_strategy(t, p, k, vocab)
-        return probs(z, s), sample(jax.random.fold_in(key, m), rows, s)
+        return js.probs(z, s), js.sample(jax.random.fold_in(key, m), rows, s)
 
     return jax.vmap(one)(jnp.arange(taus.shape[0], dtype=jnp.uint32), taus, ps, ks)
 
@@ -88,8 +79,8 @@ def _nucleus_grids(
     h_ks: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
     vocab = z.shape[0]
-    nucleus = jax.vmap(lambda t, p: probs(z, TopP(p, tau=t)))(n_taus, n_ps)
-    hybrid = jax.vmap(lambda t, p, k: probs(z, _decoding_strategy(t, p, k, vocab)))(
+    nucleus = jax.vmap(lambda t, p: js.probs(z, js.TopP(p, tau=t)))(n_taus, n_ps)
+    hybrid = jax.vmap(lambda t, p, k: js.probs(z, _decoding_strategy(t, p, k, vocab)))(
         h_taus, h_ps, h_ks
     )
     return nucleus, hybrid
@@ -108,12 +99,12 @@ def exercise(report: LabReport, key: jax.Array, quick: bool) -> dict[str, Any]:
     q = np.asarray(q, np.float64)
     draws = np.asarray(draws)
     direct = [
-        Greedy(),
-        Temperature(DECODING_TAU),
-        TopP(DECODING_P, tau=DECODING_TAU),
-        chain(TopP(DECODING_P, tau=DECODING_TAU), TopK(DECODING_K)),
+        js.Greedy(),
+        js.Temperature(DECODING_TAU),
+        js.TopP(DECODING_P, tau=DECODING_TAU),
+        js.chain(js.TopP(DECODING_P, tau=DECODING_TAU), js.TopK(DECODING_K)),
     ]
-    q_direct = np.stack([np.asarray(probs(z, s), np.float64) for s in direct])
+    q_direct = np.stack([np.asarray(js.probs(z, s), np.float64) for s in direct])
     counts = np.stack([np.eye(vocab, dtype=np.int32)[d].sum(-2) for d in draws])  # [M, R, V]
     div = (counts > 0).sum(-1) / NUM_SAMPLES_56
     coh = counts.max(-1) / NUM_SAMPLES_56

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsample.labs._plotting import new_figure, save_figure
+from jaxsample.labs._plotting import new_figure, save_with_legend
 from jaxsample.labs._report import LabReport, print_table
 from jaxsample.labs.exercises._common import FOOD, FOOD_LOGITS
 from jaxsample.samplers import (
@@ -190,8 +190,7 @@ def exercise(report: LabReport, key: jax.Array, quick: bool) -> dict[str, Any]:
         ylabel="P(pizza)",
         title="5.1: probability of drawing 'pizza' against temperature",
     )
-    ax.legend(fontsize=8)
-    save_figure(fig, report.path("ex5_1_pizza.png"))
+    save_with_legend(fig, ax, report.path("ex5_1_pizza.png"), fontsize=8)
     return {
         "logits": dict(zip(FOOD, FOOD_LOGITS, strict=True)),
         "tau": list(TAUS_51),

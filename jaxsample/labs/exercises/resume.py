@@ -17,7 +17,7 @@ import numpy as np
 from jaxsample.data import (
     generate_corpus,
 )
-from jaxsample.labs._plotting import new_figure, save_figure
+from jaxsample.labs._plotting import new_figure, save_with_legend
 from jaxsample.labs._report import LabReport, print_table
 from jaxsample.training import TrainConfig, restore_checkpoint, train
 
@@ -119,8 +119,7 @@ def exercise(report: LabReport, work: Path, quick: bool) -> tuple[dict[str, Any]
         ylabel="training batch loss (nats / token)",
         title="5.4: resumed training follows the uninterrupted run exactly",
     )
-    ax.legend()
-    save_figure(fig, report.path("ex5_4_resume.png"))
+    save_with_legend(fig, ax, report.path("ex5_4_resume.png"))
     return (
         {
             "train_config": config.to_dict(),

@@ -82,6 +82,4 @@ def run(
     save_data(report, m, model, quick)
     plot(report, m)
     check(report, m)
-    report.write_manifest()
-    report.print_checks()
-    return report
+    return report.finish()

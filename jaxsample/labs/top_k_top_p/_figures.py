@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxsample.labs._plotting import annotate_cells, panels, save_figure
+from jaxsample.labs._plotting import annotate_cells, panels, save_figure, save_with_legend
 from jaxsample.labs._report import LabReport
 from jaxsample.labs.top_k_top_p._measure import (
     EXAMPLE,
@@ -57,8 +57,7 @@ def _plot_kept_vs_k(
         title="Top-k: kept mass against k",
         ylim=(0, 1.02),
     )
-    ax2.legend(fontsize=8)
-    save_figure(fig, report.path("kept_vs_k.png"))
+    save_with_legend(fig, ax2, report.path("kept_vs_k.png"), fontsize=8)
 
 
 def _plot_kept_vs_p(
@@ -81,8 +80,7 @@ def _plot_kept_vs_p(
         ylabel="kept probability mass at tau = 1",
         title="Top-p: kept mass against p (always >= p)",
     )
-    ax2.legend(fontsize=8)
-    save_figure(fig, report.path("kept_vs_p.png"))
+    save_with_legend(fig, ax2, report.path("kept_vs_p.png"), fontsize=8)
 
 
 def _plot_heatmaps(
