@@ -10,6 +10,7 @@ The public API is what this module exports::
     js.complete("Tomorrow she", n=3, strategy=js.TopP(0.9, tau=0.8))  # shipped Mini-GPT
 """
 
+from jaxsample import sharding
 from jaxsample.analysis import (
     coherence,
     distinct_completions,
@@ -78,5 +79,6 @@ __all__ = [
     "probs",
     "sample",
     "sample_completions",
+    "sharding",
     "valid_rows",
 ]
