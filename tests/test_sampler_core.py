@@ -70,7 +70,9 @@ def _drawer(kind: str, general: bool) -> Callable[..., jax.Array]:
     @jax.jit
     def draw(key: jax.Array, row: jax.Array, a: jax.Array, tau: jax.Array) -> jax.Array:
         rows = jnp.broadcast_to(row, (BATCH, row.shape[-1]))
-        return _sampling._sample(key, rows, build(a, tau), general=general)
+        return _sampling._sample(
+            key, rows, build(a, tau), _reference.whole(rows.shape[-1]), general=general
+        )
 
     return draw
 

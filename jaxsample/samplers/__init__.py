@@ -6,7 +6,7 @@ The semantics of every built-in strategy is written once, in
 """
 
 from jaxsample.samplers._entropy import entropy, entropy_sweep, tempered_entropy
-from jaxsample.samplers._reference import TOP_P_SLACK
+from jaxsample.samplers._reference import BLOCKS, TOP_P_SLACK, VOCAB_MULTIPLE
 from jaxsample.samplers._sampling import probs, sample, valid_rows
 from jaxsample.samplers._strategies import (
     GREEDY_TAU,
@@ -19,9 +19,14 @@ from jaxsample.samplers._strategies import (
     chain,
 )
 
+#: The most devices the vocabulary of a row may be split over (a divisor of it).
+MAX_VOCAB_SHARDS = BLOCKS
+
 __all__ = [
     "GREEDY_TAU",
+    "MAX_VOCAB_SHARDS",
     "TOP_P_SLACK",
+    "VOCAB_MULTIPLE",
     "Chain",
     "Greedy",
     "Strategy",

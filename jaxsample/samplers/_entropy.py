@@ -10,12 +10,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxsample.samplers._reference import (
+    block_sums,
     clean,
     clean_top,
-    column_sums,
     inverse_temperature,
     row_top,
     tree_sum,
+    whole,
 )
 from jaxsample.samplers._sampling import check_logits
 from jaxsample.samplers._strategies import GREEDY_TAU
@@ -89,17 +90,17 @@ def tempered_entropy(logits: jax.Array, tau: Any, base: float = 2.0) -> jax.Arra
 def _tempered_entropy(x: jax.Array, t: jax.Array, base: float) -> jax.Array:
     rows = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
     top = row_top(rows)
-    m = clean_top(top)[:, None, None]
-    s = inverse_temperature(t).reshape(-1, 1, 1)  # 1 where greedy, 0 at tau = inf
+    m = clean_top(top)[:, None, None, None]
+    s = inverse_temperature(t).reshape(-1, 1, 1, 1)  # 1 where greedy, 0 at tau = inf
 
     def sums(v: jax.Array, _: jax.Array) -> jax.Array:
-        z = clean(v[:, None], top[:, None, None])
+        z = clean(v[:, None], top[:, None, None, None])
         finite = z > -jnp.inf
         lw = (jnp.where(finite, z, m) - m) * s  # the select keeps the tau-gradient finite
         w = jnp.where(finite, jnp.exp(lw), 0.0)
-        return jnp.concatenate([w, w * lw], 1)  # [n, 2, l]
+        return jnp.concatenate([w, w * lw], 1)  # [n, 2, blocks, column]
 
-    total = tree_sum(column_sums(sums, rows), -1)  # [n, 2]
+    total = tree_sum(block_sums(sums, whole(rows.shape[-1]), rows)[1])  # [n, 2]
     h = (jnp.log(total[:, 0]) - total[:, 1] / total[:, 0]) / jnp.float32(math.log(base))
     return jnp.where(t.reshape(-1) > GREEDY_TAU, h, jnp.float32(0.0)).reshape(t.shape)
 

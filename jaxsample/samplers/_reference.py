@@ -22,7 +22,7 @@ The parts act in the order written:
   ahead of it in the ranking, ``A(x)``, is below ``(p + TOP_P_SLACK) * T``, where
   ``T`` is the mass of the tokens kept so far, both at the current scale (``p <=
   0``: only the first token). ``A`` and ``T`` are the sums of :func:`mass`, added
-  in one fixed order (:func:`column_reduce`, then :func:`tree_sum`), so the fast
+  in one fixed order (:class:`Layout`), so the fast
   sampler decides every token exactly as this definition does.
 * ``Greedy()``, or a greedy temperature anywhere: only the first maximum.
 
@@ -33,6 +33,7 @@ without one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -45,8 +46,12 @@ from jaxsample.samplers._strategies import GREEDY_TAU, Greedy, Strategy, TopK, T
 
 #: Masses ahead of a token within this fraction of the total above ``p`` still keep it.
 TOP_P_SLACK = 1e-6
-#: Tokens per column of the layout in which masses are summed.
-COLUMN = 16
+#: Blocks of the summation layout; also the most vocabulary shards a row may span.
+BLOCKS = 16
+#: Slices per block: a column of the layout adds one token of each slice.
+SLICES = 16
+#: The layout's width is the vocabulary rounded up to a multiple of this.
+VOCAB_MULTIPLE = BLOCKS * SLICES
 
 
 def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
@@ -54,10 +59,11 @@ def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
     return jnp.broadcast_to(jnp.asarray(value, dtype), lead).reshape(-1)
 
 
-def row_top(x: jax.Array) -> jax.Array:
+def row_top(x: jax.Array, axis: str | None = None) -> jax.Array:
     """The maximum of each row of float32 ``x`` ``[n, V]`` ignoring NaN: ``[n]``.
 
     One pass over ``x``; a second, without NaN, only when some row holds a NaN.
+    With a mesh ``axis``, ``x`` is a shard of the row and the maximum is over all.
     """
     top = jnp.max(x, axis=-1)
     out: jax.Array = lax.cond(
@@ -65,7 +71,10 @@ def row_top(x: jax.Array) -> jax.Array:
         lambda: jnp.max(jnp.where(jnp.isnan(x), -jnp.inf, x), axis=-1),
         lambda: top,
     )
-    return out
+    if axis is None:
+        return out
+    whole_top: jax.Array = lax.pmax(out, axis)  # type: ignore[no-untyped-call]
+    return whole_top
 
 
 def clean(x: jax.Array, top: jax.Array) -> jax.Array:
@@ -113,78 +122,173 @@ def ahead(z: jax.Array, index: jax.Array, value: jax.Array, pivot: jax.Array) ->
     return (z > value) | ((z == value) & (index < pivot))
 
 
-def tree_sum(a: jax.Array, axis: int) -> jax.Array:
-    """Sum along ``axis`` in a fixed order: adds of slices (:func:`column_reduce`), then pairwise.
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """The fixed order in which the weights of a row are summed, and which part of it is here.
 
-    Written as elementwise adds, which XLA neither reorders nor runs unvectorised,
-    so the same inputs give the same bits in every program.
+    The layout pads the vocabulary of ``vocab`` tokens to ``width``, the next
+    multiple of ``VOCAB_MULTIPLE``, and cuts it into ``BLOCKS`` blocks of ``block``
+    consecutive tokens; each block into ``SLICES`` slices of ``column`` tokens.
+    Column ``j`` of block ``b`` holds the tokens ``b * block + g * column + j``
+    (``g < SLICES``), added slice after slice; a block's sum adds its columns
+    pairwise (:func:`tree_sum`), and the row's total adds the ``BLOCKS`` block sums
+    pairwise. Tokens ``>= vocab`` are absent (weight 0, never drawn).
+
+    The arrays a program holds may be the whole row (``axis`` None: ``local``
+    tokens, ``vocab <= local``) or one of ``shards`` equal contiguous pieces of the
+    ``width`` tokens along the mesh axis ``axis`` (``local = width // shards``,
+    ``shards`` dividing ``BLOCKS``). A shard then holds whole blocks, sums them
+    exactly as the whole row would, and exchanges only block sums: the same
+    inputs give the same bits on any number of shards.
     """
-    a = jnp.moveaxis(a, axis, -1)
-    while a.shape[-1] > COLUMN:
-        a = column_reduce(jnp.add, 0.0, lambda v, _: v, a)
-    return _pairwise(jnp.add, 0.0, a)[..., 0]
 
+    vocab: int
+    local: int
+    axis: str | None = None
+    shards: int = 1
 
-def _pairwise(op: Any, init: float, a: jax.Array) -> jax.Array:
-    """Reduce the last axis of ``a`` (at most ``COLUMN`` long) pairwise: ``[..., 1]``.
+    @property
+    def width(self) -> int:
+        """The padded width, a multiple of ``VOCAB_MULTIPLE``."""
+        return -(-self.vocab // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
 
-    Padded with ``init`` to ``COLUMN`` entries, then halves combined with ``op``.
-    """
-    a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, COLUMN - a.shape[-1])], constant_values=init)
-    while a.shape[-1] > 1:
-        half = a.shape[-1] // 2
-        a = op(a[..., :half], a[..., half:])
-    return a
+    @property
+    def block(self) -> int:
+        """Tokens per block."""
+        return self.width // BLOCKS
 
+    @property
+    def column(self) -> int:
+        """Columns per block (tokens per slice)."""
+        return self.block // SLICES
 
-def column_tokens(column: jax.Array, vocab: int) -> jax.Array:
-    """The ``COLUMN`` token ids of each column (ids ``>= V`` pad the last): ``[..., COLUMN]``.
+    @property
+    def blocks(self) -> int:
+        """Blocks held here."""
+        return BLOCKS // self.shards
 
-    With ``c = V // COLUMN``, column ``j < c`` holds the tokens ``j + r * c`` and
-    column ``c`` the ``V - COLUMN * c`` tokens after ``COLUMN * c``.
-    """
-    c = vocab // COLUMN
-    r = jnp.arange(COLUMN, dtype=jnp.int32)
-    col = column[..., None]
-    return jnp.where(col < c, col + r * c, COLUMN * c + r)
+    def offset(self) -> jax.Array:
+        """Id of the first token held here (int32 scalar)."""
+        if self.axis is None:
+            return jnp.zeros((), jnp.int32)
+        index: jax.Array = lax.axis_index(self.axis)
+        return index.astype(jnp.int32) * self.local
 
-
-def column_reduce(op: Any, init: float, value: Any, *arrays: jax.Array) -> jax.Array:
-    """Reduce ``value(*slices, index)`` over the columns of a fixed layout of the tokens.
-
-    ``arrays`` are ``[..., V]`` (leading axes broadcast); ``value`` maps slices of
-    them and the token ids of the slice (int32 ``[1, l]``) elementwise to the values
-    reduced with ``op`` (identity ``init``). The first ``COLUMN * c`` tokens (``c =
-    V // COLUMN``) are cut into ``COLUMN`` consecutive slices of ``c`` tokens,
-    combined one slice after the other: column ``j`` reduces the ``j``-th entries of
-    the slices. The remaining ``< COLUMN`` tokens form the last column, reduced
-    pairwise. Only slices and elementwise operations: the values are formed inside
-    one vectorised pass over the inputs, never stored, and combined in the same
-    order in every program. Returns ``[..., c + 1]``.
-    """
-    vocab = arrays[0].shape[-1]
-    c = vocab // COLUMN
-
-    def part(start: int, stop: int) -> jax.Array:
-        index = lax.broadcasted_iota(jnp.int32, (1, stop - start), 1) + start
-        out: jax.Array = value(*(a[..., start:stop] for a in arrays), index)
+    def across(self, collective: Any, a: jax.Array) -> jax.Array:
+        """``collective(a, axis)`` (``lax.psum``, ``lax.pmax`` ...) over the shards, or ``a``."""
+        if self.axis is None:
+            return a
+        out: jax.Array = collective(a, self.axis)
         return out
 
-    total = part(0, c)
-    for r in range(1, COLUMN):
-        total = op(total, part(r * c, (r + 1) * c))
-    rest = _pairwise(op, init, part(COLUMN * c, vocab))
-    return jnp.concatenate([total, rest.astype(total.dtype)], -1)
+    def gather(self, a: jax.Array) -> jax.Array:
+        """Per-block values ``[..., blocks]`` of this program to those of all ``BLOCKS``."""
+        if self.axis is None:
+            return a
+        out: jax.Array = lax.all_gather(a, self.axis, axis=a.ndim - 1, tiled=True)
+        return out
 
 
-def column_sums(weight: Any, *arrays: jax.Array) -> jax.Array:
-    """Column sums of weights ``weight(*slices, index)`` >= 0 (see :func:`column_reduce`)."""
-    return column_reduce(jnp.add, 0.0, weight, *arrays)
+def _varying(a: Any) -> set[Any]:
+    """The mesh axes over which ``a`` varies (inside ``shard_map``; empty elsewhere)."""
+    mat = getattr(jax.typeof(a), "mat", None)
+    return set(mat.varying) if mat is not None else set()
 
 
-def mass(w: jax.Array) -> jax.Array:
-    """The total of weights ``[..., V]`` (>= 0): :func:`tree_sum` of their column sums."""
-    return tree_sum(column_sums(lambda v, _: v, w), -1)
+def varying_like(tree: Any, *refs: Any) -> Any:
+    """``tree`` with every leaf marked as varying over the mesh axes any of ``refs`` varies over.
+
+    A loop's initial carry built from constants must have the type its body
+    returns, which inside ``shard_map`` includes the axes the inputs vary over.
+    """
+    axes: set[Any] = set().union(*(_varying(r) for r in jax.tree.leaves(refs)))
+
+    def cast(a: Any) -> Any:
+        missing = tuple(sorted(axes - _varying(a), key=str))
+        return lax.pcast(a, missing, to="varying") if missing else a
+
+    return jax.tree.map(cast, tree) if axes else tree
+
+
+def whole(vocab: int) -> Layout:
+    """The layout of an unsharded row of ``vocab`` tokens."""
+    return Layout(vocab, vocab)
+
+
+def tree_sum(a: jax.Array) -> jax.Array:
+    """Sum the last axis of ``a`` pairwise: halves added elementwise until one entry is left.
+
+    Only elementwise adds, which XLA neither reorders nor fuses differently, so
+    the same inputs give the same bits in every program (an odd length is padded
+    with 0 first).
+    """
+    while a.shape[-1] > 1:
+        if a.shape[-1] % 2:
+            a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, 1)])
+        half = a.shape[-1] // 2
+        a = a[..., :half] + a[..., half:]
+    return a[..., 0]
+
+
+def layout_reduce(
+    op: Any, init: float, value: Any, layout: Layout, *arrays: jax.Array
+) -> jax.Array:
+    """Reduce ``value(*slices, index)`` over the slices of each column of ``layout``.
+
+    ``arrays`` are the ``[n, local]`` arrays held here; ``value`` maps slices of
+    them (``[n, blocks, column]``) and the token ids of the slice (int32 ``[blocks,
+    column]``) elementwise to values ``[n, ..., blocks, column]``, combined with
+    ``op`` (identity ``init``, also the value of absent tokens) one slice after
+    the other. Only slices and elementwise operations: the values are formed
+    inside one vectorised pass over the inputs and never stored. The part of the
+    layout beyond the arrays' end (the padding of an unsharded row) is read from
+    a padded copy of the last blocks only. Returns ``[n, ..., blocks, column]``.
+    """
+    size, column = layout.block, layout.column
+    have = arrays[0].shape[-1]
+    full = min(have // size, layout.blocks)
+
+    def fold(parts: list[jax.Array], first: int, count: int) -> jax.Array:
+        shaped = [a.reshape(a.shape[0], count, SLICES, column) for a in parts]
+        b = lax.broadcasted_iota(jnp.int32, (count, column), 0) + first
+        base = layout.offset() + b * size + lax.broadcasted_iota(jnp.int32, (count, column), 1)
+        total: jax.Array | None = None
+        for g in range(SLICES):
+            index = base + g * column
+            out = value(*(a[:, :, g, :] for a in shaped), index)
+            if layout.vocab < layout.width:
+                out = jnp.where(index < layout.vocab, out, init)
+            total = out if total is None else op(total, out)
+        assert total is not None
+        return total
+
+    pieces = []
+    if full:
+        pieces.append(fold([a[:, : full * size] for a in arrays], 0, full))
+    if full < layout.blocks:
+        rest = layout.blocks - full
+        padded = [
+            jnp.pad(a[:, full * size :], [(0, 0), (0, full * size + rest * size - have)])
+            for a in arrays
+        ]
+        pieces.append(fold(padded, full, rest))
+    return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, -2)
+
+
+def block_sums(weight: Any, layout: Layout, *arrays: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Column sums and block sums of weights ``weight(*slices, index)`` >= 0.
+
+    Returns the column sums held here ``[n, ..., blocks, column]`` and the sums of
+    all ``BLOCKS`` blocks ``[n, ..., BLOCKS]`` (gathered from every shard).
+    """
+    columns = layout_reduce(jnp.add, 0.0, weight, layout, *arrays)
+    return columns, layout.gather(tree_sum(columns))
+
+
+def mass(w: jax.Array, layout: Layout | None = None) -> jax.Array:
+    """The total of weights ``[n, V]`` (>= 0), added in the order of ``layout`` (default: whole)."""
+    lay = whole(w.shape[-1]) if layout is None else layout
+    return tree_sum(block_sums(lambda v, _: v, lay, w)[1])
 
 
 def first_argmax(z: jax.Array) -> jax.Array:
@@ -192,19 +296,21 @@ def first_argmax(z: jax.Array) -> jax.Array:
     return jnp.argmax(z, axis=-1).astype(jnp.int32)
 
 
-def first_max_index(x: jax.Array, top: jax.Array) -> jax.Array:
+def first_max_index(x: jax.Array, top: jax.Array, layout: Layout | None = None) -> jax.Array:
     """:func:`first_argmax` of ``clean(x, top)`` from one vectorised pass: int32 ``[n]``.
 
-    ``x`` float32 ``[n, V]`` and its :func:`row_top` ``[n]``: the lowest index whose
-    cleaned logit equals the cleaned row maximum.
+    ``x`` float32 ``[n, local]`` and its :func:`row_top` ``[n]``: the lowest index
+    whose cleaned logit equals the cleaned row maximum (over every shard of
+    ``layout``).
     """
-    m = clean_top(top)[:, None]
-    vocab = x.shape[-1]
+    lay = whole(x.shape[-1]) if layout is None else layout
+    m = clean_top(top)[:, None, None]
 
     def hit(v: jax.Array, index: jax.Array) -> jax.Array:
-        return jnp.where(clean(v, top[:, None]) == m, index, vocab)
+        return jnp.where(clean(v, top[:, None, None]) == m, index, lay.vocab)
 
-    return jnp.min(column_reduce(jnp.minimum, vocab, hit, x), axis=-1)
+    first = jnp.min(layout_reduce(jnp.minimum, lay.vocab, hit, lay, x), axis=(-2, -1))
+    return lay.across(lax.pmin, first)
 
 
 def _token_index(z: jax.Array) -> jax.Array:
@@ -249,7 +355,9 @@ def _nucleus(z: jax.Array, w: jax.Array, limit: jax.Array) -> jax.Array:
         ok = kept(jnp.minimum(mid, vocab - 1))
         return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
 
-    start = (jnp.zeros((n,), jnp.int32), jnp.full((n,), vocab, jnp.int32))
+    start = varying_like(
+        (jnp.zeros((n,), jnp.int32), jnp.full((n,), vocab, jnp.int32)), z, w, limit
+    )
     last, _ = lax.fori_loop(0, max(1, math.ceil(math.log2(vocab + 1))), step, start)
     x = jnp.take_along_axis(order, last[:, None], axis=-1)
     return ahead(z, index, jnp.take_along_axis(z, x, axis=-1), x + 1)
@@ -322,18 +430,20 @@ def chain_log_weights(z: jax.Array, parts: Sequence[Strategy]) -> jax.Array:
 
 
 __all__ = [
-    "COLUMN",
+    "BLOCKS",
+    "SLICES",
     "TOP_P_SLACK",
+    "VOCAB_MULTIPLE",
+    "Layout",
     "ahead",
+    "block_sums",
     "chain_log_weights",
     "clean",
     "clean_top",
-    "column_reduce",
-    "column_sums",
-    "column_tokens",
     "first_argmax",
     "first_max_index",
     "inverse_temperature",
+    "layout_reduce",
     "mass",
     "nucleus_limit",
     "per_row",
@@ -342,5 +452,7 @@ __all__ = [
     "row_top",
     "sanitise",
     "tree_sum",
+    "varying_like",
     "weights",
+    "whole",
 ]

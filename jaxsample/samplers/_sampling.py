@@ -8,9 +8,10 @@ chain, whose cost does not depend on the distribution:
    ``lax.top_k`` stages (over maxima of 16-token groups, then inside the chosen
    groups);
 2. one pass that forms the weights ``w`` of the tokens left by those cuts and
-   their column sums (a fixed layout of ``COLUMN``-token columns);
-3. inverse-CDF draws: a uniform picks a column from the prefix sums of the column
-   sums, then a token of that column;
+   their column and block sums (the fixed :class:`~._reference.Layout`: 16 blocks
+   of consecutive tokens, 16 slices per block);
+3. inverse-CDF draws: a uniform picks a block from the block sums, a column of
+   it from its column sums, then a token of that column;
 4. for a top-p part, rejection with a rising pivot (after FlashInfer's sort-free
    sampling): several candidates are drawn from the tokens still possible and the
    first whose mass ahead is below the nucleus bound is returned; if none is,
@@ -24,7 +25,13 @@ chain, whose cost does not depend on the distribution:
 
 A strategy of another kind is drawn by the same inverse CDF over its log-weights.
 Strategies with the same distribution draw the same token for the same key:
-every draw starts with the same uniform, column sums and search.
+every draw starts with the same uniform, sums and search.
+
+The same algorithm runs on a vocabulary split over the devices of a mesh axis
+(``vocab_axis``): each device holds whole blocks, so it forms the same column
+and block sums; the devices exchange the block sums, the maxima and the top-k
+candidates, and the device holding a chosen block answers for it. The tokens
+are those of the unsharded call, bit for bit.
 
 References:
     Ye, Chen, Lai, Lin, Zheng, Shao, Hou, Jin, Zuo, Yin, Chen, Ceze. FlashInfer:
@@ -45,11 +52,14 @@ from jax import lax
 
 from jaxsample.samplers._random import row_keys, uniforms
 from jaxsample.samplers._reference import (
+    BLOCKS,
+    SLICES,
+    VOCAB_MULTIPLE,
+    Layout,
     ahead,
+    block_sums,
     clean,
     clean_top,
-    column_sums,
-    column_tokens,
     first_max_index,
     inverse_temperature,
     nucleus_limit,
@@ -57,7 +67,9 @@ from jaxsample.samplers._reference import (
     row_top,
     sanitise,
     tree_sum,
+    varying_like,
     weights,
+    whole,
 )
 from jaxsample.samplers._strategies import GREEDY_TAU, Greedy, Strategy, TopK, TopP, prefix_parts
 
@@ -101,7 +113,75 @@ def _check_key(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
     return k
 
 
-def valid_rows(logits: jax.Array) -> jax.Array:
+def layout_of(local: int, vocab_axis: str | None, vocab_size: int | None) -> Layout:
+    """The :class:`Layout` of a row whose ``local`` tokens are held here, checked.
+
+    Raises:
+        ValueError: for a ``vocab_size`` outside the row, a shard count that does not
+            divide ``BLOCKS``, or a sharded width that is not the vocabulary padded
+            to the next multiple of ``VOCAB_MULTIPLE``.
+    """
+    if vocab_size is not None and (not isinstance(vocab_size, int) or vocab_size < 1):
+        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+    if vocab_axis is None:
+        if vocab_size is not None and vocab_size > local:
+            raise ValueError(f"vocab_size={vocab_size} exceeds the {local} logits per row")
+        return whole(local if vocab_size is None else vocab_size)
+    try:
+        shards = int(lax.axis_size(vocab_axis))
+    except NameError as err:
+        raise ValueError(
+            f"vocab_axis={vocab_axis!r} is not a mesh axis here: call inside shard_map "
+            "(or use jaxsample.sharding.sample)"
+        ) from err
+    width = local * shards
+    if BLOCKS % shards:
+        raise ValueError(
+            f"the vocabulary may span at most {BLOCKS} shards dividing {BLOCKS}, "
+            f"got {shards} shards on axis {vocab_axis!r}"
+        )
+    vocab = width if vocab_size is None else vocab_size
+    if width % VOCAB_MULTIPLE or not width - VOCAB_MULTIPLE < vocab <= width:
+        raise ValueError(
+            f"sharded logits must be the vocabulary ({vocab} tokens) padded to the next "
+            f"multiple of {VOCAB_MULTIPLE} ({-(-vocab // VOCAB_MULTIPLE) * VOCAB_MULTIPLE}), "
+            f"got {shards} shards of {local}; pad with -inf (jaxsample.sharding.pad_vocab) "
+            "and pass vocab_size"
+        )
+    return Layout(vocab, local, vocab_axis, shards)
+
+
+def _prepare(
+    logits: jax.Array, vocab_axis: str | None, vocab_size: int | None
+) -> tuple[jax.Array, Layout]:
+    """Checked logits (cut to ``vocab_size`` when unsharded) and their layout."""
+    x = check_logits(logits)
+    layout = layout_of(x.shape[-1], vocab_axis, vocab_size)
+    if vocab_axis is None and layout.vocab < x.shape[-1]:
+        x = x[..., : layout.vocab]
+    return x, layout
+
+
+def _rows(x: jax.Array, layout: Layout) -> jax.Array:
+    """Float32 ``[n, local]`` rows; absent tokens of a sharded row set to ``-inf``."""
+    rows = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
+    if layout.axis is not None and layout.vocab < layout.width:
+        index = lax.broadcasted_iota(jnp.int32, rows.shape, 1) + layout.offset()
+        rows = jnp.where(index < layout.vocab, rows, -jnp.inf)
+    return rows
+
+
+def _whole_row(rows: jax.Array, layout: Layout) -> jax.Array:
+    """The unsharded rows ``[n, vocab]`` (gathered from every shard when sharded)."""
+    if layout.axis is None:
+        return rows
+    gathered: jax.Array = lax.all_gather(rows, layout.axis, axis=1, tiled=True)
+    return gathered[:, : layout.vocab]
+
+
+def valid_rows(
+    logits: jax.Array, *, vocab_axis: str | None = None, vocab_size: int | None = None
+) -> jax.Array:
     """Report the rows that :func:`sample` can draw from as given.
 
     A row is valid iff it holds no NaN and at least one logit that is not
@@ -109,55 +189,88 @@ def valid_rows(logits: jax.Array) -> jax.Array:
     detect and discard them.
 
     Args:
-        logits: ``[..., V]`` real logits, any float dtype.
+        logits: ``[..., V]`` real logits, any float dtype (a vocabulary shard with
+            ``vocab_axis``, see :func:`sample`).
+        vocab_axis: as in :func:`sample`.
+        vocab_size: as in :func:`sample`.
 
     Returns:
         bool ``[...]``.
 
     Raises:
-        ValueError: if ``logits`` is not ``[..., V]`` with ``V >= 1`` or not real.
+        ValueError: if ``logits`` is not ``[..., V]`` with ``V >= 1`` or not real, or
+            for a bad sharding (see :func:`sample`).
     """
-    valid: jax.Array = _valid_rows(check_logits(logits))
+    x, layout = _prepare(logits, vocab_axis, vocab_size)
+    valid: jax.Array = _valid_rows(x, layout)
     return valid
 
 
-@jax.jit
-def _valid_rows(x: jax.Array) -> jax.Array:
-    x = x.astype(jnp.float32)
-    return ~jnp.any(jnp.isnan(x), axis=-1) & jnp.any(x > -jnp.inf, axis=-1)
+@functools.partial(jax.jit, static_argnames=("layout",))
+def _valid_rows(x: jax.Array, layout: Layout) -> jax.Array:
+    rows = _rows(x, layout)  # padding is -inf: neither NaN nor usable
+    flags = jnp.stack([jnp.any(jnp.isnan(rows), -1), jnp.any(rows > -jnp.inf, -1)], -1)
+    if layout.axis is not None:
+        flags = layout.across(lax.pmax, flags.astype(jnp.int32)) > 0
+    return (~flags[:, 0] & flags[:, 1]).reshape(x.shape[:-1])
 
 
-def probs(logits: jax.Array, strategy: Strategy) -> jax.Array:
+def probs(
+    logits: jax.Array,
+    strategy: Strategy,
+    *,
+    vocab_axis: str | None = None,
+    vocab_size: int | None = None,
+) -> jax.Array:
     r"""The exact distribution that :func:`sample` draws from.
 
     :math:`\pi = \mathrm{softmax}(s(z))`, where :math:`s` is the strategy's
     log-weight map (for the built-in strategies, the definition in
     :mod:`jaxsample.samplers._reference`) applied to the sanitised float32 logits.
-    Computed with a sort of each row, for clarity, not speed.
+    Computed with a sort of each row, for clarity, not speed; with ``vocab_axis``
+    the row is gathered from its shards first.
 
     Args:
-        logits: ``[..., V]`` logits of any real dtype (computed in float32).
+        logits: ``[..., V]`` logits of any real dtype (computed in float32), or a
+            vocabulary shard (see :func:`sample`).
         strategy: a :class:`Strategy`; its parameters broadcast against ``[...]``.
+        vocab_axis: as in :func:`sample`.
+        vocab_size: as in :func:`sample`.
 
     Returns:
-        float32 ``[..., V]``: rows sum to 1 (to rounding) and are exactly 0 where a
-        token was removed. Rows with bad logits follow the rules of :func:`sample`.
+        float32 ``[..., V]`` (the shard's part with ``vocab_axis``; 0 at padding;
+        ``[..., vocab_size]`` for unsharded logits cut by ``vocab_size``): rows sum
+        to 1 (to rounding) and are exactly 0 where a token was removed. Rows with
+        bad logits follow the rules of :func:`sample`.
 
     Raises:
-        ValueError: for a bad logits shape or dtype, or a non-strategy.
+        ValueError: for a bad logits shape or dtype, a non-strategy, or a bad sharding.
     """
     _check_strategy(strategy)
-    out: jax.Array = _probs(check_logits(logits), strategy)
+    x, layout = _prepare(logits, vocab_axis, vocab_size)
+    out: jax.Array = _probs(x, strategy, layout)
     return out
 
 
-@jax.jit
-def _probs(x: jax.Array, strategy: Strategy) -> jax.Array:
-    z, _ = sanitise(x.reshape(-1, x.shape[-1]))
-    return jax.nn.softmax(strategy.log_weights(z.reshape(x.shape)), axis=-1)
+@functools.partial(jax.jit, static_argnames=("layout",))
+def _probs(x: jax.Array, strategy: Strategy, layout: Layout) -> jax.Array:
+    rows = _whole_row(_rows(x, layout), layout)
+    z, _ = sanitise(rows)
+    q = jax.nn.softmax(strategy.log_weights(z.reshape(*x.shape[:-1], -1)), axis=-1)
+    if layout.axis is None:
+        return q
+    q = jnp.pad(q, [(0, 0)] * (q.ndim - 1) + [(0, layout.width - layout.vocab)])
+    return lax.dynamic_slice_in_dim(q, layout.offset(), layout.local, axis=-1)
 
 
-def sample(key: jax.Array, logits: jax.Array, strategy: Strategy) -> jax.Array:
+def sample(
+    key: jax.Array,
+    logits: jax.Array,
+    strategy: Strategy,
+    *,
+    vocab_axis: str | None = None,
+    vocab_size: int | None = None,
+) -> jax.Array:
     """Draw one token id per row of ``logits`` from ``probs(logits, strategy)``.
 
     The draw is exact: a token of probability 0 is never returned, and the
@@ -183,81 +296,110 @@ def sample(key: jax.Array, logits: jax.Array, strategy: Strategy) -> jax.Array:
       ``V`` tokens and is reported invalid by :func:`valid_rows`.
     * Huge magnitudes are handled by subtracting each row's maximum first.
 
+    Vocabulary sharding: inside ``shard_map``, ``logits`` may be this device's
+    contiguous piece ``[..., W / n]`` of rows of ``W`` logits split over the ``n``
+    devices of mesh axis ``vocab_axis`` (``n`` dividing ``BLOCKS`` = 16), where
+    ``W`` is the vocabulary of ``vocab_size`` tokens padded to the next multiple of
+    ``VOCAB_MULTIPLE`` = 256 (the padding is ignored, whatever it holds). The key
+    must be the same on every shard; every shard returns the same global ids,
+    bit for bit those of the unsharded call on the first ``vocab_size`` logits,
+    and exchanges only per-row scalars and block sums (``16`` per row and pass)
+    for the built-in strategies; other strategies gather the row.
+
     Args:
         key: a ``jax.random.key`` (or legacy uint32 ``PRNGKey``), or one per row with
             shape ``logits.shape[:-1]``.
         logits: ``[..., V]`` real logits, any float dtype (bf16, fp16, fp32 ...).
         strategy: a :class:`Strategy`; parameter arrays broadcast against ``[...]``.
+        vocab_axis: the mesh axis the vocabulary is split over (inside
+            ``shard_map``), or ``None``.
+        vocab_size: the number of real tokens; the logits after them are padding
+            (default: all of them).
 
     Returns:
-        int32 ``[...]`` token ids in ``[0, V)``.
+        int32 ``[...]`` token ids in ``[0, vocab_size)``.
 
     Raises:
         ValueError: for a bad logits shape or dtype, a key of the wrong shape or type,
-            or a non-strategy.
+            a non-strategy, or a sharding that breaks the rules above.
     """
     _check_strategy(strategy)
-    x = check_logits(logits)
-    ids: jax.Array = _sample(_check_key(key, x.shape[:-1]), x, strategy)
+    x, layout = _prepare(logits, vocab_axis, vocab_size)
+    ids: jax.Array = _sample(_check_key(key, x.shape[:-1]), x, strategy, layout)
     return ids
 
 
-@functools.partial(jax.jit, static_argnames=("general",))
-def _sample(key: jax.Array, x: jax.Array, strategy: Strategy, general: bool = False) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("layout", "general"))
+def _sample(
+    key: jax.Array, x: jax.Array, strategy: Strategy, layout: Layout, general: bool = False
+) -> jax.Array:
     """:func:`sample` of checked inputs; ``general`` forces the log-weight route (tests)."""
-    lead, vocab = x.shape[:-1], x.shape[-1]
-    rows = x.reshape(-1, vocab).astype(jnp.float32)
-    top = row_top(rows)
+    lead = x.shape[:-1]
+    rows = _rows(x, layout)
+    top = row_top(rows, layout.axis)
     parts = None if general else prefix_parts(strategy)
     if parts is not None and any(isinstance(part, Greedy) for part in parts):
-        return first_max_index(rows, top).reshape(lead)  # no randomness needed
+        return first_max_index(rows, top, layout).reshape(lead)  # no randomness needed
     keys = row_keys(key, lead)
     if parts is None or sum(isinstance(part, TopP) for part in parts) > 1:
         # Another kind of strategy, or a nucleus of a nucleus: the inverse CDF
-        # over the log-weights of the definition.
-        lw = strategy.log_weights(clean(rows, top[:, None]).reshape(x.shape)).reshape(rows.shape)
+        # over the log-weights of the definition, on the whole row.
+        rows, lay = _whole_row(rows, layout), whole(layout.vocab)
+        lw = strategy.log_weights(clean(rows, top[:, None]).reshape(*lead, -1)).reshape(rows.shape)
         m = jnp.max(lw, axis=-1)
-        ones = jnp.ones(m.shape, jnp.float32)
-        everything = (jnp.full(m.shape, -jnp.inf), jnp.full(m.shape, vocab, jnp.int32))
-        sums = column_sums(lambda v, _: weights(v, m[:, None], ones[:, None]), lw)
+        one = jnp.ones(m.shape, jnp.float32)
+        everything = (jnp.full(m.shape, -jnp.inf), jnp.full(m.shape, lay.vocab, jnp.int32))
+        columns, blocks = block_sums(
+            lambda v, _: weights(v, m[:, None, None], one[:, None, None]), lay, lw
+        )
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
-        return _locate(sums, lw, m, m, ones, everything, u)[:, 0].reshape(lead)  # lw is clean
-    return _draw_prefix(rows, top, parts, keys, lead).reshape(lead)
+        return _locate(columns, blocks, lw, m, m, one, everything, u, lay)[0][:, 0].reshape(lead)
+    return _draw_prefix(rows, top, parts, keys, lead, layout).reshape(lead)
 
 
-def _top_k_cut(x: jax.Array, top: jax.Array, k_max: int) -> tuple[jax.Array, jax.Array]:
-    """The ``k_max`` first tokens of the ranking of ``clean(x, top)``: values and indices.
+def _top_k_cut(
+    x: jax.Array, top: jax.Array, k_max: int, layout: Layout
+) -> tuple[jax.Array, jax.Array]:
+    """The ``k_max`` first tokens of the ranking of ``clean(x, top)``: values and global ids.
 
-    ``x`` float32 ``[n, V]``, ``top`` its :func:`row_top`. Exact, ties by lowest
+    ``x`` float32 ``[n, local]``, ``top`` its :func:`row_top`. Exact, ties by lowest
     index: the first stage keeps the ``k_max`` groups of ``GROUP`` consecutive
     tokens with the largest maxima (every token of the answer lies in one of them,
     and groups tied on their maximum are taken lowest first), the second ranks
     their members in token order. When every row is clean the group maxima are
-    read from ``x`` itself, with no cleaned copy.
+    read from ``x`` itself, with no cleaned copy. A sharded row merges the shards'
+    own cuts (gathered in shard order, so ties still go to the lowest id).
     """
     n, vocab = x.shape
     width = min(k_max, vocab)
     tc = top[:, None]
     if vocab <= 4 * GROUP * width:
         values, indices = lax.top_k(clean(x, tc), width)
-        return values, indices.astype(jnp.int32)
-    window = ((1, GROUP), (1, GROUP), ((0, 0), (0, -vocab % GROUP)))
+    else:
+        window = ((1, GROUP), (1, GROUP), ((0, 0), (0, -vocab % GROUP)))
 
-    def group_max(v: jax.Array) -> jax.Array:
-        out: jax.Array = lax.reduce_window(v, -jnp.inf, lax.max, *window) + jnp.float32(0.0)
-        return out
+        def group_max(v: jax.Array) -> jax.Array:
+            out: jax.Array = lax.reduce_window(v, -jnp.inf, lax.max, *window) + jnp.float32(0.0)
+            return out
 
-    maxima = lax.cond(
-        jnp.all(jnp.isfinite(top)) & ~jnp.any(jnp.isnan(jnp.max(x, axis=-1))),
-        lambda: group_max(x),
-        lambda: group_max(clean(x, tc)),
-    )
-    _, chosen = lax.top_k(maxima, width)
-    chosen = jnp.sort(chosen, axis=-1)  # members in token order, so ties go to the lowest
-    token = (chosen[:, :, None] * GROUP + jnp.arange(GROUP)).reshape(n, width * GROUP)
-    picked = clean(jnp.take_along_axis(x, jnp.minimum(token, vocab - 1), axis=-1), tc)
-    values, slots = lax.top_k(jnp.where(token < vocab, picked, -jnp.inf), width)
-    return values, jnp.take_along_axis(token, slots, axis=-1).astype(jnp.int32)
+        maxima = lax.cond(
+            jnp.all(jnp.isfinite(top)) & ~jnp.any(jnp.isnan(jnp.max(x, axis=-1))),
+            lambda: group_max(x),
+            lambda: group_max(clean(x, tc)),
+        )
+        _, chosen = lax.top_k(maxima, width)
+        chosen = jnp.sort(chosen, axis=-1)  # members in token order, so ties go to the lowest
+        token = (chosen[:, :, None] * GROUP + jnp.arange(GROUP)).reshape(n, width * GROUP)
+        picked = clean(jnp.take_along_axis(x, jnp.minimum(token, vocab - 1), axis=-1), tc)
+        values, slots = lax.top_k(jnp.where(token < vocab, picked, -jnp.inf), width)
+        indices = jnp.take_along_axis(token, slots, axis=-1)
+    indices = indices.astype(jnp.int32) + layout.offset()
+    if layout.axis is not None:
+        values = lax.all_gather(values, layout.axis, axis=1, tiled=True)
+        indices = lax.all_gather(indices, layout.axis, axis=1, tiled=True)
+        values, slots = lax.top_k(values, min(k_max, layout.vocab))
+        indices = jnp.take_along_axis(indices, slots, axis=-1)
+    return values, indices
 
 
 Pivot = tuple[jax.Array, jax.Array]
@@ -274,77 +416,72 @@ def _earlier(a: Pivot, b: Pivot) -> Pivot:
     return jnp.where(first, a[0], b[0]), jnp.where(first, a[1], b[1])
 
 
-#: Entries per block of :func:`_prefix_sums`.
-PREFIX_BLOCK = 64
-
-
-def _prefix_sums(w: jax.Array) -> jax.Array:
-    """Inclusive prefix sums along the last axis of float32 ``w`` ``[..., l]``.
-
-    Two products with triangular matrices of ones (inside blocks of
-    ``PREFIX_BLOCK``, then across blocks): a few operations that compile and run
-    quickly on every backend, where a scan or a cumulative reduce-window does not.
-    """
-    size = w.shape[-1]
-    width = min(size, PREFIX_BLOCK)
-    blocks = -(-size // width)
-    padded = jnp.pad(w, [(0, 0)] * (w.ndim - 1) + [(0, blocks * width - size)])
-    parts = padded.reshape(*w.shape[:-1], blocks, width)
-    hi = lax.Precision.HIGHEST
-    inner = jnp.matmul(parts, jnp.triu(jnp.ones((width, width), w.dtype)), precision=hi)
-    offsets = jnp.matmul(
-        inner[..., -1], jnp.triu(jnp.ones((blocks, blocks), w.dtype), 1), precision=hi
-    )
-    out = (inner + offsets[..., None]).reshape(*w.shape[:-1], blocks * width)
-    return out[..., :size]
-
-
 def _pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Inverse CDF over the last axis of ``w`` ``[..., l]`` (>= 0) for ``target`` ``[...]``.
 
     Returns the first entry of positive weight whose prefix sum exceeds the target
-    (the last positive entry where rounding leaves none), and the prefix sum
-    before it.
+    (the last positive entry where rounding leaves none), and the target less the
+    prefix sum before it. The prefix sums are doubling steps of elementwise adds
+    (``log2 l`` of them), so every program forms the same bits.
     """
-    cum = _prefix_sums(w)
-    iota = lax.broadcasted_iota(jnp.int32, w.shape, w.ndim - 1)
     size = w.shape[-1]
+    cum, step = w, 1
+    while step < size:
+        cum = cum + jnp.pad(cum[..., :-step], [(0, 0)] * (w.ndim - 1) + [(step, 0)])
+        step *= 2
+    iota = lax.broadcasted_iota(jnp.int32, w.shape, w.ndim - 1)
     hit = jnp.min(jnp.where((w > 0) & (cum > target[..., None]), iota, size), axis=-1)
     last = jnp.max(jnp.where(w > 0, iota, 0), axis=-1)
     j = jnp.where(hit < size, hit, last)
     before = jnp.take_along_axis(cum - w, j[..., None], axis=-1)[..., 0]
-    return j, before
+    return j, target - before
 
 
 def _locate(
-    sums: jax.Array,
+    columns: jax.Array,
+    blocks: jax.Array,
     x: jax.Array,
     top: jax.Array,
     m: jax.Array,
     s: jax.Array,
     low: Pivot,
     u: jax.Array,
-) -> jax.Array:
+    layout: Layout,
+) -> tuple[jax.Array, jax.Array]:
     """Inverse-CDF draws among the tokens ahead of ``low``, one per uniform.
 
-    ``sums`` ``[n, C]`` are the column sums (:func:`column_sums`) of those tokens'
-    weights, ``x`` ``[n, V]`` the raw float32 logits with row maxima ``top`` (see
+    ``columns`` ``[n, blocks, column]`` and ``blocks`` ``[n, BLOCKS]`` are the column
+    sums held here and all block sums (:func:`block_sums`) of those tokens'
+    weights, ``x`` ``[n, local]`` the float32 logits with row maxima ``top`` (see
     :func:`clean`), ``m``, ``s`` ``[n]`` the maximum and inverse temperature,
-    ``low`` a pivot ``([n], [n])``, ``u`` ``[n, c]``. The target ``u * total``
-    picks a column, then a token of that column (weights recomputed from its
-    logits). Returns int32 ``[n, c]`` token ids.
+    ``low`` a pivot ``([n], [n])``, ``u`` ``[n, c]``. The target ``u * total`` picks
+    a block, then a column of it, then a token of the column (weights recomputed
+    from its logits); the shard holding the block answers. Returns the token ids
+    (int32 ``[n, c]``) and their cleaned logits (float32 ``[n, c]``).
     """
-    n, vocab = x.shape
-    total = tree_sum(sums, -1)
-    target = u * total[:, None]
-    col, before = _pick(jnp.broadcast_to(sums[:, None], (n, *u.shape[1:], sums.shape[-1])), target)
-    tokens = column_tokens(col, vocab)  # [n, c, COLUMN]
-    xc = jnp.take_along_axis(x[:, None], jnp.minimum(tokens, vocab - 1), axis=-1)
-    zc = clean(xc, top[:, None, None])
-    inside = ahead(zc, tokens, low[0][:, None, None], low[1][:, None, None]) & (tokens < vocab)
-    wc = jnp.where(inside, weights(zc, m[:, None, None], s[:, None, None]), 0.0)
-    row, _ = _pick(wc, target - before)
-    return jnp.take_along_axis(tokens, row[..., None], axis=-1)[..., 0]
+    target = u * tree_sum(blocks)[:, None]
+    b, rest = _pick(jnp.broadcast_to(blocks[:, None], (*u.shape, BLOCKS)), target)
+    here = b - layout.offset() // layout.block
+    mine = (here >= 0) & (here < layout.blocks)
+    held = jnp.take_along_axis(
+        columns[:, None], jnp.clip(here, 0, layout.blocks - 1)[..., None, None], 2
+    )
+    j, rest = _pick(held[:, :, 0], rest)
+    g = jnp.arange(SLICES, dtype=jnp.int32) * layout.column
+    tokens = (b * layout.block + j)[..., None] + g  # [n, c, SLICES]
+    at = jnp.clip(tokens - layout.offset(), 0, x.shape[-1] - 1)
+    zc = clean(jnp.take_along_axis(x[:, None], at, axis=-1), top[:, None, None])
+    inside = ahead(zc, tokens, low[0][:, None, None], low[1][:, None, None])
+    wc = jnp.where(
+        inside & (tokens < layout.vocab), weights(zc, m[:, None, None], s[:, None, None]), 0.0
+    )
+    row, _ = _pick(wc, rest)
+    ids = jnp.take_along_axis(tokens, row[..., None], axis=-1)[..., 0]
+    zs = jnp.take_along_axis(zc, row[..., None], axis=-1)[..., 0]
+    if layout.axis is not None:
+        ids = layout.across(lax.psum, jnp.where(mine, ids, 0))
+        zs = layout.across(lax.psum, jnp.where(mine, zs, 0.0))
+    return ids, zs
 
 
 def _draw_prefix(
@@ -353,11 +490,13 @@ def _draw_prefix(
     parts: tuple[Strategy, ...],
     keys: jax.Array,
     lead: tuple[int, ...],
+    layout: Layout,
 ) -> jax.Array:
-    """Draw for built-in parts (at most one top-p) on float32 ``x`` ``[n, V]``, maxima ``top``."""
-    n, vocab = x.shape
+    """Draw for built-in parts (at most one top-p) on float32 rows ``x`` with maxima ``top``."""
+    n = x.shape[0]
+    vocab = layout.vocab
     m = clean_top(top)
-    tc = top[:, None]
+    t3 = top[:, None, None]
     s = jnp.ones((n,), jnp.float32)
     greedy = jnp.zeros((n,), bool)
     everything: Pivot = (jnp.full((n,), -jnp.inf), jnp.full((n,), vocab, jnp.int32))
@@ -370,7 +509,9 @@ def _draw_prefix(
             s = s * inverse_temperature(tau)
         if isinstance(part, TopK):
             k = per_row(part.k, lead, jnp.int32)
-            values, indices = _top_k_cut(x, top, vocab if part.k_max is None else part.k_max)
+            values, indices = _top_k_cut(
+                x, top, vocab if part.k_max is None else part.k_max, layout
+            )
             slot = jnp.clip(k, 1, values.shape[-1])[:, None] - 1
             kth = jnp.take_along_axis(values, slot, -1)[:, 0]
             after = jnp.take_along_axis(indices, slot, -1)[:, 0] + 1
@@ -381,29 +522,34 @@ def _draw_prefix(
 
     def weight_of(scale: jax.Array, pivot: Pivot) -> Any:
         def fn(v: jax.Array, index: jax.Array) -> jax.Array:
-            z = clean(v, tc)
-            w = weights(z, m[:, None], scale[:, None])
+            z = clean(v, t3)
+            w = weights(z, m[:, None, None], scale[:, None, None])
             if pivot is everything:  # static: no cut to apply
                 return w
-            return jnp.where(ahead(z, index, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
+            return jnp.where(
+                ahead(z, index, pivot[0][:, None, None], pivot[1][:, None, None]), w, 0.0
+            )
 
         return fn
 
-    sums = column_sums(weight_of(s, cut), x)
+    columns, blocks = block_sums(weight_of(s, cut), layout, x)
     if nucleus is None:
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
-        ids = _locate(sums, x, top, m, s, cut, u)[:, 0]
+        ids = _locate(columns, blocks, x, top, m, s, cut, u, layout)[0][:, 0]
     else:
         p, s_p, before = nucleus
         if s_p is s and before is cut:
-            total = tree_sum(sums, -1)
+            total = tree_sum(blocks)
         else:
-            total = tree_sum(column_sums(weight_of(s_p, before), x), -1)
+            total = tree_sum(block_sums(weight_of(s_p, before), layout, x)[1])
         limit = nucleus_limit(p, total)
-        ids = _reject(keys, x, top, None if s_p is s else s_p, sums, m, s, cut, limit)
+        scale = None if s_p is s else s_p
+        ids = _reject(keys, x, top, scale, (columns, blocks), m, s, cut, limit, layout)
+    if layout.axis is not None:  # collectives stay out of conditionals
+        return jnp.where(greedy, first_max_index(x, top, layout), ids)
     first = lax.cond(
         jnp.any(greedy),
-        lambda: first_max_index(x, top),
+        lambda: first_max_index(x, top, layout),
         lambda: jnp.zeros((n,), jnp.int32),
     )
     return jnp.where(greedy, first, ids)
@@ -414,24 +560,26 @@ def _reject(
     x: jax.Array,
     top: jax.Array,
     s_nucleus: jax.Array | None,
-    sums: jax.Array,
+    sums: tuple[jax.Array, jax.Array],
     m: jax.Array,
     s: jax.Array,
     cut: Pivot,
     limit: jax.Array,
+    layout: Layout,
 ) -> jax.Array:
     """Rejection rounds for a top-p part: the first candidate whose mass ahead is below ``limit``.
 
-    ``x`` ``[n, V]`` are the raw logits with row maxima ``top``; the draw uses the
+    ``x`` ``[n, local]`` are the logits with row maxima ``top``; the draw uses the
     weights at scale ``s`` and the nucleus is measured at scale ``s_nucleus``
     (``None`` when the same), both zero outside ``cut``; ``sums`` are the column
-    sums of the weights drawn from. The weights are recomputed in every pass
-    rather than stored (a fresh ``[n, V]`` buffer per call costs more on a CPU
-    than the exponentials). Returns int32 ``[n]``.
+    and block sums of the weights drawn from. The weights are recomputed in every
+    pass rather than stored (a fresh ``[n, V]`` buffer per call costs more on a
+    CPU than the exponentials). Returns int32 ``[n]``.
     """
-    n, _ = x.shape
+    n = x.shape[0]
     state0 = (jnp.int32(0), jnp.zeros((n,), bool), jnp.zeros((n,), jnp.int32), cut, m, sums)
-    tc = top[:, None, None]
+    state0 = varying_like(state0, x, keys, limit, state0)
+    t4 = top[:, None, None, None]
 
     def undecided(state: Any) -> jax.Array:
         return ~jnp.all(state[1])
@@ -439,26 +587,29 @@ def _reject(
     def round_(state: Any) -> Any:
         r, done, ids, low, high, sums = state
         counters = r * CANDIDATES + jnp.arange(CANDIDATES, dtype=jnp.int32)
-        cand = _locate(sums, x, top, m, s, low, uniforms(keys, counters))  # [n, c]
-        zc = clean(jnp.take_along_axis(x, cand, axis=-1), top[:, None])
+        cand, zc = _locate(
+            sums[0], sums[1], x, top, m, s, low, uniforms(keys, counters), layout
+        )  # [n, c]
         best = _first_ranked(zc, cand)
         z_best = jnp.take_along_axis(zc, best[:, None], -1)[:, 0]
         x_best = jnp.take_along_axis(cand, best[:, None], -1)[:, 0]
         mid = jnp.float32(0.5) * z_best + jnp.float32(0.5) * high
-        pv = jnp.concatenate([zc, mid[:, None]], -1)[:, :, None]  # [n, c + 1, 1] pivots
-        pj = jnp.concatenate([cand, jnp.zeros((n, 1), jnp.int32)], -1)[:, :, None]
+        pv = jnp.concatenate([zc, mid[:, None]], -1)[:, :, None, None]  # [n, c + 1, 1, 1] pivots
+        pj = jnp.concatenate([cand, jnp.zeros((n, 1), jnp.int32)], -1)[:, :, None, None]
 
         def masked(scale: jax.Array) -> Any:
             def fn(v: jax.Array, index: jax.Array) -> jax.Array:
-                z = clean(v[:, None], tc)
-                w = weights(z, m[:, None, None], scale[:, None, None])
-                return jnp.where(ahead(z, index[None], pv, pj), w, 0.0)  # [n, c + 1, l]
+                z = clean(v[:, None], t4)
+                w = weights(z, m[:, None, None, None], scale[:, None, None, None])
+                return jnp.where(ahead(z, index, pv, pj), w, 0.0)  # [n, c + 1, blocks, column]
 
             return fn
 
-        new_sums = column_sums(masked(s), x)
-        nucleus_sums = new_sums if s_nucleus is None else column_sums(masked(s_nucleus), x)
-        ahead_mass = tree_sum(nucleus_sums, -1)
+        new_columns, new_blocks = block_sums(masked(s), layout, x)
+        nucleus_blocks = (
+            new_blocks if s_nucleus is None else block_sums(masked(s_nucleus), layout, x)[1]
+        )
+        ahead_mass = tree_sum(nucleus_blocks)
         accept = ahead_mass[:, :CANDIDATES] < limit[:, None]
         first = jnp.argmax(accept, axis=-1)
         took = jnp.any(accept, axis=-1) & ~done
@@ -467,12 +618,16 @@ def _reject(
         mid_in = ahead_mass[:, CANDIDATES] < limit
         low = (jnp.where(mid_in, z_best, mid), jnp.where(mid_in, x_best, 0))
         high = jnp.where(mid_in, mid, high)
-        pick = jnp.where(mid_in, best, CANDIDATES)
-        sums = jnp.take_along_axis(new_sums, pick[:, None, None], axis=1)[:, 0]
+        pick = jnp.where(mid_in, best, CANDIDATES)[:, None, None]
+        sums = (
+            jnp.take_along_axis(new_columns, pick[..., None], axis=1)[:, 0],
+            jnp.take_along_axis(new_blocks, pick, axis=1)[:, 0],
+        )
         return r + 1, done | took, ids, low, high, sums
 
     out: jax.Array = lax.while_loop(undecided, round_, state0)[2]
-    return out
+    # Equal on every shard; the maximum only tells JAX so (the loop's carry varies).
+    return layout.across(lax.pmax, out)
 
 
 def _first_ranked(values: jax.Array, tokens: jax.Array) -> jax.Array:
