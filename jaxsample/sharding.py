@@ -63,9 +63,9 @@ __all__ = [
 ]
 
 #: The padded vocabulary width is a multiple of this (the sampler's column layout).
-VOCAB_MULTIPLE = 128
+VOCAB_MULTIPLE: int = samplers.VOCAB_MULTIPLE
 #: The number of vocabulary shards must divide this.
-MAX_VOCAB_SHARDS = 16
+MAX_VOCAB_SHARDS: int = samplers.MAX_VOCAB_SHARDS
 
 
 def padded_vocab(vocab: int, multiple: int = VOCAB_MULTIPLE) -> int:
@@ -368,11 +368,9 @@ class _Layout:
         """``pad_vocab(x)`` when the vocabulary is split, else ``x``."""
         return x if self.vocab_axis is None else pad_vocab(x)
 
-    def local_kwargs(self, vocab: int) -> dict[str, Any]:
-        """The vocabulary arguments of the sampler inside ``shard_map``."""
-        if self.vocab_axis is None:
-            return {}
-        return {"vocab_axis": self.vocab_axis, "vocab_size": vocab}
+    def local_vocab(self, vocab: int) -> int | None:
+        """The ``vocab_size`` argument of the sampler inside ``shard_map``."""
+        return None if self.vocab_axis is None else vocab
 
     def place(self, tree: Any, specs: Any) -> Any:
         """Lay ``tree`` out on the mesh as ``specs`` says (a pytree prefix of it).
@@ -485,17 +483,17 @@ def _split(
 def _sample(keys: jax.Array, x: jax.Array, strategy: Strategy, *, layout: _Layout) -> jax.Array:
     vocab = x.shape[-1]
     x, strategy, padded_keys, lead, strategy_spec = _split(x, strategy, keys, layout)
-    kwargs = layout.local_kwargs(vocab)
+    axis, size = layout.vocab_axis, layout.local_vocab(vocab)
 
     def local(k: jax.Array, z: jax.Array, s: Strategy) -> jax.Array:
-        ids: jax.Array = samplers.sample(k, z, s, **kwargs)
+        ids: jax.Array = samplers.sample(k, z, s, vocab_axis=axis, vocab_size=size)
         return ids
 
     row = layout.row_spec(len(lead))
     in_specs = (row, layout.logit_spec(x.ndim), strategy_spec)
     args = layout.place((padded_keys, x, strategy), in_specs)
     ids: jax.Array = jax.shard_map(
-        local, mesh=layout.mesh, in_specs=in_specs, out_specs=row, check_vma=False
+        local, mesh=layout.mesh, in_specs=in_specs, out_specs=row, check_vma=True
     )(*args)
     return layout.trim(ids, lead, None)
 
@@ -504,16 +502,16 @@ def _sample(keys: jax.Array, x: jax.Array, strategy: Strategy, *, layout: _Layou
 def _probs(x: jax.Array, strategy: Strategy, *, layout: _Layout) -> jax.Array:
     vocab = x.shape[-1]
     x, strategy, _, lead, strategy_spec = _split(x, strategy, None, layout)
-    kwargs = layout.local_kwargs(vocab)
+    axis, size = layout.vocab_axis, layout.local_vocab(vocab)
 
     def local(z: jax.Array, s: Strategy) -> jax.Array:
-        q: jax.Array = samplers.probs(z, s, **kwargs)
+        q: jax.Array = samplers.probs(z, s, vocab_axis=axis, vocab_size=size)
         return q
 
     spec = layout.logit_spec(x.ndim)
     args = layout.place((x, strategy), (spec, strategy_spec))
     q: jax.Array = jax.shard_map(
-        local, mesh=layout.mesh, in_specs=(spec, strategy_spec), out_specs=spec, check_vma=False
+        local, mesh=layout.mesh, in_specs=(spec, strategy_spec), out_specs=spec, check_vma=True
     )(*args)
     return layout.trim(q, lead, vocab)
 
@@ -526,10 +524,10 @@ def _valid_rows(x: jax.Array, *, layout: _Layout) -> jax.Array:
     x = layout.pad(x)
     if lead:
         x = _pad_rows(x, rows)
-    kwargs = layout.local_kwargs(vocab)
+    axis, size = layout.vocab_axis, layout.local_vocab(vocab)
 
     def local(z: jax.Array) -> jax.Array:
-        ok: jax.Array = samplers.valid_rows(z, **kwargs)
+        ok: jax.Array = samplers.valid_rows(z, vocab_axis=axis, vocab_size=size)
         return ok
 
     spec = layout.logit_spec(x.ndim)
@@ -538,6 +536,6 @@ def _valid_rows(x: jax.Array, *, layout: _Layout) -> jax.Array:
         mesh=layout.mesh,
         in_specs=(spec,),
         out_specs=layout.row_spec(len(lead)),
-        check_vma=False,
+        check_vma=True,
     )(layout.place(x, spec))
     return layout.trim(ok, lead, None)
