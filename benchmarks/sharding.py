@@ -58,7 +58,7 @@ _OP = re.compile(
     r"(?P<op>" + "|".join(COLLECTIVES) + r")(?P<phase>-start|-done)?\("
 )
 _ARRAY = re.compile(r"\b(?P<dtype>[a-z]+\d*)\[(?P<dims>[\d,]*)\]")
-_COMPUTATION = re.compile(r"^\s*(?:ENTRY\s+)?%(?P<name>[\w.\-]+)\s.*\{\s*$")
+_COMPUTATION = re.compile(r"^(?:ENTRY\s+)?%(?P<name>[\w.\-]+)\s.*\{\s*$")  # not indented
 _CALLS = re.compile(
     r"(?:calls|to_apply|body|condition|true_computation|false_computation)=%(?P<one>[\w.\-]+)"
     r"|(?:branch_computations|called_computations)=\{(?P<many>[^}]*)\}"
@@ -92,7 +92,7 @@ def collective_bytes(hlo: str) -> dict[str, Any]:
     current = ""
     for line in hlo.splitlines():
         head = _COMPUTATION.match(line)
-        if head and "=" not in line.split("{")[0]:
+        if head:
             current = head["name"]
             calls.setdefault(current, set())
             continue
