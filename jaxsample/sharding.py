@@ -6,7 +6,8 @@ A tensor-parallel model produces its logits split over the vocabulary: device
 sample them moves the whole ``[B, V]`` array; :func:`sample` instead runs
 ``jaxsample.sample(..., vocab_axis=...)`` inside :func:`jax.shard_map`, where the
 strategy's reductions (maxima, sums, masses above a pivot) become collectives over
-``vocab_axis`` that carry a few scalars per row and shard. The batch may at the
+``vocab_axis`` that carry a few scalars per row and shard (a top-k part: its
+``k`` candidates per row and shard). The batch may at the
 same time be split over another mesh axis, ``batch_axis``.
 
 The result is the token ids, bit for bit, that ``jaxsample.sample(key, logits,
@@ -138,7 +139,9 @@ def sample(
     of the batch-axis size). The tokens are those of ``jaxsample.sample(key,
     logits, strategy)`` on one device, bit for bit (see the module docstring for
     the keys and the padding). Between devices, each call moves ``O(B x n)``
-    scalars, never a row of logits.
+    scalars (``O(B x n x k)`` with a top-k part: each shard's ``k`` candidates),
+    never a row of logits; ``python -m benchmarks.sharding`` reads the bytes from
+    the compiled program.
 
     Args:
         key: A ``jax.random.key`` (or legacy uint32 ``PRNGKey``), or one key per
@@ -153,7 +156,8 @@ def sample(
             ``None``: every device sees every row.
 
     Returns:
-        int32 ``[...]`` token ids in ``[0, V)``, sharded over ``batch_axis``.
+        int32 ``[...]`` token ids in ``[0, V)``, split over ``batch_axis`` (on
+        every device when the batch had to be padded).
 
     Raises:
         ValueError: If ``mesh`` is not a :class:`jax.sharding.Mesh`; an axis name
