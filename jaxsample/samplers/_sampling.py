@@ -256,7 +256,12 @@ def probs(
 def _probs(x: jax.Array, strategy: Strategy, layout: Layout) -> jax.Array:
     rows = _whole_row(_rows(x, layout), layout)
     z, _ = sanitise(rows)
-    q = jax.nn.softmax(strategy.log_weights(z.reshape(*x.shape[:-1], -1)), axis=-1)
+    lw = strategy.log_weights(z.reshape(*x.shape[:-1], -1))
+    if prefix_parts(strategy) is None:
+        q = jax.nn.softmax(lw, axis=-1)
+    else:  # the first token is always kept with log-weight 0: the maximum is known
+        w = jnp.exp(lw)
+        q = w / jnp.sum(w, axis=-1, keepdims=True)
     if layout.axis is None:
         return q
     q = jnp.pad(q, [(0, 0)] * (q.ndim - 1) + [(0, layout.width - layout.vocab)])
@@ -353,7 +358,8 @@ def _sample(
             lambda v, _: weights(v, m[:, None, None], one[:, None, None]), lay, lw
         )
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
-        return _locate(columns, blocks, lw, m, m, one, everything, u, lay)[0][:, 0].reshape(lead)
+        ids = _locate(columns, blocks, lw, m, m, one, everything, u, lay)[0][:, 0]
+        return layout.across(lax.pmax, ids).reshape(lead)  # equal on every shard
     return _draw_prefix(rows, top, parts, keys, lead, layout).reshape(lead)
 
 
@@ -532,19 +538,26 @@ def _draw_prefix(
 
         return fn
 
-    columns, blocks = block_sums(weight_of(s, cut), layout, x)
     if nucleus is None:
+        columns, blocks = block_sums(weight_of(s, cut), layout, x)
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
         ids = _locate(columns, blocks, x, top, m, s, cut, u, layout)[0][:, 0]
     else:
         p, s_p, before = nucleus
+        # The cleaned logits and the weights, formed once in the layout's width.
+        z = _aligned(clean(x, top[:, None]), layout)
+        w = weights(z, m[:, None], s[:, None])
+        if cut is not everything:
+            w = jnp.where(ahead(z, _token_ids(z, layout), cut[0][:, None], cut[1][:, None]), w, 0.0)
+        sums = block_sums(lambda v, _: v, layout, w)
         if s_p is s and before is cut:
-            total = tree_sum(blocks)
+            total = tree_sum(sums[1])
         else:
             total = tree_sum(block_sums(weight_of(s_p, before), layout, x)[1])
-        limit = nucleus_limit(p, total)
-        scale = None if s_p is s else s_p
-        ids = _reject(keys, x, top, scale, (columns, blocks), m, s, cut, limit, layout)
+        w_nucleus = None if s_p is s else weights(z, m[:, None], s_p[:, None])
+        ids = _reject(
+            keys, x, top, z, w, w_nucleus, sums, m, s, cut, nucleus_limit(p, total), layout
+        )
     if layout.axis is not None:  # collectives stay out of conditionals
         return jnp.where(greedy, first_max_index(x, top, layout), ids)
     first = lax.cond(
@@ -559,7 +572,9 @@ def _reject(
     keys: jax.Array,
     x: jax.Array,
     top: jax.Array,
-    s_nucleus: jax.Array | None,
+    z: jax.Array,
+    w: jax.Array,
+    w_nucleus: jax.Array | None,
     sums: tuple[jax.Array, jax.Array],
     m: jax.Array,
     s: jax.Array,
@@ -569,17 +584,16 @@ def _reject(
 ) -> jax.Array:
     """Rejection rounds for a top-p part: the first candidate whose mass ahead is below ``limit``.
 
-    ``x`` ``[n, local]`` are the logits with row maxima ``top``; the draw uses the
-    weights at scale ``s`` and the nucleus is measured at scale ``s_nucleus``
-    (``None`` when the same), both zero outside ``cut``; ``sums`` are the column
-    and block sums of the weights drawn from. The weights are recomputed in every
-    pass rather than stored (a fresh ``[n, V]`` buffer per call costs more on a
-    CPU than the exponentials). Returns int32 ``[n]``.
+    ``x`` ``[n, local]`` are the logits with row maxima ``top``, ``z`` the cleaned
+    logits and ``w`` the weights drawn from (scale ``s``, zero outside ``cut``),
+    both padded to the layout's width; the nucleus is measured with the weights
+    ``w_nucleus`` (``None``: ``w``); ``sums`` are the column and block sums of
+    ``w``. A round's pass only compares and adds, for every pivot at once.
+    Returns int32 ``[n]``.
     """
     n = x.shape[0]
     state0 = (jnp.int32(0), jnp.zeros((n,), bool), jnp.zeros((n,), jnp.int32), cut, m, sums)
     state0 = varying_like(state0, x, keys, limit, state0)
-    t4 = top[:, None, None, None]
 
     def undecided(state: Any) -> jax.Array:
         return ~jnp.all(state[1])
@@ -597,17 +611,12 @@ def _reject(
         pv = jnp.concatenate([zc, mid[:, None]], -1)[:, :, None, None]  # [n, c + 1, 1, 1] pivots
         pj = jnp.concatenate([cand, jnp.zeros((n, 1), jnp.int32)], -1)[:, :, None, None]
 
-        def masked(scale: jax.Array) -> Any:
-            def fn(v: jax.Array, index: jax.Array) -> jax.Array:
-                z = clean(v[:, None], t4)
-                w = weights(z, m[:, None, None, None], scale[:, None, None, None])
-                return jnp.where(ahead(z, index, pv, pj), w, 0.0)  # [n, c + 1, blocks, column]
+        def masked(zv: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
+            return jnp.where(ahead(zv[:, None], index, pv, pj), wv[:, None], 0.0)  # [n, c + 1, ...]
 
-            return fn
-
-        new_columns, new_blocks = block_sums(masked(s), layout, x)
+        new_columns, new_blocks = block_sums(masked, layout, z, w)
         nucleus_blocks = (
-            new_blocks if s_nucleus is None else block_sums(masked(s_nucleus), layout, x)[1]
+            new_blocks if w_nucleus is None else block_sums(masked, layout, z, w_nucleus)[1]
         )
         ahead_mass = tree_sum(nucleus_blocks)
         accept = ahead_mass[:, :CANDIDATES] < limit[:, None]
@@ -628,6 +637,19 @@ def _reject(
     out: jax.Array = lax.while_loop(undecided, round_, state0)[2]
     # Equal on every shard; the maximum only tells JAX so (the loop's carry varies).
     return layout.across(lax.pmax, out)
+
+
+def _aligned(a: jax.Array, layout: Layout) -> jax.Array:
+    """``a`` ``[n, local]`` padded with ``-inf`` to the blocks it holds (absent tokens)."""
+    size = layout.blocks * layout.block
+    if a.shape[-1] == size:
+        return a
+    return jnp.pad(a, [(0, 0), (0, size - a.shape[-1])], constant_values=-jnp.inf)
+
+
+def _token_ids(a: jax.Array, layout: Layout) -> jax.Array:
+    """The global token id of every entry of ``a`` ``[n, local]``."""
+    return lax.broadcasted_iota(jnp.int32, a.shape, 1) + layout.offset()
 
 
 def _first_ranked(values: jax.Array, tokens: jax.Array) -> jax.Array:
