@@ -18,6 +18,7 @@ import jaxsample as js
 from jaxsample import sharding
 
 V, B = 1000, 6  # V is padded to 1024; B = 6 rows on 8 batch shards is padded too
+assert sharding.padded_vocab(V) == 1024
 x = jax.random.normal(jax.random.key(0), (B, V)) * 3
 x = x.at[1, :500].set(-jnp.inf)                      # half the row removed
 x = x.at[2].set(-jnp.inf)                            # no usable logit: uniform over V

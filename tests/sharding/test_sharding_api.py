@@ -17,11 +17,13 @@ def mesh() -> jax.sharding.Mesh:
 
 
 def test_padded_vocab() -> None:
-    assert sharding.padded_vocab(1) == 128
-    assert sharding.padded_vocab(128) == 128
-    assert sharding.padded_vocab(129) == 256
-    assert sharding.padded_vocab(128256) == 128256
-    assert sharding.padded_vocab(50257) == 50304
+    m = sharding.VOCAB_MULTIPLE
+    assert m == js.samplers.VOCAB_MULTIPLE and m % sharding.MAX_VOCAB_SHARDS == 0
+    assert sharding.padded_vocab(1) == m
+    assert sharding.padded_vocab(m) == m
+    assert sharding.padded_vocab(m + 1) == 2 * m
+    assert sharding.padded_vocab(128256) == 128256  # Llama 3's vocabulary needs no padding
+    assert sharding.padded_vocab(50257) == -(-50257 // m) * m
     assert sharding.padded_vocab(10, multiple=3) == 12
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="vocab"):
@@ -31,15 +33,16 @@ def test_padded_vocab() -> None:
 
 
 def test_pad_vocab_appends_minus_inf_only() -> None:
+    m = sharding.VOCAB_MULTIPLE
     x = jnp.arange(2 * 3 * 200, dtype=jnp.bfloat16).reshape(2, 3, 200)
     y = sharding.pad_vocab(x)
-    assert y.shape == (2, 3, 256) and y.dtype == jnp.bfloat16
+    assert y.shape == (2, 3, m) and y.dtype == jnp.bfloat16
     np.testing.assert_array_equal(np.asarray(y[..., :200]), np.asarray(x))
     assert bool(jnp.all(y[..., 200:] == -jnp.inf))
-    z = jnp.ones((4, 256))
+    z = jnp.ones((4, 2 * m))
     assert sharding.pad_vocab(z) is z
     ints = sharding.pad_vocab(jnp.arange(5))
-    assert ints.dtype == jnp.float32 and ints.shape == (128,)
+    assert ints.dtype == jnp.float32 and ints.shape == (m,)
     assert bool(jnp.isneginf(ints[5:]).all())
 
 
