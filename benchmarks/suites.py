@@ -673,8 +673,8 @@ def decode_suite(
         ValueError: If a method name is unknown.
     """
     from jaxsample.decoding import generate_ids, row_keys
+    from jaxsample.model import load_pretrained
     from jaxsample.model.gpt import forward, forward_cached, init_cache
-    from jaxsample.training import load_pretrained
 
     unknown = [m for m in methods if m not in DECODE_METHODS]
     if unknown:

@@ -1,6 +1,12 @@
 """jaxsample: LLM token sampling as pure, jit-compiled, vmappable JAX functions.
 
-The public API is what this module exports::
+The public API is what this module exports: the samplers, and the two ways to
+decode with a model (:func:`generate_ids`: token ids and a key in, a batch of
+:class:`Generation` out, compiled once; :func:`complete`: text in, text out).
+Sampling and decoding on more than one device is in :mod:`jaxsample.sharding`
+(and ``generate_ids(..., mesh=...)``). The rest of the decoding API is in
+:mod:`jaxsample.decoding`, the lab metrics in
+:mod:`jaxsample.analysis`, the model in :mod:`jaxsample.model`::
 
     import jax, jaxsample as js
     key = jax.random.key(0)
@@ -11,25 +17,7 @@ The public API is what this module exports::
 """
 
 from jaxsample import sharding
-from jaxsample.analysis import (
-    coherence,
-    distinct_completions,
-    distinct_fraction,
-    distinct_n,
-    expected_coherence,
-    expected_distinct_fraction,
-    kept_mass,
-    kept_set_size,
-    pareto_front,
-)
-from jaxsample.decoding import (
-    Generation,
-    complete,
-    generate,
-    generate_ids,
-    make_strategy,
-    sample_completions,
-)
+from jaxsample.decoding import Generation, complete, generate_ids
 from jaxsample.samplers import (
     GREEDY_TAU,
     TOP_P_SLACK,
@@ -61,24 +49,12 @@ __all__ = [
     "TopP",
     "__version__",
     "chain",
-    "coherence",
     "complete",
-    "distinct_completions",
-    "distinct_fraction",
-    "distinct_n",
     "entropy",
     "entropy_sweep",
-    "expected_coherence",
-    "expected_distinct_fraction",
-    "generate",
     "generate_ids",
-    "kept_mass",
-    "kept_set_size",
-    "make_strategy",
-    "pareto_front",
     "probs",
     "sample",
-    "sample_completions",
     "sharding",
     "valid_rows",
 ]

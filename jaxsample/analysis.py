@@ -140,16 +140,11 @@ def coherence(samples: Sequence[Hashable]) -> float:
     r"""The share of the most common sample, :math:`\max_v |\{i : s_i = v\}| / n`.
 
     A measure of agreement between draws: 1 when all draws are equal (greedy
-    decoding), :math:`1/n` when all differ.
+    decoding), :math:`1/n` when all differ; the counterpart of
+    :func:`distinct_fraction` (same argument, range and error).
 
     Args:
         samples: ``n >= 1`` hashable samples.
-
-    Returns:
-        A float in ``[1/n, 1]``.
-
-    Raises:
-        ValueError: if ``samples`` is empty.
     """
     if len(samples) == 0:
         raise ValueError("coherence needs at least one sample")

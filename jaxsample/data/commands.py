@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
 
 
 def _run_vocab(args: argparse.Namespace) -> int:
-    from jaxsample.training import load_pretrained
+    from jaxsample.model import load_pretrained
 
     vocab = list(load_pretrained(args.model).tokenizer.vocab)
     if args.words_only:

@@ -91,7 +91,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-tokens must be >= 1, got {args.max_tokens}")
     model = None
     if args.model is not None:
-        from jaxsample.training import load_pretrained
+        from jaxsample.model import load_pretrained
 
         model = load_pretrained(args.model)
     completions = complete(

@@ -28,10 +28,9 @@ its strategy parameters, never on the other rows of the batch, and no key is use
 twice.
 
 The scan carry (:class:`_Carry`) holds the model memory (cache or token buffer), the
-last drawn token, the per-row ``finished`` flags and ``counts``: int32 ``[B, V]``, how
-many times each row has generated each token so far (prompt excluded, nothing counted
-after EOS). The counts are the state that repetition and frequency penalties need;
-a stateful strategy reads them where :func:`_draw` turns logits into a token.
+last drawn token and the per-row ``finished`` flags. State that a stateful strategy
+needs (e.g. generated-token counts for repetition penalties) belongs in the carry too,
+read where :func:`_draw` turns logits into a token.
 """
 
 from __future__ import annotations
@@ -49,6 +48,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as PSpec
 from jax.typing import ArrayLike
 
+from jaxsample._checks import check_key, check_strategy
 from jaxsample.model import (
     GPTConfig,
     KVCache,
@@ -101,15 +101,12 @@ class _Carry(NamedTuple):
             ``[B, P + max_new_tokens - 1]`` token buffer (recompute path).
         token: int32 ``[B]`` the token drawn at the previous step (fed next).
         finished: bool ``[B]`` rows that have produced EOS.
-        counts: int32 ``[B, V]`` generated-token counts per row (prompt excluded; EOS
-            counted, pads after it not): the input of repetition/frequency penalties.
 
     """
 
     memory: KVCache | jax.Array
     token: jax.Array
     finished: jax.Array
-    counts: jax.Array
 
 
 # ---------------------------------------------------------------------------------------
@@ -214,19 +211,6 @@ def _fold_rows(key: jax.Array, n: int, start: jax.Array) -> jax.Array:
     return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, rows)
 
 
-def _typed_key(key: ArrayLike) -> jax.Array:
-    k = key if isinstance(key, jax.Array) else jnp.asarray(key)
-    if jnp.issubdtype(k.dtype, jax.dtypes.prng_key):
-        return k
-    if k.dtype == jnp.uint32 and k.shape[-1:] == (2,):
-        wrapped: jax.Array = jax.random.wrap_key_data(k)
-        return wrapped
-    raise ValueError(
-        "key must be a jax.random.key (or a legacy uint32 PRNGKey), "
-        f"got dtype {k.dtype} and shape {k.shape}"
-    )
-
-
 def row_keys(key: ArrayLike, n: int, *, start: int = 0) -> jax.Array:
     """The per-row keys that a single ``key`` gives rows ``start .. start + n - 1``.
 
@@ -246,7 +230,7 @@ def row_keys(key: ArrayLike, n: int, *, start: int = 0) -> jax.Array:
         ValueError: If ``key`` is not a single key, or ``n`` / ``start`` are out of range.
 
     """
-    k = _typed_key(key)
+    k = check_key(key)
     if k.shape != ():
         raise ValueError(f"key must be a single key, got shape {k.shape}")
     n = _check_int("n", n, 1)
@@ -256,28 +240,11 @@ def row_keys(key: ArrayLike, n: int, *, start: int = 0) -> jax.Array:
 
 
 def _batch_keys(key: ArrayLike, batch: int) -> jax.Array:
-    k = _typed_key(key)
+    k = check_key(key, (batch,))
     if k.shape == ():
         keys: jax.Array = _fold_rows(k, batch, jnp.uint32(0))
         return keys
-    if k.shape != (batch,):
-        raise ValueError(
-            f"key must be a single key or one key per row with shape ({batch},), "
-            f"got shape {k.shape}"
-        )
     return k
-
-
-def _check_strategy(strategy: Any, batch: int) -> None:
-    if not isinstance(strategy, Strategy):
-        raise ValueError(f"strategy must be a jaxsample strategy, got {strategy!r}")
-    for leaf in jax.tree_util.tree_leaves(strategy):
-        shape = np.shape(leaf)
-        if shape not in ((), (1,), (batch,)):
-            raise ValueError(
-                f"strategy parameters must be scalars or have one value per row, shape "
-                f"({batch},); got a parameter of shape {shape}"
-            )
 
 
 # ---------------------------------------------------------------------------------------
@@ -291,25 +258,22 @@ def _draw(
     keys: jax.Array,
     strategy: Strategy,
     finished: jax.Array,
-    counts: jax.Array,
     *,
     eos_id: jax.Array,
     pad_id: jax.Array,
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """Draw one token per row; pad rows that already finished; update the counts.
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Draw one token per row; pad rows that already finished.
 
     Returns:
-        ``(token, active, finished, counts)``: int32 ``[B]``, bool ``[B]`` (True where
-        the row was still generating at this step), bool ``[B]``, int32 ``[B, V]``.
+        ``(token, active, finished)``: int32 ``[B]``, bool ``[B]`` (True where the row
+        was still generating at this step), bool ``[B]``.
 
     """
     step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, step)
     drawn = sample(step_keys, logits, strategy)  # int32 [B]
     active = ~finished
     token = jnp.where(active, drawn, pad_id)
-    rows = jnp.arange(token.shape[0])
-    counts = counts.at[rows, token].add(active.astype(jnp.int32))
-    return token, active, finished | (active & (token == eos_id)), counts
+    return token, active, finished | (active & (token == eos_id))
 
 
 @functools.partial(
@@ -373,22 +337,15 @@ def _decode(
         return lax.dynamic_index_in_dim(logits, slot, axis=1, keepdims=False), memory
 
     draw = functools.partial(_draw, keys=keys, strategy=strategy, eos_id=eos_id, pad_id=pad_id)
-    token, active, finished, counts = draw(
-        first_logits,
-        jnp.int32(0),
-        finished=jnp.zeros((B,), bool),
-        counts=jnp.zeros((B, config.vocab_size), jnp.int32),
-    )
+    token, active, finished = draw(first_logits, jnp.int32(0), finished=jnp.zeros((B,), bool))
 
     def body(carry: _Carry, step: jax.Array) -> tuple[_Carry, Any]:
         logits, memory = feed(carry.memory, carry.token, step)
-        token, active, finished, counts = draw(
-            logits, step, finished=carry.finished, counts=carry.counts
-        )
+        token, active, finished = draw(logits, step, finished=carry.finished)
         out = (token, active, logits if record_logits else None)
-        return _Carry(memory, token, finished, counts), out
+        return _Carry(memory, token, finished), out
 
-    carry = _Carry(memory, token, finished, counts)
+    carry = _Carry(memory, token, finished)
     steps = jnp.arange(1, max_new_tokens, dtype=jnp.int32)
     carry, (tokens, actives, step_logits) = lax.scan(body, carry, steps)
 
@@ -510,7 +467,7 @@ def generate_ids(
     tokens, lens = _pad_rows(rows, pad_id)
     B = len(rows)
     keys = _batch_keys(key, B)
-    _check_strategy(strategy, B)
+    check_strategy(strategy, B)
     static = {
         "config": config,
         "max_new_tokens": max_new_tokens,

@@ -15,6 +15,7 @@ and per prompt, every completion's text, the SHA-256 of the result arrays) and
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import time
@@ -137,13 +138,12 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from jaxsample.decoding.text import _shipped_model
-    from jaxsample.labs._report import default_out_dir
-    from jaxsample.training import load_pretrained
+    from jaxsample.model import load_pretrained
 
     model = _shipped_model() if args.model is None else load_pretrained(args.model)
     tok = model.tokenizer
     prompts = [tok.encode(text, bos=True) for text in args.prompts]
-    out = Path(args.out) if args.out is not None else default_out_dir("sweep")
+    out = Path(args.out) if args.out is not None else _default_out()
     lead = jax.process_index() == 0
     if lead:
         out.mkdir(parents=True, exist_ok=True)
@@ -290,9 +290,10 @@ def plot(summary: dict[str, Any], prompts: Sequence[str], path: Path) -> Path:
     Returns:
         ``path``.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
 
-    from jaxsample.plotting import save_figure
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     panels = (
         ("distinct", "distinct completions / seeds"),
@@ -310,7 +311,16 @@ def plot(summary: dict[str, Any], prompts: Sequence[str], path: Path) -> Path:
         ax.set_title(label, fontsize=10)
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
-    return save_figure(fig, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _default_out() -> Path:
+    """``experiments/<YYYY-MM-DD>-sweep/`` under the current folder."""
+    return Path.cwd() / "experiments" / f"{datetime.date.today().isoformat()}-sweep"
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -11,13 +11,10 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from typing import TYPE_CHECKING
 
 from jaxsample.decoding.loop import completion_ids, generate_ids, sample_completions, seed_key
+from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import Greedy, Strategy, Temperature, TopK, TopP, chain
-
-if TYPE_CHECKING:  # loading models needs the training stack (optax, orbax) only at run time
-    from jaxsample.training import Pretrained
 
 __all__ = ["complete", "generate", "make_strategy"]
 
@@ -34,7 +31,7 @@ def generate(
     with the same seed: the result equals its first completion.
 
     Args:
-        model: A loaded model (see :func:`jaxsample.training.load_pretrained`).
+        model: A loaded model (see :func:`jaxsample.model.load_pretrained`).
         prompt: Token ids of the prompt; usually starting with ``<bos>``. An empty
             prompt starts from ``<bos>``.
         max_tokens: Maximum number of tokens to generate, ``>= 1``.
@@ -68,8 +65,6 @@ def generate(
 
 @functools.cache
 def _shipped_model() -> Pretrained:
-    from jaxsample.training import load_pretrained
-
     return load_pretrained()
 
 

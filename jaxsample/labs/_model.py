@@ -7,8 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxsample.model import forward
-from jaxsample.training import Pretrained
+from jaxsample.model import Pretrained, forward
 
 __all__ = ["first_step_logits", "model_forward", "model_identity"]
 

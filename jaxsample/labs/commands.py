@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError(f"lab {args.name} uses no model; drop --model")
         if len(args.model) > 1 and "compare" not in takes:
             raise ValueError(f"lab {args.name} takes one --model, got {len(args.model)}")
-        from jaxsample.training import load_pretrained
+        from jaxsample.model import load_pretrained
 
         models = [load_pretrained(folder) for folder in args.model]
         kwargs["model"] = models[0]

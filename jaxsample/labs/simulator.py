@@ -14,14 +14,16 @@ exactly). Findings (reported, never a failure): the simulator's claims about
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsample.labs._plotting import new_figure, save_figure
 from jaxsample.labs._report import LabReport, print_table, z_score
-from jaxsample.plotting import new_figure, save_figure
 from jaxsample.samplers import Strategy, TopK, TopP, chain, entropy, probs, sample
 
 __all__ = ["LOGITS", "TEMPERATURES", "TOKENS", "run"]
@@ -67,6 +69,37 @@ def exact_and_draws(
     return q, draws
 
 
+@dataclasses.dataclass(frozen=True)
+class _Measures:
+    """The exact distributions, the draws and their agreement, per temperature."""
+
+    q: np.ndarray[Any, Any]
+    h: np.ndarray[Any, Any]
+    freq: np.ndarray[Any, Any]
+    zscores: np.ndarray[Any, Any]
+    n_exact_cells: int
+    viable: np.ndarray[Any, Any]
+
+
+def _measure(seed: int) -> _Measures:
+    """Compute the exact distributions and draw from them (one call)."""
+    z = jnp.asarray(LOGITS, jnp.float32)
+    taus = jnp.asarray(TEMPERATURES, jnp.float32)
+    q, draws = exact_and_draws(jax.random.key(seed), z, taus)
+    q = np.asarray(q, np.float64)
+    h = np.asarray(jax.vmap(entropy)(jnp.asarray(q, jnp.float32)), np.float64)
+    freq = np.stack([np.bincount(r, minlength=len(TOKENS)) for r in np.asarray(draws)]) / N_DRAWS
+    se = np.sqrt(q * (1 - q) / N_DRAWS)
+    zscores = np.abs(
+        np.vectorize(z_score)(freq - q, se)
+    )  # a cell of exact probability 0 or 1 has se 0: any deviation is infinitely far
+    n_exact_cells = int(np.sum(se == 0))
+    viable = (q >= VIABLE).sum(axis=1)
+    return _Measures(
+        q=q, h=h, freq=freq, zscores=zscores, n_exact_cells=n_exact_cells, viable=viable
+    )
+
+
 def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
     """Run the lab, write its files into ``out_dir`` and return the report.
 
@@ -81,37 +114,35 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
         The :class:`LabReport` (``manifest.json`` written).
     """
     report = LabReport("simulator", out_dir, seed)
-    z = jnp.asarray(LOGITS, jnp.float32)
-    taus = jnp.asarray(TEMPERATURES, jnp.float32)
-    q, draws = exact_and_draws(jax.random.key(seed), z, taus)
-    q = np.asarray(q, np.float64)
-    h = np.asarray(jax.vmap(entropy)(jnp.asarray(q, jnp.float32)), np.float64)
-    freq = np.stack([np.bincount(r, minlength=len(TOKENS)) for r in np.asarray(draws)]) / N_DRAWS
-    se = np.sqrt(q * (1 - q) / N_DRAWS)
-    zscores = np.abs(
-        np.vectorize(z_score)(freq - q, se)
-    )  # a cell of exact probability 0 or 1 has se 0: any deviation is infinitely far
-    n_exact_cells = int(np.sum(se == 0))
-    viable = (q >= VIABLE).sum(axis=1)
+    measured = _measure(seed)
+    _print_table(measured)
+    _save_data(report, measured, seed, quick)
+    _check(report, measured)
+    report.write_manifest()
+    report.print_checks()
+    return report
 
+
+def _print_table(measured: _Measures) -> None:
+    """Print one row per temperature."""
     print(
         f"Sampling simulator: {len(TOKENS)} tokens, top-k 0 and top-p 1.0 (off), "
         f"{N_DRAWS} draws per setting in one call"
     )
     rows = []
     for i, t in enumerate(TEMPERATURES):
-        order = np.argsort(-q[i], kind="stable")
-        top = ", ".join(f"{TOKENS[j]} {q[i, j]:.3f}" for j in order[:4])
-        worst = int(np.argmax(np.abs(freq[i] - q[i])))
+        order = np.argsort(-measured.q[i], kind="stable")
+        top = ", ".join(f"{TOKENS[j]} {measured.q[i, j]:.3f}" for j in order[:4])
+        worst = int(np.argmax(np.abs(measured.freq[i] - measured.q[i])))
         rows.append(
             [
                 t,
-                float(h[i]),
-                float(q[i, 0]),
-                float(freq[i, 0]),
-                int(viable[i]),
+                float(measured.h[i]),
+                float(measured.q[i, 0]),
+                float(measured.freq[i, 0]),
+                int(measured.viable[i]),
                 top,
-                f"{TOKENS[worst]} {freq[i, worst] - q[i, worst]:+.4f}",
+                f"{TOKENS[worst]} {measured.freq[i, worst] - measured.q[i, worst]:+.4f}",
             ]
         )
     print_table(
@@ -128,6 +159,9 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
         rows,
     )
 
+
+def _save_data(report: LabReport, measured: _Measures, seed: int, quick: bool) -> None:
+    """Record the parameters and write the JSON file."""
     report.parameters = {
         "tokens": list(TOKENS),
         "logits": list(LOGITS),
@@ -144,25 +178,27 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
         [
             {
                 "temperature": t,
-                "entropy_bits": float(h[i]),
-                "exact": dict(zip(TOKENS, q[i].tolist(), strict=True)),
-                "empirical": dict(zip(TOKENS, freq[i].tolist(), strict=True)),
-                "sorted": [TOKENS[j] for j in np.argsort(-q[i], kind="stable")],
-                "largest_abs_deviation": float(np.max(np.abs(freq[i] - q[i]))),
+                "entropy_bits": float(measured.h[i]),
+                "exact": dict(zip(TOKENS, measured.q[i].tolist(), strict=True)),
+                "empirical": dict(zip(TOKENS, measured.freq[i].tolist(), strict=True)),
+                "sorted": [TOKENS[j] for j in np.argsort(-measured.q[i], kind="stable")],
+                "largest_abs_deviation": float(np.max(np.abs(measured.freq[i] - measured.q[i]))),
             }
             for i, t in enumerate(TEMPERATURES)
         ],
     )
 
-    # Findings first: the plots show them.
-    approve = {t: float(q[TEMPERATURES.index(t), 0]) for t in APPROVE_CLAIMS}
+
+def _check(report: LabReport, measured: _Measures) -> None:
+    """Add the findings (with their figures) and the checks."""
+    approve = {t: float(measured.q[TEMPERATURES.index(t), 0]) for t in APPROVE_CLAIMS}
     approve_holds = {t: lo <= approve[t] <= hi for t, (lo, hi) in APPROVE_CLAIMS.items()}
-    n_viable = {t: int(viable[TEMPERATURES.index(t)]) for t in VIABLE_CLAIMS}
+    n_viable = {t: int(measured.viable[TEMPERATURES.index(t)]) for t in VIABLE_CLAIMS}
     viable_holds = {t: lo <= n_viable[t] <= hi for t, (lo, hi) in VIABLE_CLAIMS.items()}
 
     fig, ax = new_figure()
-    ax.plot(TEMPERATURES, h, "o-", label="exact entropy")
-    h_emp = [-np.sum(f[f > 0] * np.log2(f[f > 0])) for f in freq]
+    ax.plot(TEMPERATURES, measured.h, "o-", label="exact entropy")
+    h_emp = [-np.sum(f[f > 0] * np.log2(f[f > 0])) for f in measured.freq]
     ax.plot(TEMPERATURES, h_emp, "x", ms=9, label=f"plug-in estimate from {N_DRAWS} draws")
     h_max = float(np.log2(len(TOKENS)))
     ax.axhline(h_max, ls="--", c="gray", label=f"log2(10) = {h_max:.2f} bits (uniform)")
@@ -179,10 +215,10 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
     width = 0.8 / len(TEMPERATURES)
     xs = np.arange(len(TOKENS))
     for i, t in enumerate(TEMPERATURES):
-        ax.bar(xs + i * width, q[i], width, label=f"tau = {t}")
+        ax.bar(xs + i * width, measured.q[i], width, label=f"tau = {t}")
         ax.plot(
             xs + i * width,
-            freq[i],
+            measured.freq[i],
             "o",
             ms=4.5,
             mfc="white",
@@ -204,7 +240,9 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
     z64 = np.asarray(LOGITS, np.float64)
     approve_dense = [float(np.exp(z64[0] / t - np.logaddexp.reduce(z64 / t))) for t in dense]
     ax.plot(dense, approve_dense, "-", c="tab:blue", label="exact P(approve) = softmax(z / tau)[0]")
-    ax.plot(TEMPERATURES, freq[:, 0], "o", ms=6, mfc="white", mec="black", label="empirical")
+    ax.plot(
+        TEMPERATURES, measured.freq[:, 0], "o", ms=6, mfc="white", mec="black", label="empirical"
+    )
     for j, (t, (lo, hi)) in enumerate(APPROVE_CLAIMS.items()):
         verdict = "holds" if approve_holds[t] else "does not hold"
         ax.fill_between(
@@ -235,12 +273,12 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
     ax.legend(loc="lower left", fontsize=8)
     save_figure(fig, report.path("approve_claims.png"))
 
-    order = np.argsort(-q, axis=1, kind="stable")
+    order = np.argsort(-measured.q, axis=1, kind="stable")
     report.check(
         "entropy increases with temperature",
-        f"{np.round(h, 3).tolist()} bits",
+        f"{np.round(measured.h, 3).tolist()} bits",
         "strictly increasing",
-        bool(np.all(np.diff(h) > 0)),
+        bool(np.all(np.diff(measured.h) > 0)),
     )
     report.check(
         "temperature keeps the order of the tokens",
@@ -250,10 +288,11 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
     )
     report.check(
         "empirical frequencies match the exact distribution",
-        f"largest deviation {np.max(zscores):.2f} standard errors over {zscores.size} cells "
-        f"({n_exact_cells} of exact probability 0 or 1)",
+        f"largest deviation {np.max(measured.zscores):.2f} standard errors over "
+        f"{measured.zscores.size} cells "
+        f"({measured.n_exact_cells} of exact probability 0 or 1)",
         f"<= {MAX_Z} standard errors in every cell (exact equality where the se is 0)",
-        bool(np.max(zscores) <= MAX_Z),
+        bool(np.max(measured.zscores) <= MAX_Z),
     )
     for t, (lo, hi) in APPROVE_CLAIMS.items():
         claim = f"{lo:.0%} or more" if hi >= 1.0 else f"{lo * 100:.0f}-{hi:.0%}"
@@ -261,7 +300,8 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
         if not approve_holds[t]:
             note = (
                 f"softmax(z / {t:g}) gives 'approve' {approve[t]:.4f} exactly with these logits, "
-                f"so the claim cannot hold (it is {float(q[TEMPERATURES.index(1.0), 0]):.4f} "
+                "so the claim cannot hold (it is "
+                f"{float(measured.q[TEMPERATURES.index(1.0), 0]):.4f} "
                 "at tau = 1.0)."
             )
         report.finding(
@@ -273,8 +313,6 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> LabReport:
             f"{n_viable[t]} of {len(TOKENS)}",
             f"{lo}-{hi}",
             viable_holds[t],
-            f"the least likely token has probability {float(q[TEMPERATURES.index(t)].min()):.3g}",
+            "the least likely token has probability "
+            f"{float(measured.q[TEMPERATURES.index(t)].min()):.3g}",
         )
-    report.write_manifest()
-    report.print_checks()
-    return report

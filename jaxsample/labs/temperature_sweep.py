@@ -15,8 +15,10 @@ below the synthetic one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,10 +26,10 @@ import numpy as np
 import numpy.typing as npt
 
 from jaxsample.labs._model import first_step_logits, model_identity
+from jaxsample.labs._plotting import new_figure, save_figure
 from jaxsample.labs._report import LabReport, print_table, z_score
-from jaxsample.plotting import new_figure, save_figure
+from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import Temperature, entropy_sweep, probs, sample
-from jaxsample.training import Pretrained, load_pretrained
 
 __all__ = [
     "DRAW_TAUS",
@@ -117,23 +119,26 @@ def _weakly_increasing(counts: list[int]) -> bool:
     return bool(np.all(steps >= 0) and np.sum(steps == 0) <= 1)
 
 
-def run(
-    out_dir: Path, seed: int = 0, model: Pretrained | None = None, quick: bool = False
-) -> LabReport:
-    """Run the lab, write its files into ``out_dir`` and return the report.
+@dataclasses.dataclass(frozen=True)
+class _Measures:
+    """The entropy curves and the first-token draws of the lab (NumPy values)."""
 
-    Args:
-        out_dir: output folder (created).
-        seed: seed of the draws; draw ``s`` uses ``fold_in(key(seed), s)``.
-        model: the model to use; the shipped Mini-GPT when ``None``.
-        quick: accepted for a uniform interface; the lab is already small (a few
-            seconds), so the quick run is the full run.
+    vocab: int
+    h_syn: np.ndarray[Any, Any]
+    h_model: np.ndarray[Any, Any]
+    ids: np.ndarray[Any, Any]
+    again: np.ndarray[Any, Any]
+    distinct: list[int]
+    moments: list[tuple[float, float]]
+    z_distinct: list[float]
+    h_dense: np.ndarray[Any, Any]
+    h_dense_syn: np.ndarray[Any, Any]
+    in_range: list[bool]
+    words: tuple[str, ...]
 
-    Returns:
-        The :class:`LabReport` with the checks (``manifest.json`` written).
-    """
-    report = LabReport("temperature-sweep", out_dir, seed)
-    model = load_pretrained() if model is None else model
+
+def _measure(model: Pretrained, seed: int) -> _Measures:
+    """Entropy sweeps on both logit sets, and the draws at each temperature."""
     taus = jnp.asarray(SWEEP_TAUS, jnp.float32)
     z_syn = jnp.asarray(SYNTHETIC_LOGITS, jnp.float32)
     z_model = first_step_logits(model, PROMPT)
@@ -154,37 +159,92 @@ def run(
     h_dense = np.asarray(entropy_sweep(z_model, jnp.asarray(DENSE_TAUS, jnp.float32)), np.float64)
     h_dense_syn = np.asarray(entropy_sweep(z_syn, jnp.asarray(DENSE_TAUS, jnp.float32)), np.float64)
     in_range = [_within(d, EXPECTED_DISTINCT[t]) for t, d in zip(DRAW_TAUS, distinct, strict=True)]
+    words = model.tokenizer.vocab
 
-    # Tables and JSON.
+    return _Measures(
+        vocab=vocab,
+        h_syn=h_syn,
+        h_model=h_model,
+        ids=ids,
+        again=again,
+        distinct=distinct,
+        moments=moments,
+        z_distinct=z_distinct,
+        h_dense=h_dense,
+        h_dense_syn=h_dense_syn,
+        in_range=in_range,
+        words=words,
+    )
+
+
+def run(
+    out_dir: Path, seed: int = 0, model: Pretrained | None = None, quick: bool = False
+) -> LabReport:
+    """Run the lab, write its files into ``out_dir`` and return the report.
+
+    Args:
+        out_dir: output folder (created).
+        seed: seed of the draws; draw ``s`` uses ``fold_in(key(seed), s)``.
+        model: the model to use; the shipped Mini-GPT when ``None``.
+        quick: accepted for a uniform interface; the lab is already small (a few
+            seconds), so the quick run is the full run.
+
+    Returns:
+        The :class:`LabReport` with the checks (``manifest.json`` written).
+    """
+    report = LabReport("temperature-sweep", out_dir, seed)
+    model = load_pretrained() if model is None else model
+    measured = _measure(model, seed)
+    _print_tables(measured, model, seed)
+    _save_data(report, measured, model, seed, quick)
+    _plot(report, measured, model)
+    _check(report, measured)
+    report.write_manifest()
+    report.print_checks()
+    return report
+
+
+def _print_tables(measured: _Measures, model: Pretrained, seed: int) -> None:
+    """Print the entropy table and the distinct-token table."""
     print(
         f'Temperature sweep: synthetic 8-token logits and the Mini-GPT after "{PROMPT}" '
-        f"(V = {vocab})"
+        f"(V = {measured.vocab})"
     )
     print_table(
         "Entropy H(softmax(z / tau)) in bits",
         ["tau", "H synthetic", "H Mini-GPT"],
-        [[t, float(a), float(b)] for t, a, b in zip(SWEEP_TAUS, h_syn, h_model, strict=True)],
+        [
+            [t, float(a), float(b)]
+            for t, a, b in zip(SWEEP_TAUS, measured.h_syn, measured.h_model, strict=True)
+        ],
     )
-    words = model.tokenizer.vocab
     top_words = []
-    for row in ids:
+    for row in measured.ids:
         vals, counts = np.unique(row, return_counts=True)
         order = np.argsort(-counts, kind="stable")[:4]
-        top_words.append(", ".join(f"{words[vals[i]]} x{counts[i]}" for i in order))
+        top_words.append(", ".join(f"{measured.words[vals[i]]} x{counts[i]}" for i in order))
     print_table(
         f"Distinct first tokens in {N_DRAWS} draws (seed {seed})",
         ["tau", "distinct", "exact mean +/- sd", "claimed range", "most drawn"],
         [
             [t, d, f"{m:.1f} +/- {sd:.1f}", _bounds_text(EXPECTED_DISTINCT[t]), w]
-            for t, d, (m, sd), w in zip(DRAW_TAUS, distinct, moments, top_words, strict=True)
+            for t, d, (m, sd), w in zip(
+                DRAW_TAUS, measured.distinct, measured.moments, top_words, strict=True
+            )
         ],
     )
     print(
-        f"\nAt tau = {SWEEP_TAUS[0]} the Mini-GPT curve starts at {h_model[0]:.3f} bits "
-        f"against {h_syn[0]:.3f} for the synthetic logits; at tau = {SWEEP_TAUS[-1]} it reaches "
-        f"{h_model[-1]:.3f} of at most log2(V) = {np.log2(vocab):.3f} bits."
+        f"\nAt tau = {SWEEP_TAUS[0]} the Mini-GPT curve starts at {measured.h_model[0]:.3f} bits "
+        f"against {measured.h_syn[0]:.3f} for the synthetic logits; "
+        f"at tau = {SWEEP_TAUS[-1]} it reaches "
+        f"{measured.h_model[-1]:.3f} of at most log2(V) = {np.log2(measured.vocab):.3f} bits."
     )
 
+
+def _save_data(
+    report: LabReport, measured: _Measures, model: Pretrained, seed: int, quick: bool
+) -> None:
+    """Record the parameters and write the JSON files."""
     report.parameters = {
         "synthetic_logits": list(SYNTHETIC_LOGITS),
         "sweep_taus": list(SWEEP_TAUS),
@@ -201,28 +261,30 @@ def run(
         "entropy_curves.json",
         {
             "tau": list(SWEEP_TAUS),
-            "entropy_bits_synthetic": h_syn.tolist(),
-            "entropy_bits_model": h_model.tolist(),
+            "entropy_bits_synthetic": measured.h_syn.tolist(),
+            "entropy_bits_model": measured.h_model.tolist(),
         },
     )
     report.save_json(
         "unique_tokens_by_tau.json",
         {
             "tau": list(DRAW_TAUS),
-            "distinct": distinct,
-            "exact_mean": [m for m, _ in moments],
-            "exact_sd": [sd for _, sd in moments],
+            "distinct": measured.distinct,
+            "exact_mean": [m for m, _ in measured.moments],
+            "exact_sd": [sd for _, sd in measured.moments],
             "expected": {str(t): list(EXPECTED_DISTINCT[t]) for t in DRAW_TAUS},
-            "in_claimed_range": in_range,
-            "tokens": [[words[i] for i in row] for row in ids.tolist()],
+            "in_claimed_range": measured.in_range,
+            "tokens": [[measured.words[i] for i in row] for row in measured.ids.tolist()],
         },
     )
 
-    # Plots.
-    log2v = float(np.log2(vocab))
+
+def _plot(report: LabReport, measured: _Measures, model: Pretrained) -> None:
+    """Draw the entropy curves and the distinct-token figure."""
+    log2v = float(np.log2(measured.vocab))
     fig, ax = new_figure()
-    ax.plot(DENSE_TAUS, h_dense_syn, "-", c="tab:blue", lw=1.5)
-    ax.plot(SWEEP_TAUS, h_syn, "o", c="tab:blue", label="synthetic 8-token logits")
+    ax.plot(DENSE_TAUS, measured.h_dense_syn, "-", c="tab:blue", lw=1.5)
+    ax.plot(SWEEP_TAUS, measured.h_syn, "o", c="tab:blue", label="synthetic 8-token logits")
     ax.axhline(3.0, ls="--", c="gray", label="log2(8) = 3 bits (uniform)")
     ax.set(
         xscale="log",
@@ -235,11 +297,13 @@ def run(
     save_figure(fig, report.path("entropy_curve_synthetic.png"))
 
     fig, ax = new_figure(6.8, 4.8)
-    ax.plot(DENSE_TAUS, h_dense, "-", c="tab:blue", lw=1.5)
-    ax.plot(SWEEP_TAUS, h_model, "o", c="tab:blue", label=f'Mini-GPT after "{PROMPT}"')
-    ax.plot(DENSE_TAUS, h_dense_syn, "--", c="tab:orange", lw=1.2)
-    ax.plot(SWEEP_TAUS, h_syn, "s", c="tab:orange", label="synthetic 8-token logits")
-    ax.axhline(log2v, ls=":", c="gray", label=f"log2(V) = {log2v:.2f} bits (uniform, V = {vocab})")
+    ax.plot(DENSE_TAUS, measured.h_dense, "-", c="tab:blue", lw=1.5)
+    ax.plot(SWEEP_TAUS, measured.h_model, "o", c="tab:blue", label=f'Mini-GPT after "{PROMPT}"')
+    ax.plot(DENSE_TAUS, measured.h_dense_syn, "--", c="tab:orange", lw=1.2)
+    ax.plot(SWEEP_TAUS, measured.h_syn, "s", c="tab:orange", label="synthetic 8-token logits")
+    ax.axhline(
+        log2v, ls=":", c="gray", label=f"log2(V) = {log2v:.2f} bits (uniform, V = {measured.vocab})"
+    )
     ax.set(
         xscale="log",
         xlabel="temperature tau (log scale); markers: the 9 swept values, lines: 160 values",
@@ -252,19 +316,19 @@ def run(
 
     fig, ax = new_figure(6.8, 4.6)
     xs = np.arange(len(DRAW_TAUS))
-    bars = ax.bar(xs, distinct, 0.5, color="tab:blue", label=f"measured ({N_DRAWS} draws)")
+    bars = ax.bar(xs, measured.distinct, 0.5, color="tab:blue", label=f"measured ({N_DRAWS} draws)")
     ax.bar_label(bars, padding=3)
     ax.errorbar(
         xs + 0.33,
-        [m for m, _ in moments],
-        yerr=[Z_TOL * sd for _, sd in moments],
+        [m for m, _ in measured.moments],
+        yerr=[Z_TOL * sd for _, sd in measured.moments],
         fmt="D",
         c="black",
         ms=4,
         capsize=4,
         label=f"exact expectation +/- {Z_TOL:g} sd (the check)",
     )
-    y_top = max(max(distinct), max(m + Z_TOL * sd for m, sd in moments)) * 1.25
+    y_top = max(max(measured.distinct), max(m + Z_TOL * sd for m, sd in measured.moments)) * 1.25
     for x, t in zip(xs, DRAW_TAUS, strict=True):
         low, high = EXPECTED_DISTINCT[t]
         if high is None:
@@ -281,7 +345,7 @@ def run(
         xticks=xs,
         xticklabels=[
             f"{t}\nclaim {_bounds_text(EXPECTED_DISTINCT[t])}: {'holds' if ok else 'does not hold'}"
-            for t, ok in zip(DRAW_TAUS, in_range, strict=True)
+            for t, ok in zip(DRAW_TAUS, measured.in_range, strict=True)
         ],
         xlabel="temperature tau",
         ylabel="distinct first tokens",
@@ -292,14 +356,16 @@ def run(
     ax.legend(loc="upper left", fontsize=8)
     save_figure(fig, report.path("unique_tokens_by_tau.png"))
 
-    # Acceptance.
+
+def _check(report: LabReport, measured: _Measures) -> None:
+    """Add the acceptance checks and findings."""
     report.check(
         "draws are deterministic under a fixed seed",
-        "identical on a second call" if np.array_equal(ids, again) else "differ",
+        "identical on a second call" if np.array_equal(measured.ids, measured.again) else "differ",
         "identical",
-        np.array_equal(ids, again),
+        np.array_equal(measured.ids, measured.again),
     )
-    for name, h in [("synthetic", h_syn), ("Mini-GPT", h_model)]:
+    for name, h in [("synthetic", measured.h_syn), ("Mini-GPT", measured.h_model)]:
         worst = float(np.min(np.diff(h)))
         report.check(
             f"{name} entropy curve is monotone non-decreasing",
@@ -307,23 +373,27 @@ def run(
             f">= -{MONOTONE_TOL:g}",
             bool(np.all(np.diff(h) >= -MONOTONE_TOL)),
         )
-    worst_z = max(abs(v) for v in z_distinct)
+    worst_z = max(abs(v) for v in measured.z_distinct)
     report.check(
         "distinct-token counts agree with their exact expectation",
         ", ".join(
             f"tau {t}: {d} vs {m:.1f} ({zv:+.1f} sd)"
-            for t, d, (m, _), zv in zip(DRAW_TAUS, distinct, moments, z_distinct, strict=True)
+            for t, d, (m, _), zv in zip(
+                DRAW_TAUS, measured.distinct, measured.moments, measured.z_distinct, strict=True
+            )
         ),
         f"within {Z_TOL:g} standard deviations at every tau",
         worst_z <= Z_TOL,
     )
     report.finding(
         "distinct tokens increase with tau (weakly, at most one equality)",
-        str(distinct),
+        str(measured.distinct),
         "non-decreasing, at most one tie",
-        _weakly_increasing(distinct),
+        _weakly_increasing(measured.distinct),
     )
-    for t, d, (m, _), ok in zip(DRAW_TAUS, distinct, moments, in_range, strict=True):
+    for t, d, (m, _), ok in zip(
+        DRAW_TAUS, measured.distinct, measured.moments, measured.in_range, strict=True
+    ):
         report.finding(
             f"distinct tokens at tau = {t}",
             f"{d} (exact expectation {m:.1f})",
@@ -332,10 +402,7 @@ def run(
         )
     report.finding(
         "the Mini-GPT curve starts below the synthetic one",
-        f"{h_model[0]:.3g} vs {h_syn[0]:.3g} bits at tau = {SWEEP_TAUS[0]}",
+        f"{measured.h_model[0]:.3g} vs {measured.h_syn[0]:.3g} bits at tau = {SWEEP_TAUS[0]}",
         "lower (a sharper peak)",
-        bool(h_model[0] < h_syn[0]),
+        bool(measured.h_model[0] < measured.h_syn[0]),
     )
-    report.write_manifest()
-    report.print_checks()
-    return report

@@ -16,8 +16,10 @@ reported as a finding about the Mini-GPT (fitted tau above 1), never a failure.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,10 +27,10 @@ import numpy as np
 
 from jaxsample.data import encode_sentences, generate_corpus
 from jaxsample.labs._model import model_forward, model_identity
+from jaxsample.labs._plotting import new_figure, save_figure
 from jaxsample.labs._report import LabReport, print_table
-from jaxsample.plotting import new_figure, save_figure
+from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import GREEDY_TAU, Temperature, entropy, probs
-from jaxsample.training import Pretrained, load_pretrained
 
 __all__ = ["LOGITS", "TIED_LOGITS", "fit_temperature", "run", "validation_logits"]
 
@@ -121,21 +123,32 @@ def fit_temperature(logits: jax.Array, targets: jax.Array, steps: int = 30) -> f
     return float(jnp.exp(s))
 
 
-def run(
-    out_dir: Path, seed: int = 0, model: Pretrained | None = None, *, quick: bool = False
-) -> LabReport:
-    """Run the lab, write its files into ``out_dir`` and return the report.
+@dataclasses.dataclass(frozen=True)
+class _Measures:
+    """The limits, the derivative, the pitfall and the calibration temperature."""
 
-    Args:
-        out_dir: output folder (created).
-        seed: recorded in the manifest (this lab draws no random numbers).
-        model: the model for the calibration part; the shipped Mini-GPT when ``None``.
-        quick: fit the calibration temperature on 256 validation sentences only.
+    tv_argmax: np.ndarray[Any, Any]
+    tv_ties: np.ndarray[Any, Any]
+    tv_uniform: np.ndarray[Any, Any]
+    identity_err: float
+    auto: np.ndarray[Any, Any]
+    formula: np.ndarray[Any, Any]
+    rel: np.ndarray[Any, Any]
+    tau2: float
+    power: np.ndarray[Any, Any]
+    h_right: float
+    h_power: float
+    renorm_err: float
+    val_targets: jax.Array
+    before: float
+    tau_star: float
+    after: float
+    curve_taus: np.ndarray[Any, Any]
+    curve: list[float]
 
-    Returns:
-        The :class:`LabReport` (``manifest.json`` written).
-    """
-    report = LabReport("temperature-theory", out_dir, seed)
+
+def _measure(model: Pretrained, quick: bool) -> _Measures:
+    """Measure the three limits, dH/dtau, the wrong stage and the calibration; print the tables."""
     z = jnp.asarray(LOGITS, jnp.float32)
     zt = jnp.asarray(TIED_LOGITS, jnp.float32)
     v = len(LOGITS)
@@ -196,7 +209,6 @@ def run(
     )
 
     # 4. Calibration temperature on the Mini-GPT.
-    model = load_pretrained() if model is None else model
     val_logits, val_targets = validation_logits(model, max_sentences=256 if quick else None)
     nll_fn = jax.jit(_nll)
 
@@ -219,13 +231,62 @@ def run(
         f"means the model is {'under' if tau_star < 1 else 'over'}-confident on held-out text."
     )
 
+    return _Measures(
+        tv_argmax=tv_argmax,
+        tv_ties=tv_ties,
+        tv_uniform=tv_uniform,
+        identity_err=identity_err,
+        auto=auto,
+        formula=formula,
+        rel=rel,
+        tau2=tau2,
+        power=power,
+        h_right=h_right,
+        h_power=h_power,
+        renorm_err=renorm_err,
+        val_targets=val_targets,
+        before=before,
+        tau_star=tau_star,
+        after=after,
+        curve_taus=curve_taus,
+        curve=curve,
+    )
+
+
+def run(
+    out_dir: Path, seed: int = 0, model: Pretrained | None = None, *, quick: bool = False
+) -> LabReport:
+    """Run the lab, write its files into ``out_dir`` and return the report.
+
+    Args:
+        out_dir: output folder (created).
+        seed: recorded in the manifest (this lab draws no random numbers).
+        model: the model for the calibration part; the shipped Mini-GPT when ``None``.
+        quick: fit the calibration temperature on 256 validation sentences only.
+
+    Returns:
+        The :class:`LabReport` (``manifest.json`` written).
+    """
+    report = LabReport("temperature-theory", out_dir, seed)
+    model = load_pretrained() if model is None else model
+    measured = _measure(model, quick)
+    _save_data(report, measured, model, quick)
+    _plot(report, measured)
+    _check(report, measured)
+    report.write_manifest()
+    report.print_checks()
+    return report
+
+
+def _save_data(report: LabReport, measured: _Measures, model: Pretrained, quick: bool) -> None:
+    """Record the parameters and write ``theory.json``."""
     report.parameters = {
         "logits": list(LOGITS),
         "tied_logits": list(TIED_LOGITS),
         "small_taus": list(SMALL_TAUS),
         "large_taus": list(LARGE_TAUS),
         "derivative_grid": list(GRID),
-        "pitfall_tau": tau2,
+        "pitfall_tau": measured.tau2,
         "greedy_tau": GREEDY_TAU,
         "quick": quick,
     }
@@ -234,41 +295,44 @@ def run(
         "theory.json",
         {
             "limits": {
-                "tv_to_argmax": tv_argmax.tolist(),
-                "tv_tied_to_uniform_over_ties": tv_ties.tolist(),
-                "tv_to_uniform": tv_uniform.tolist(),
-                "tau1_max_abs_error": identity_err,
+                "tv_to_argmax": measured.tv_argmax.tolist(),
+                "tv_tied_to_uniform_over_ties": measured.tv_ties.tolist(),
+                "tv_to_uniform": measured.tv_uniform.tolist(),
+                "tau1_max_abs_error": measured.identity_err,
             },
             "derivative": {
                 "tau": list(GRID),
-                "autodiff_nats": auto.tolist(),
-                "formula_nats": formula.tolist(),
+                "autodiff_nats": measured.auto.tolist(),
+                "formula_nats": measured.formula.tolist(),
             },
             "pitfall": {
-                "tau": tau2,
-                "entropy_bits_softmax_z_over_tau": h_right,
-                "entropy_bits_power_of_softmax": h_power,
-                "power_weights_sum": float(power.sum()),
-                "renormalised_power_max_abs_difference": renorm_err,
+                "tau": measured.tau2,
+                "entropy_bits_softmax_z_over_tau": measured.h_right,
+                "entropy_bits_power_of_softmax": measured.h_power,
+                "power_weights_sum": float(measured.power.sum()),
+                "renormalised_power_max_abs_difference": measured.renorm_err,
             },
             "calibration": {
-                "tau": tau_star,
-                "val_nll_before": before,
-                "val_nll_after": after,
-                "n_tokens": int(val_targets.shape[0]),
-                "curve_tau": curve_taus.tolist(),
-                "curve_nll": curve,
+                "tau": measured.tau_star,
+                "val_nll_before": measured.before,
+                "val_nll_after": measured.after,
+                "n_tokens": int(measured.val_targets.shape[0]),
+                "curve_tau": measured.curve_taus.tolist(),
+                "curve_nll": measured.curve,
             },
         },
     )
 
+
+def _plot(report: LabReport, measured: _Measures) -> None:
+    """Draw the limits, the derivative and the calibration curve."""
     fig, ax = new_figure()
     floor = 1e-17  # below every non-zero distance here, so only exact zeros sit on it
     any_zero = False
     for taus_, tv, style, label in (
-        (SMALL_TAUS, tv_argmax, "o-", "TV to argmax (unique max)"),
-        (SMALL_TAUS, tv_ties, "s-", "TV to uniform over tied maxima"),
-        (LARGE_TAUS, tv_uniform, "^-", "TV to uniform (tau large)"),
+        (SMALL_TAUS, measured.tv_argmax, "o-", "TV to argmax (unique max)"),
+        (SMALL_TAUS, measured.tv_ties, "s-", "TV to uniform over tied maxima"),
+        (LARGE_TAUS, measured.tv_uniform, "^-", "TV to uniform (tau large)"),
     ):
         (line,) = ax.loglog(taus_, np.maximum(tv, floor), style, label=label)
         zero = np.asarray(tv) == 0
@@ -302,8 +366,8 @@ def run(
     save_figure(fig, report.path("limits.png"))
 
     fig, ax = new_figure()
-    ax.plot(GRID, formula, "-", lw=3, alpha=0.5, label="Var_q[z] / tau^3 (formula)")
-    ax.plot(GRID, auto, "k.", label="jax.grad of H (autodiff)")
+    ax.plot(GRID, measured.formula, "-", lw=3, alpha=0.5, label="Var_q[z] / tau^3 (formula)")
+    ax.plot(GRID, measured.auto, "k.", label="jax.grad of H (autodiff)")
     ax.set(
         xscale="log",
         xlabel="temperature tau (log scale)",
@@ -314,14 +378,14 @@ def run(
     save_figure(fig, report.path("entropy_derivative.png"))
 
     fig, ax = new_figure()
-    ax.plot(curve_taus, curve, "-", label="validation cross-entropy")
-    ax.axvline(1.0, ls=":", c="gray", label=f"tau = 1: {before:.4f}")
-    verdict = "holds" if tau_star > 1.0 else "does not hold"
+    ax.plot(measured.curve_taus, measured.curve, "-", label="validation cross-entropy")
+    ax.axvline(1.0, ls=":", c="gray", label=f"tau = 1: {measured.before:.4f}")
+    verdict = "holds" if measured.tau_star > 1.0 else "does not hold"
     ax.plot(
-        [tau_star],
-        [after],
+        [measured.tau_star],
+        [measured.after],
         "ro",
-        label=f"fitted tau = {tau_star:.3f}: {after:.4f}\n"
+        label=f"fitted tau = {measured.tau_star:.3f}: {measured.after:.4f}\n"
         f"claim 'over-confident' (tau > 1): {verdict}",
     )
     ax.set(
@@ -332,58 +396,59 @@ def run(
     ax.legend()
     save_figure(fig, report.path("calibration.png"))
 
+
+def _check(report: LabReport, measured: _Measures) -> None:
+    """Add the checks and the finding."""
     report.check(
         "tau -> 0 gives the argmax",
-        f"TV {tv_argmax[-1]:.1e} at tau = {SMALL_TAUS[-1]}",
+        f"TV {measured.tv_argmax[-1]:.1e} at tau = {SMALL_TAUS[-1]}",
         "< 1e-6",
-        tv_argmax[-1] < 1e-6,
+        measured.tv_argmax[-1] < 1e-6,
     )
     report.check(
         "tau -> 0 with tied maxima gives uniform over them",
-        f"TV {tv_ties[-1]:.1e} at tau = {SMALL_TAUS[-1]}",
+        f"TV {measured.tv_ties[-1]:.1e} at tau = {SMALL_TAUS[-1]}",
         "< 1e-6",
-        tv_ties[-1] < 1e-6,
+        measured.tv_ties[-1] < 1e-6,
     )
     report.check(
         "tau = 1 is the model's distribution",
-        f"max error {identity_err:.1e}",
+        f"max error {measured.identity_err:.1e}",
         "< 1e-6",
-        identity_err < 1e-6,
+        measured.identity_err < 1e-6,
     )
     report.check(
         "tau -> inf gives uniform",
-        f"TV {tv_uniform[-1]:.1e} at tau = {LARGE_TAUS[-1]:g}",
+        f"TV {measured.tv_uniform[-1]:.1e} at tau = {LARGE_TAUS[-1]:g}",
         "< 1e-4",
-        tv_uniform[-1] < 1e-4,
+        measured.tv_uniform[-1] < 1e-4,
     )
     report.check(
         "dH/dtau by autodiff equals Var_q[z] / tau^3",
-        f"max relative error {rel.max():.1e}",
+        f"max relative error {measured.rel.max():.1e}",
         "< 1e-3",
-        rel.max() < 1e-3,
+        measured.rel.max() < 1e-3,
     )
     report.check(
         "softmax(z)^(1/tau) differs from softmax(z/tau) at tau = 2",
-        f"H {h_power:.4f} vs {h_right:.4f} bits",
+        f"H {measured.h_power:.4f} vs {measured.h_right:.4f} bits",
         "entropies differ by > 0.01",
-        abs(h_power - h_right) > 0.01,
+        abs(measured.h_power - measured.h_right) > 0.01,
     )
     report.check(
         "the fitted temperature lowers the validation cross-entropy",
-        f"{before:.4f} -> {after:.4f} at tau = {tau_star:.3f}",
+        f"{measured.before:.4f} -> {measured.after:.4f} at tau = {measured.tau_star:.3f}",
         "after <= before",
-        after <= before + 1e-7,
+        measured.after <= measured.before + 1e-7,
     )
     report.finding(
         "the model is over-confident on held-out text, as neural networks typically are",
-        f"fitted tau = {tau_star:.3f} ({'above' if tau_star > 1 else 'at or below'} 1)",
+        f"fitted tau = {measured.tau_star:.3f} "
+        f"({'above' if measured.tau_star > 1 else 'at or below'} 1)",
         "over-confident: the calibration temperature is above 1",
-        tau_star > 1.0,
+        measured.tau_star > 1.0,
         "a fitted tau below 1 means the model spreads its probability more than its accuracy "
         "warrants (under-confident)"
-        if tau_star <= 1.0
+        if measured.tau_star <= 1.0
         else "",
     )
-    report.write_manifest()
-    report.print_checks()
-    return report

@@ -42,14 +42,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax import lax
 from jax.typing import ArrayLike
+
+from jaxsample._checks import dataclass_from_dict
 
 __all__ = [
     "PRESET_NAMES",
@@ -179,7 +181,7 @@ class GPTConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GPTConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> GPTConfig:
         """Inverse of :meth:`to_dict`.
 
         Args:
@@ -194,12 +196,7 @@ class GPTConfig:
                 value is invalid (see the class docstring).
 
         """
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [k for k in names if k not in d]
-        unknown = sorted(str(k) for k in d if k not in names)
-        if missing or unknown:
-            raise ValueError(f"GPTConfig.from_dict: missing keys {missing}, unknown keys {unknown}")
-        return cls(**{k: d[k] for k in names})
+        return dataclass_from_dict(cls, d)
 
 
 # ---------------------------------------------------------------------------------------
@@ -702,6 +699,7 @@ def loss_fn(
     """
     _check_shape("targets", targets.shape, tuple(inputs.shape))
     logits = forward(params, inputs, config)  # (B, T, V)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)  # (B, T)
+    label_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]  # (B, T)
+    ce = jax.nn.logsumexp(logits, axis=-1) - label_logits  # (B, T)
     weight = (targets != pad_id).astype(jnp.float32)  # (B, T)
     return jnp.sum(ce * weight) / jnp.maximum(jnp.sum(weight), 1.0)

@@ -1,8 +1,8 @@
 """Loading GPT-2 checkpoints from a local Hugging Face folder.
 
 :func:`load_hf` reads a folder such as the published ``gpt2`` one, or one written by
-``GPT2LMHeadModel.save_pretrained``, into the :class:`~jaxsample.training.Pretrained`
-that :func:`~jaxsample.training.load_pretrained` returns: parameters in this package's
+``GPT2LMHeadModel.save_pretrained``, into the :class:`~jaxsample.model.Pretrained`
+that :func:`~jaxsample.model.load_pretrained` returns: parameters in this package's
 GPT-2 layout, a :class:`~jaxsample.model.GPTConfig` and the byte-level BPE tokenizer
 (:class:`~jaxsample.data.bpe.BPETokenizer`). Only local files are read; nothing is
 downloaded.
@@ -32,8 +32,8 @@ import numpy as np
 
 from jaxsample.model.gpt import GPTConfig, Params
 
-if TYPE_CHECKING:  # the training stack (optax, orbax) is imported only when loading
-    from jaxsample.training.pretrained import Pretrained
+if TYPE_CHECKING:  # pretrained imports this module
+    from jaxsample.model.pretrained import Pretrained
 
 __all__ = ["HF_FORMAT", "WeightsDtype", "hf_config", "load_hf"]
 
@@ -308,7 +308,7 @@ def _special_id(raw: dict[str, Any], field: str, path: Path) -> int | None:
 
 
 def load_hf(path: str | os.PathLike[str], *, dtype: WeightsDtype = "float32") -> Pretrained:
-    """Load a local Hugging Face GPT-2 folder as a :class:`~jaxsample.training.Pretrained`.
+    """Load a local Hugging Face GPT-2 folder as a :class:`~jaxsample.model.Pretrained`.
 
     Weights stored as float32, float16 or bfloat16 are converted to ``dtype``. With
     ``"bfloat16"`` the parameters take half the memory and the model still computes in
@@ -342,7 +342,7 @@ def load_hf(path: str | os.PathLike[str], *, dtype: WeightsDtype = "float32") ->
 
     """
     from jaxsample.data.bpe import BPETokenizer
-    from jaxsample.training.pretrained import Pretrained
+    from jaxsample.model.pretrained import Pretrained
 
     if dtype not in ("float32", "bfloat16"):
         raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")

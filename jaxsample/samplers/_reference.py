@@ -281,8 +281,23 @@ def block_sums(weight: Any, layout: Layout, *arrays: jax.Array) -> tuple[jax.Arr
     Returns the column sums held here ``[n, ..., blocks, column]`` and the sums of
     all ``BLOCKS`` blocks ``[n, ..., BLOCKS]`` (gathered from every shard).
     """
-    columns = layout_reduce(jnp.add, 0.0, weight, layout, *arrays)
+    columns = stored(lambda: layout_reduce(jnp.add, 0.0, weight, layout, *arrays), arrays[0])
     return columns, layout.gather(tree_sum(columns))
+
+
+def stored(fn: Any, like: jax.Array) -> jax.Array:
+    """``fn()``, computed as one pass whose result is stored before its users read it.
+
+    XLA copies cheap arithmetic into every user of a result; for a pass that sums
+    expensive values (exponentials) it would then store those values and redo
+    the sums in each user. A loop of one round, whose count XLA cannot see
+    (``1 + (like[0, 0] > inf)``), keeps the pass whole.
+    """
+    out = jax.eval_shape(fn)
+    once = 1 + (like.reshape(-1)[0] > jnp.inf).astype(jnp.int32)  # always 1
+    start = varying_like(jnp.zeros(out.shape, out.dtype), like)
+    result: jax.Array = lax.fori_loop(0, once, lambda _, __: fn(), start)
+    return result
 
 
 def mass(w: jax.Array, layout: Layout | None = None) -> jax.Array:

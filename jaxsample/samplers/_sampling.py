@@ -50,6 +50,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxsample._checks import check_key as _check_key
+from jaxsample._checks import check_strategy as _check_strategy
 from jaxsample.samplers._random import row_keys, uniforms
 from jaxsample.samplers._reference import (
     BLOCKS,
@@ -89,28 +91,6 @@ def check_logits(logits: jax.Array) -> jax.Array:
     if np.dtype(x.dtype).kind not in "fiu" and not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"logits must be real numbers, got dtype {x.dtype}")
     return x
-
-
-def _check_strategy(strategy: Strategy) -> None:
-    if not isinstance(strategy, Strategy):
-        raise ValueError(f"strategy must be a jaxsample strategy, got {strategy!r}")
-
-
-def _check_key(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
-    """Validate ``key``: a typed key (legacy uint32 keys are wrapped), scalar or ``lead``."""
-    k = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if not jnp.issubdtype(k.dtype, jax.dtypes.prng_key):
-        if k.dtype != jnp.uint32 or k.shape[-1:] != (2,):
-            raise ValueError(
-                "key must be a jax.random.key (or a legacy uint32 PRNGKey), "
-                f"got dtype {k.dtype} and shape {k.shape}"
-            )
-        k = jax.random.wrap_key_data(k)
-    if k.shape not in ((), lead):
-        raise ValueError(
-            f"key must be a single key or one key per row with shape {lead}, got shape {k.shape}"
-        )
-    return k
 
 
 def layout_of(local: int, vocab_axis: str | None, vocab_size: int | None) -> Layout:

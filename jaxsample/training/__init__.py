@@ -1,60 +1,32 @@
-"""Training, checkpointing and loading of the Mini-GPT.
+"""Training and checkpointing of the Mini-GPT.
 
 * :func:`train` trains or exactly resumes a run in a folder (AdamW with warm-up and
-  cosine decay; orbax checkpoints that survive ``SIGKILL``);
+  cosine decay; orbax checkpoints that survive ``SIGKILL``), configured by
+  :class:`TrainConfig`;
 * :func:`restore_checkpoint` reads and verifies a run's checkpoint;
-* :func:`load_pretrained` loads the shipped model (or an exported / run folder);
+* :func:`export_pretrained` writes a finished run as a model folder, which
+  :func:`jaxsample.model.load_pretrained` loads;
 * :func:`params_sha256` fingerprints a parameter pytree.
+
+The modules hold one concern each: ``config``, ``data`` (corpus and batch order),
+``steps`` (optimiser and compiled steps), ``loop`` (:func:`train`), ``checkpoint``
+(the orbax folder), ``restore``, ``export`` and ``curve`` (the loss curve).
 """
 
-from jaxsample.training.checkpoint import (
-    KILL_DURING_SAVE_ENV,
-    CheckpointDir,
-    CheckpointError,
-    leaf_digests,
-    named_leaves,
-    params_sha256,
-    path_name,
-)
-from jaxsample.training.pretrained import (
-    PRETRAINED_FORMAT,
-    SHIPPED_MODEL_DIR,
-    Pretrained,
-    export_pretrained,
-    load_pretrained,
-)
-from jaxsample.training.train import (
-    CHECKPOINT_FORMAT,
-    EvalPoint,
-    TrainConfig,
-    TrainResult,
-    TrainState,
-    batch_indices,
-    make_optimizer,
-    restore_checkpoint,
-    train,
-)
+from jaxsample.model.params import CheckpointError, params_sha256
+from jaxsample.training.config import TrainConfig
+from jaxsample.training.export import export_pretrained
+from jaxsample.training.loop import TrainResult, train
+from jaxsample.training.restore import EvalPoint, TrainState, restore_checkpoint
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
-    "KILL_DURING_SAVE_ENV",
-    "PRETRAINED_FORMAT",
-    "SHIPPED_MODEL_DIR",
-    "CheckpointDir",
     "CheckpointError",
     "EvalPoint",
-    "Pretrained",
     "TrainConfig",
     "TrainResult",
     "TrainState",
-    "batch_indices",
     "export_pretrained",
-    "leaf_digests",
-    "load_pretrained",
-    "make_optimizer",
-    "named_leaves",
     "params_sha256",
-    "path_name",
     "restore_checkpoint",
     "train",
 ]

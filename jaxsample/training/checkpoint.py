@@ -20,11 +20,8 @@ recorded in the metadata at save time. Any mismatch or unreadable file raises
 :class:`CheckpointError` naming the directory or file and the field; nothing partially
 loaded is ever returned.
 
-Test hook: if the environment variable ``JAXSAMPLE_TEST_KILL_DURING_SAVE`` is set to a
-step number, the process sends itself ``SIGKILL`` while saving that step, after every
-item has been written to the temporary directory and just before the rename that
-commits it. It exists only so that the kill-during-save tests can hit the worst
-moment deterministically; it has no effect when the variable is unset.
+Leaf naming, hashing and layout checks are :mod:`jaxsample.model.params`' (loading an
+exported model uses them too, without orbax).
 """
 
 from __future__ import annotations
@@ -34,40 +31,26 @@ import json
 import logging
 import os
 import shutil
-import signal
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 
-__all__ = [
-    "KILL_DURING_SAVE_ENV",
-    "CheckpointDir",
-    "CheckpointError",
-    "leaf_digests",
-    "named_leaves",
-    "params_sha256",
-    "path_name",
-]
+from jaxsample.model.params import (
+    CheckpointError,
+    check_layout,
+    layout,
+    leaf_digests,
+)
 
-KILL_DURING_SAVE_ENV = "JAXSAMPLE_TEST_KILL_DURING_SAVE"
-"""Environment variable of the kill-during-save test hook (see the module docstring)."""
+__all__ = ["CheckpointDir"]
 
 _META_ITEM = "meta"
 _FILE_DIGESTS = "file_sha256.json"
 _TRASH = ".trash"
 _TMP_MARKER = ocp.path.atomicity.TMP_DIR_SUFFIX
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable, damaged or does not match what was expected.
-
-    The message names the checkpoint directory (or file) and, where one can be
-    identified, the field that is wrong.
-    """
 
 
 def _sha256_file(path: Path) -> str:
@@ -88,8 +71,8 @@ def _file_digests(step_dir: Path) -> dict[str, str]:
     return out
 
 
-class _AtomicRenameWithTestHook(ocp.path.atomicity.AtomicRenameTemporaryPath):  # type: ignore[misc]
-    """Orbax's write-to-tmp-then-rename commit, plus a file list and the test hook.
+class _AtomicRenameWithFileList(ocp.path.atomicity.AtomicRenameTemporaryPath):  # type: ignore[misc]
+    """Orbax's write-to-tmp-then-rename commit, plus a list of the files it commits.
 
     Just before the rename, the SHA-256 of every array file is written into the
     temporary step folder (so the list is committed together with the files it
@@ -105,117 +88,7 @@ class _AtomicRenameWithTestHook(ocp.path.atomicity.AtomicRenameTemporaryPath):  
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
-        target = os.environ.get(KILL_DURING_SAVE_ENV)
-        if target is not None and final_name == target.strip():
-            os.kill(os.getpid(), signal.SIGKILL)
         return await super().finalize(*args, **kwargs)
-
-
-# ---------------------------------------------------------------------------------------
-# Leaf naming and hashing
-# ---------------------------------------------------------------------------------------
-
-
-def path_name(path: Iterable[Any]) -> str:
-    """Return the ``/``-joined name of a pytree key path (dict keys, indices, fields).
-
-    Args:
-        path: A key path from ``jax.tree_util.tree_flatten_with_path``.
-
-    Returns:
-        E.g. ``"h/0/attn/c_attn/w"``.
-
-    """
-    parts = []
-    for entry in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(entry, attr):
-                parts.append(str(getattr(entry, attr)))
-                break
-        else:
-            parts.append(str(entry))
-    return "/".join(parts)
-
-
-def named_leaves(
-    tree: Any, *, is_leaf: Callable[[Any], bool] | None = None
-) -> list[tuple[str, Any]]:
-    """List a pytree's leaves with ``/``-joined path names, sorted by name.
-
-    Dict keys, sequence indices and named-tuple field names become path components,
-    e.g. ``"h/0/attn/c_attn/w"`` or ``"opt_state/1/0/mu/wte"``. ``None`` and empty
-    containers contribute no leaves.
-
-    Args:
-        tree: Any pytree.
-        is_leaf: Optional predicate marking subtrees to treat as leaves.
-
-    Returns:
-        ``(name, leaf)`` pairs in lexicographic order of ``name``.
-
-    Raises:
-        ValueError: If two leaves get the same name.
-
-    """
-    flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)
-    named = sorted((path_name(path), leaf) for path, leaf in flat)
-    names = [name for name, _ in named]
-    if len(set(names)) != len(names):
-        raise ValueError(f"pytree has duplicate leaf names: {names}")
-    return named
-
-
-def _leaf_bytes(leaf: Any) -> tuple[np.ndarray[Any, Any], bytes]:
-    arr = np.ascontiguousarray(np.asarray(leaf))
-    if arr.dtype.byteorder == ">":
-        arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return arr, arr.tobytes()
-
-
-def _hash_leaf(hasher: Any, name: str, leaf: Any) -> None:
-    arr, raw = _leaf_bytes(leaf)
-    hasher.update(f"{name}\0{arr.dtype.name}\0{arr.shape}\0".encode())
-    hasher.update(raw)
-
-
-def params_sha256(params: Any) -> str:
-    """Compute the SHA-256 of a parameter pytree, independent of how it is stored.
-
-    The hash covers every leaf in the canonical order of :func:`named_leaves`; for each
-    leaf it absorbs the path name, the dtype name, the shape and the raw little-endian
-    C-order bytes. Two pytrees have the same digest iff they have the same leaf names,
-    dtypes, shapes and bit patterns (so ``0.0`` and ``-0.0`` differ, as do two NaN
-    payloads).
-
-    Args:
-        params: Pytree of arrays (JAX or NumPy), e.g. model parameters.
-
-    Returns:
-        The 64-character lowercase hex digest.
-
-    """
-    hasher = hashlib.sha256()
-    for name, leaf in named_leaves(params):
-        _hash_leaf(hasher, name, leaf)
-    return hasher.hexdigest()
-
-
-def leaf_digests(tree: Any) -> dict[str, str]:
-    """Compute the SHA-256 of each leaf of a pytree (name, dtype, shape, bytes), by name.
-
-    Args:
-        tree: Pytree of arrays.
-
-    Returns:
-        ``{name: hex digest}`` with the names of :func:`named_leaves`.
-
-    """
-    out: dict[str, str] = {}
-    for name, leaf in named_leaves(tree):
-        hasher = hashlib.sha256()
-        _hash_leaf(hasher, name, leaf)
-        out[name] = hasher.hexdigest()
-    return out
 
 
 def _first_line(err: BaseException, limit: int = 300) -> str:
@@ -274,7 +147,7 @@ class CheckpointDir:
             create=not read_only,
             read_only=read_only,
             todelete_subdir=None if read_only else _TRASH,
-            temporary_path_class=_AtomicRenameWithTestHook,
+            temporary_path_class=_AtomicRenameWithFileList,
         )
         # Orbax logs a warning whenever a folder is opened read-only; that is the
         # intended use here, so keep it off the user's terminal.
@@ -413,10 +286,7 @@ class CheckpointDir:
         try:
             metadata = ocp.StandardCheckpointHandler().metadata(where)
             tree = getattr(metadata, "tree", metadata)
-            flat = named_leaves(tree, is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"))
-            return {
-                name: (tuple(int(d) for d in m.shape), np.dtype(m.dtype).name) for name, m in flat
-            }
+            return layout(tree, is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"))
         except Exception as err:
             raise CheckpointError(
                 f"checkpoint item {where} has unreadable metadata ({_first_line(err)})"
@@ -482,29 +352,9 @@ class CheckpointDir:
             where = self.step_dir(step) / item
             if item not in self.items:
                 raise ValueError(f"unknown checkpoint item {item!r}; known: {self.items}")
-            stored = self._stored_layout(step, item)
-            expected = {
-                name: (tuple(int(d) for d in leaf.shape), np.dtype(leaf.dtype).name)
-                for name, leaf in named_leaves(target)
-            }
-            missing = sorted(set(expected) - set(stored))
-            extra = sorted(set(stored) - set(expected))
-            if missing:
-                raise CheckpointError(f"checkpoint item {where} lacks field '{missing[0]}'")
-            if extra:
-                raise CheckpointError(f"checkpoint item {where} has unexpected field '{extra[0]}'")
-            for name, (shape, dtype) in expected.items():
-                got_shape, got_dtype = stored[name]
-                if got_shape != shape:
-                    raise CheckpointError(
-                        f"checkpoint item {where}: field '{name}' has shape {got_shape}, "
-                        f"expected {shape}"
-                    )
-                if got_dtype != dtype:
-                    raise CheckpointError(
-                        f"checkpoint item {where}: field '{name}' has dtype {got_dtype}, "
-                        f"expected {dtype}"
-                    )
+            check_layout(
+                self._stored_layout(step, item), layout(target), f"checkpoint item {where}"
+            )
             if not isinstance(digests.get(item), dict):
                 raise CheckpointError(
                     f"checkpoint metadata {self.step_dir(step) / _META_ITEM} has no digests "

@@ -5,34 +5,39 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from jaxsample.model import PRESET_NAMES, count_params
-from jaxsample.training.checkpoint import params_sha256
-from jaxsample.training.pretrained import SHIPPED_MODEL_DIR, load_pretrained
-from jaxsample.training.train import TrainConfig, train
+from jaxsample.model import (
+    PRESET_NAMES,
+    SHIPPED_MODEL_DIR,
+    count_params,
+    load_pretrained,
+    params_sha256,
+)
+from jaxsample.training import TrainConfig, train
 
 __all__ = ["register"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_parser(low: int) -> Callable[[str], int]:
+    """An argparse ``type`` that accepts integers ``>= low``."""
+    expected = "a positive integer" if low == 1 else f"an integer >= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+_positive_int = _int_parser(1)
+_non_negative_int = _int_parser(0)
 
 
 def register(subparsers: Any) -> None:

@@ -108,7 +108,7 @@ import jax, jax.numpy as jnp, numpy as np
 import jaxsample as js
 from jaxsample.decoding import seed_key
 from jaxsample.decoding.sweep import run_sweep, sweep_mesh
-from jaxsample.training import load_pretrained
+from jaxsample.model import load_pretrained
 
 m = load_pretrained()
 tok = m.tokenizer
