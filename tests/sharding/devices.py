@@ -30,7 +30,7 @@ def device_env(devices: int) -> dict[str, str]:
     return env
 
 
-def run_on_devices(code: str, devices: int = 8, timeout: float = 240) -> Any:
+def run_on_devices(code: str, devices: int = 8, timeout: float = 600) -> Any:
     """Run ``code`` with ``devices`` CPU devices; return what it passed to ``report``.
 
     The snippet gets a function ``report(obj)`` that prints ``obj`` as JSON on one

@@ -106,7 +106,7 @@ def test_ragged_shard_count_is_refused(sampler_checks: dict[str, Any]) -> None:
 DECODE_CHECKS = """
 import jax, jax.numpy as jnp, numpy as np
 import jaxsample as js
-from jaxsample.decoding import seed_key
+from jaxsample.decoding import make_strategy, seed_key
 from jaxsample.decoding.sweep import run_sweep, sweep_mesh
 from jaxsample.model import load_pretrained
 
@@ -151,7 +151,7 @@ for t, tau in [(1, 0.5), (3, 1.5)]:
     for s in (0, 4):
         for p in range(2):
             alone = js.generate_ids(
-                m.params, m.config, [sweep_prompts[p]], seed_key(s), js.make_strategy(tau, 50), **kw
+                m.params, m.config, [sweep_prompts[p]], seed_key(s), make_strategy(tau, 50), **kw
             )
             cells.append(bool(np.array_equal(np.asarray(alone.tokens[0]), g8.tokens[t, s, p])))
 out["cells"] = cells
