@@ -236,12 +236,7 @@ def probs(
 def _probs(x: jax.Array, strategy: Strategy, layout: Layout) -> jax.Array:
     rows = _whole_row(_rows(x, layout), layout)
     z, _ = sanitise(rows)
-    lw = strategy.log_weights(z.reshape(*x.shape[:-1], -1))
-    if prefix_parts(strategy) is None:
-        q = jax.nn.softmax(lw, axis=-1)
-    else:  # the first token is always kept with log-weight 0: the maximum is known
-        w = jnp.exp(lw)
-        q = w / jnp.sum(w, axis=-1, keepdims=True)
+    q = jax.nn.softmax(strategy.log_weights(z.reshape(*x.shape[:-1], -1)), axis=-1)
     if layout.axis is None:
         return q
     q = jnp.pad(q, [(0, 0)] * (q.ndim - 1) + [(0, layout.width - layout.vocab)])
