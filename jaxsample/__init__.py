@@ -3,7 +3,9 @@
 The public API is what this module exports: the samplers, and the two ways to
 decode with a model (:func:`generate_ids`: token ids and a key in, a batch of
 :class:`Generation` out, compiled once; :func:`complete`: text in, text out).
-The rest of the decoding API is in :mod:`jaxsample.decoding`, the lab metrics in
+Sampling and decoding on more than one device is in :mod:`jaxsample.sharding`
+(and ``generate_ids(..., mesh=...)``). The rest of the decoding API is in
+:mod:`jaxsample.decoding`, the lab metrics in
 :mod:`jaxsample.analysis`, the model in :mod:`jaxsample.model`::
 
     import jax, jaxsample as js
@@ -14,6 +16,7 @@ The rest of the decoding API is in :mod:`jaxsample.decoding`, the lab metrics in
     js.complete("Tomorrow she", n=3, strategy=js.TopP(0.9, tau=0.8))  # shipped Mini-GPT
 """
 
+from jaxsample import sharding
 from jaxsample.decoding import Generation, complete, generate_ids
 from jaxsample.samplers import (
     GREEDY_TAU,
@@ -52,5 +55,6 @@ __all__ = [
     "generate_ids",
     "probs",
     "sample",
+    "sharding",
     "valid_rows",
 ]

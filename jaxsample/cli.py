@@ -1,4 +1,4 @@
-"""The ``jaxsample`` command line: ``train``, ``info``, ``generate``, ``vocab`` and ``lab``.
+"""The ``jaxsample`` command line: ``train``, ``info``, ``generate``, ``sweep``, ``vocab``, ``lab``.
 
 Each sub-command lives next to the code it drives; a command module exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
@@ -28,6 +28,7 @@ __all__ = ["CACHE_ENV", "CACHE_OFF", "build_parser", "cache_dir", "main"]
 _COMMAND_MODULES: tuple[str, ...] = (
     "jaxsample.training.commands",
     "jaxsample.decoding.commands",
+    "jaxsample.decoding.sweep_command",
     "jaxsample.data.commands",
     "jaxsample.labs.commands",
 )

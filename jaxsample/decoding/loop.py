@@ -44,6 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as PSpec
 from jax.typing import ArrayLike
 
 from jaxsample._checks import check_key, check_strategy
@@ -376,6 +378,8 @@ def generate_ids(
     lengths: ArrayLike | None = None,
     cache: bool = True,
     record_logits: bool = False,
+    mesh: Mesh | None = None,
+    batch_axis: str | tuple[str, ...] = "dp",
 ) -> Generation:
     """Generate up to ``max_new_tokens`` tokens for every prompt of a batch in one jitted call.
 
@@ -408,19 +412,29 @@ def generate_ids(
             full width ``P``); only with an array ``prompts``.
         cache: Use the key/value cache (True) or recompute the whole buffer each step.
         record_logits: Also return every step's model logits (for checks).
+        mesh: Split the batch over the devices of this mesh (every device of every
+            process when it spans several hosts); ``None`` runs on the default
+            device. Each device decodes its block of rows with no communication;
+            the keys are derived from the global row index first, so the tokens
+            are those of the one-device call. A batch that the axis does not
+            divide is padded with copies of the last row, dropped afterwards.
+        batch_axis: The mesh axis (or axes, outermost first) that splits the
+            batch; the other axes hold copies. Only with ``mesh``.
 
     Returns:
         A :class:`Generation` with int32 ``tokens [B, max_new_tokens]``, int32
         ``lengths [B]``, bool ``finished [B]`` and, if requested, float32
-        ``logits [B, max_new_tokens, V]``.
+        ``logits [B, max_new_tokens, V]``. With ``mesh`` every array is gathered
+        onto every device of the mesh (the ids are small), so a process of a
+        multi-process run can read all rows.
 
     Raises:
         ValueError: If a prompt is malformed or empty without ``bos_id``; an id lies
             outside ``[0, vocab_size)``; the longest prompt plus ``max_new_tokens``
             exceeds ``config.n_ctx`` (the message names the lengths); ``max_new_tokens``,
             ``eos_id``, ``pad_id`` or ``bos_id`` is invalid; the key has the wrong
-            shape or type; or the strategy is not a strategy or has parameters that do
-            not match the batch.
+            shape or type; the strategy is not a strategy or has parameters that do
+            not match the batch; or ``batch_axis`` is not an axis of ``mesh``.
 
     """
     if not isinstance(config, GPTConfig):
@@ -454,6 +468,16 @@ def generate_ids(
     B = len(rows)
     keys = _batch_keys(key, B)
     check_strategy(strategy, B)
+    static = {
+        "config": config,
+        "max_new_tokens": max_new_tokens,
+        "use_cache": bool(cache),
+        "record_logits": bool(record_logits),
+    }
+    if mesh is not None:
+        return _decode_on_mesh(
+            mesh, batch_axis, params, tokens, lens, keys, strategy, eos_id, pad_id, static
+        )
     result: Generation = _decode(
         params,
         jnp.asarray(tokens),
@@ -462,12 +486,111 @@ def generate_ids(
         strategy,
         jnp.int32(eos_id),
         jnp.int32(pad_id),
-        config=config,
-        max_new_tokens=max_new_tokens,
-        use_cache=bool(cache),
-        record_logits=bool(record_logits),
+        **static,
     )
     return result
+
+
+def _decode_on_mesh(
+    mesh: Mesh,
+    batch_axis: str | tuple[str, ...],
+    params: Params,
+    tokens: np.ndarray[Any, Any],
+    lens: np.ndarray[Any, Any],
+    keys: jax.Array,
+    strategy: Strategy,
+    eos_id: int,
+    pad_id: int,
+    static: dict[str, Any],
+) -> Generation:
+    """:func:`_decode` with the batch split over ``batch_axis`` of ``mesh`` (see generate_ids).
+
+    Every input is built as a global array from the host copy that each process
+    holds, so the same call runs on one process or on several.
+    """
+    if not isinstance(mesh, Mesh):
+        raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+    axes = (batch_axis,) if isinstance(batch_axis, str) else tuple(batch_axis)
+    if not axes or any(a not in mesh.axis_names for a in axes) or len(set(axes)) < len(axes):
+        raise ValueError(
+            f"batch_axis must name distinct axes of the mesh {tuple(mesh.axis_names)}, "
+            f"got {batch_axis!r}"
+        )
+    shards = int(np.prod([mesh.shape[a] for a in axes]))
+    B = tokens.shape[0]
+    rows = -(-B // shards) * shards
+    fill = np.concatenate([np.arange(B), np.full(rows - B, B - 1)])  # pad: copies of the last row
+
+    def put(a: Any, split: bool) -> jax.Array:
+        host = np.asarray(a)
+        if split:
+            host = host[fill]
+        spec = PSpec(axes) if split else PSpec()  # type: ignore[no-untyped-call]
+        sharding = NamedSharding(mesh, spec)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    leaves, tree = jax.tree_util.tree_flatten(strategy)
+    per_row = [np.shape(leaf) == (B,) and B > 1 for leaf in leaves]
+    strategy_in = jax.tree_util.tree_unflatten(
+        tree, [put(leaf, split) for leaf, split in zip(leaves, per_row, strict=True)]
+    )
+    run = _mesh_decoder(
+        mesh, axes, jax.random.key_impl(keys), tree, tuple(per_row), tuple(sorted(static.items()))
+    )
+    result: Generation = run(
+        jax.tree_util.tree_map(lambda a: put(a, False), params),
+        put(tokens, True),
+        put(lens, True),
+        put(jax.random.key_data(keys), True),
+        strategy_in,
+        put(np.int32(eos_id), False),
+        put(np.int32(pad_id), False),
+    )
+    if rows == B:
+        return result
+    trimmed: Generation = jax.tree_util.tree_map(lambda a: a[:B], result)
+    return trimmed
+
+
+@functools.cache
+def _mesh_decoder(
+    mesh: Mesh,
+    axes: tuple[str, ...],
+    impl: Any,
+    tree: Any,
+    per_row: tuple[bool, ...],
+    static: tuple[tuple[str, Any], ...],
+) -> Any:
+    """The jitted ``shard_map`` of :func:`_decode`, built once per layout and settings."""
+    row, whole = PSpec(axes), PSpec()  # type: ignore[no-untyped-call]
+
+    def local(
+        params: Params,
+        tokens: jax.Array,
+        lens: jax.Array,
+        key_data: jax.Array,
+        strategy: Strategy,
+        eos: jax.Array,
+        pad: jax.Array,
+    ) -> Generation:
+        keys = jax.random.wrap_key_data(key_data, impl=impl)
+        out: Generation = _decode(params, tokens, lens, keys, strategy, eos, pad, **dict(static))
+        # Gather the rows onto every device: ids and flags are a few bytes per row.
+        gathered: Generation = jax.tree_util.tree_map(
+            lambda a: lax.all_gather(a, axes, axis=0, tiled=True), out
+        )
+        return gathered
+
+    strategy_spec = jax.tree_util.tree_unflatten(tree, [row if s else whole for s in per_row])
+    return jax.jit(
+        jax.shard_map(
+            local,
+            mesh=mesh,
+            in_specs=(whole, row, row, row, strategy_spec, whole, whole),
+            out_specs=whole,
+            check_vma=False,
+        )
+    )
 
 
 def sample_completions(
