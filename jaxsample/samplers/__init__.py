@@ -6,6 +6,21 @@ The semantics of every built-in strategy is written once, in
 """
 
 from jaxsample.samplers._entropy import entropy, entropy_sweep, tempered_entropy
+from jaxsample.samplers._history import (
+    DRY,
+    FrequencyPenalty,
+    History,
+    MinNewTokens,
+    Mirostat2,
+    NoRepeatNGram,
+    PresencePenalty,
+    RepetitionPenalty,
+    advance,
+    bind,
+    init_history,
+    needs_history,
+    sample_step,
+)
 from jaxsample.samplers._reference import TOP_P_SLACK
 from jaxsample.samplers._sampling import probs, sample, valid_rows
 from jaxsample.samplers._strategies import (
@@ -18,21 +33,54 @@ from jaxsample.samplers._strategies import (
     TopP,
     chain,
 )
+from jaxsample.samplers._vocabulary import (
+    XTC,
+    Allow,
+    Ban,
+    Epsilon,
+    Eta,
+    LogitBias,
+    MinP,
+    TopNSigma,
+    Typical,
+)
 
 __all__ = [
+    "DRY",
     "GREEDY_TAU",
     "TOP_P_SLACK",
+    "XTC",
+    "Allow",
+    "Ban",
     "Chain",
+    "Epsilon",
+    "Eta",
+    "FrequencyPenalty",
     "Greedy",
+    "History",
+    "LogitBias",
+    "MinNewTokens",
+    "MinP",
+    "Mirostat2",
+    "NoRepeatNGram",
+    "PresencePenalty",
+    "RepetitionPenalty",
     "Strategy",
     "Temperature",
     "TopK",
+    "TopNSigma",
     "TopP",
+    "Typical",
+    "advance",
+    "bind",
     "chain",
     "entropy",
     "entropy_sweep",
+    "init_history",
+    "needs_history",
     "probs",
     "sample",
+    "sample_step",
     "tempered_entropy",
     "valid_rows",
 ]

@@ -35,7 +35,7 @@ maximum. Put penalties first, as every engine does.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -68,8 +68,8 @@ __all__ = [
     "DRY",
     "FrequencyPenalty",
     "History",
-    "Mirostat2",
     "MinNewTokens",
+    "Mirostat2",
     "NoRepeatNGram",
     "PresencePenalty",
     "RepetitionPenalty",
@@ -151,20 +151,21 @@ class HistoryPart(Strategy):
         return self.apply(z, self.history)
 
 
-def _state() -> Any:
-    return dataclasses.field(default=None, kw_only=True, repr=False, compare=False)
-
-
 def _check_last_n(last_n: int | None) -> None:
     if last_n is not None and (
-        not isinstance(last_n, int) or isinstance(last_n, bool) or last_n < 1
+        not isinstance(last_n, int) or isinstance(last_n, bool) or not (last_n >= 1 or last_n == -1)
     ):
-        raise ValueError(f"last_n must be None or a Python int >= 1, got {last_n!r}")
+        raise ValueError(
+            f"last_n must be None, -1 (the whole context) or a Python int >= 1, got {last_n!r}"
+        )
 
 
 def _window_counts(recent: jax.Array, last_n: int, vocab: int) -> jax.Array:
-    """Counts ``[..., V]`` of the last ``last_n`` tokens of ``recent`` (``-1`` ignored)."""
-    window = recent[..., -last_n:]
+    """Counts ``[..., V]`` of the last ``last_n`` ids of ``recent`` (``last_n = -1``: all).
+
+    Ids ``-1`` (no token yet) are not counted.
+    """
+    window = recent if last_n == -1 else recent[..., -last_n:]
     tokens = jnp.arange(vocab, dtype=jnp.int32)
     out: jax.Array = jnp.sum(window[..., :, None] == tokens, axis=-2, dtype=jnp.int32)
     return out
@@ -185,7 +186,7 @@ def _seen_counts(part: Any, history: History, vocab: int, context: bool) -> jax.
 
 def _penalty_needs(last_n: int | None, prompt: bool) -> Needs:
     if last_n is not None:
-        return Needs(window=last_n)
+        return Needs(window=last_n)  # -1: the whole context
     return Needs(counts=True, prompt=prompt)
 
 
@@ -206,7 +207,9 @@ class RepetitionPenalty(HistoryPart):
         rho: ``> 0`` and finite, scalar or per-row array. Traced non-positive or NaN
             values give undefined weights; the row then follows the bad-input
             rules of :func:`jaxsample.sample`.
-        last_n: ``None`` (the prompt and every generated token) or a static int >= 1.
+        last_n: static: ``None`` (the prompt and every generated token), an int >= 1
+            (the last ``last_n`` context tokens, llama.cpp's window) or -1 (the whole
+            context the state keeps).
 
     Raises:
         ValueError: at construction, for a concrete ``rho`` that is not positive and
@@ -219,7 +222,7 @@ class RepetitionPenalty(HistoryPart):
 
     rho: Any
     last_n: int | None = dataclasses.field(default=None, metadata={"static": True})
-    history: History | None = _state()
+    history: History | None = dataclasses.field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         _check_real("rho", self.rho, lambda a: (a > 0) & np.isfinite(a), "> 0 and finite")
@@ -247,7 +250,9 @@ class FrequencyPenalty(HistoryPart):
 
     Args:
         a: finite, scalar or per-row array.
-        last_n: ``None`` (generated tokens) or a static int >= 1.
+        last_n: static: ``None`` (the generated tokens), an int >= 1 (the last
+            ``last_n`` context tokens, prompt included: llama.cpp) or -1 (the whole
+            context the state keeps, prompt included).
 
     Raises:
         ValueError: at construction, for a concrete ``a`` that is not finite, or a
@@ -256,7 +261,7 @@ class FrequencyPenalty(HistoryPart):
 
     a: Any
     last_n: int | None = dataclasses.field(default=None, metadata={"static": True})
-    history: History | None = _state()
+    history: History | None = dataclasses.field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         _check_real("a", self.a, np.isfinite, "finite")
@@ -282,7 +287,9 @@ class PresencePenalty(HistoryPart):
 
     Args:
         a: finite, scalar or per-row array.
-        last_n: ``None`` (generated tokens) or a static int >= 1.
+        last_n: static: ``None`` (the generated tokens), an int >= 1 (the last
+            ``last_n`` context tokens, prompt included: llama.cpp) or -1 (the whole
+            context the state keeps, prompt included).
 
     Raises:
         ValueError: at construction, for a concrete ``a`` that is not finite, or a
@@ -291,7 +298,7 @@ class PresencePenalty(HistoryPart):
 
     a: Any
     last_n: int | None = dataclasses.field(default=None, metadata={"static": True})
-    history: History | None = _state()
+    history: History | None = dataclasses.field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         _check_real("a", self.a, np.isfinite, "finite")
@@ -324,7 +331,7 @@ class MinNewTokens(HistoryPart):
 
     n: Any
     eos_id: Any
-    history: History | None = _state()
+    history: History | None = dataclasses.field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("n", "eos_id"):
@@ -368,7 +375,7 @@ class NoRepeatNGram(HistoryPart):
 
     n: int = dataclasses.field(metadata={"static": True})
     last_n: int | None = dataclasses.field(default=None, metadata={"static": True})
-    history: History | None = _state()
+    history: History | None = dataclasses.field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.n, int) or isinstance(self.n, bool) or self.n < 1:
@@ -421,7 +428,7 @@ class DRY(HistoryPart):
             in llama.cpp).
         allowed_length: int ``>= 1``, scalar or per-row array.
         breakers: static tuple of token ids that break a repeat.
-        last_n: ``None`` (the whole context the state keeps) or a static int >= 2,
+        last_n: ``None`` or -1 (the whole context the state keeps) or a static int >= 2,
             the number of context tokens searched (llama.cpp's
             ``dry_penalty_last_n``).
 
@@ -438,7 +445,7 @@ class DRY(HistoryPart):
     allowed_length: Any = 2
     breakers: tuple[int, ...] = dataclasses.field(default=(), metadata={"static": True})
     last_n: int | None = dataclasses.field(default=None, metadata={"static": True})
-    history: History | None = _state()
+    history: History | None = dataclasses.field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         _check_real("multiplier", self.multiplier, lambda a: (a >= 0) & np.isfinite(a), ">= 0")
@@ -455,12 +462,13 @@ class DRY(HistoryPart):
 
     def needs(self) -> Needs:
         """A window of recent tokens."""
-        return Needs(window=-1 if self.last_n is None else self.last_n)
+        return Needs(window=-1 if self.last_n in (None, -1) else self.last_n)
 
     def apply(self, z: jax.Array, history: History) -> jax.Array:
         """``z`` minus the DRY penalties; ``[..., V]`` float32."""
         assert history.recent is not None
-        r = history.recent if self.last_n is None else history.recent[..., -self.last_n :]
+        whole = self.last_n in (None, -1)
+        r = history.recent if whole else history.recent[..., -self.last_n :]  # type: ignore[operator]
         w = r.shape[-1]
         if w < 2:
             return z
@@ -531,7 +539,7 @@ class Mirostat2(HistoryPart):
     target: Any = 5.0
     lr: Any = 0.1
     tau: Any = 1.0
-    history: History | None = _state()
+    history: History | None = dataclasses.field(default=None, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("target", "lr"):
@@ -702,7 +710,7 @@ def bind(
     out: list[Strategy] = []
     for part in parts:
         if isinstance(part, HistoryPart):
-            part = dataclasses.replace(part, history=history)
+            part = dataclasses.replace(part, history=history)  # type: ignore[type-var]
         elif isinstance(part, XTC) and keys is not None:
             part = dataclasses.replace(part, coin=_coin(part, keys, lead))
         out.append(part)

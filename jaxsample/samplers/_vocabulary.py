@@ -1,5 +1,6 @@
-"""The stateless strategies of the inference engines: min-p, typical, epsilon, eta,
-top-n-sigma, XTC, logit bias, allow and ban lists.
+"""The stateless strategies of the inference engines.
+
+Min-p, typical, epsilon, eta, top-n-sigma, XTC, logit bias, allow and ban lists.
 
 Each strategy is a frozen dataclass registered as a pytree (numeric parameters are
 leaves: traced, vmappable, one value per row allowed) and defines only
@@ -113,7 +114,7 @@ def _check_unit(name: str, value: Any, closed_top: bool, rule: str) -> None:
 @_pytree
 @dataclasses.dataclass(frozen=True)
 class MinP(Strategy):
-    r"""Min-p sampling: temperature, then keep the tokens at least ``min_p`` times as likely as the top.
+    r"""Min-p sampling: temperature, then keep the tokens ``min_p`` times as likely as the top.
 
     With :math:`y = z / \tau` a token is kept iff :math:`p_i \ge p_{min} \max_j p_j`,
     computed in log space: :math:`y_i \ge \max_j y_j + \log p_{min}` (the form of
@@ -522,7 +523,7 @@ def check_rows(strategy: Strategy, batch: int) -> None:
             match a batch of ``batch`` rows.
     """
     for part in _parts(strategy):
-        trailing = getattr(type(part), "TRAILING", frozenset())
+        trailing: frozenset[str] = getattr(type(part), "TRAILING", frozenset())
         for field in dataclasses.fields(part):  # type: ignore[arg-type]
             if field.metadata.get("static"):
                 continue
