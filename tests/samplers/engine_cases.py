@@ -101,9 +101,10 @@ def jaxsample_probs(case: dict[str, Any]) -> np.ndarray:
     _, arrays = load()
     s = strategy(case)
     logits = jnp.asarray(arrays["flat" if case["kind"] == "xtc_cut" else "logits"])
-    if js.needs_history(s):
-        h = history_for(s)
-        if case["kind"] == "mirostat2":
-            h = js.History(h.step, mu=jnp.full(h.step.shape, case["params"]["mu"], jnp.float32))
-        s = js.bind(s, h)
+    if case["kind"] == "mirostat2":  # the engine's truncation at a given mu
+        rows = logits.shape[0]
+        mu = jnp.full((rows,), case["params"]["mu"], jnp.float32)
+        s = js.bind(s, js.History(jnp.zeros((rows,), jnp.int32), mu=mu))
+    elif js.needs_history(s):
+        s = js.bind(s, history_for(s))
     return np.asarray(js.probs(logits, s), np.float64)
