@@ -183,7 +183,7 @@ def vllm(
 
     Args:
         temperature: ``>= 0``; below 1e-5 is greedy.
-        top_k: int; 0 or -1 leaves it out.
+        top_k: int; 0 or -1 leaves it out (other negative values raise, as in vLLM).
         top_p: in (0, 1]; 1 leaves it out.
         min_p: in [0, 1]; 0 leaves it out.
         repetition_penalty: ``> 0``; 1 leaves it out.
@@ -219,11 +219,11 @@ def vllm(
         return chain(*parts, Greedy())
     if not _is(temperature, lambda a: a == 1.0):
         parts.append(Temperature(temperature))
-    if not _is(min_p, lambda a: a <= 0.0):
+    if not _is(min_p, lambda a: a == 0.0):
         parts.append(MinP(min_p))
-    if not _is(top_k, lambda a: a <= 0):
+    if not _is(top_k, lambda a: (a == 0) | (a == -1)):
         parts.append(TopK(top_k))
-    if not _is(top_p, lambda a: a >= 1.0):
+    if not _is(top_p, lambda a: a == 1.0):
         parts.append(TopP(top_p))
     return chain(*parts)
 
