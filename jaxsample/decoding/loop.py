@@ -603,6 +603,7 @@ def sample_completions(
     pad_id: int,
     bos_id: int | None = None,
     cache: bool = True,
+    logprobs: int = 0,
 ) -> Generation:
     """Draw ``n`` completions of one prompt in one call, one random stream each.
 
@@ -623,6 +624,8 @@ def sample_completions(
         pad_id: Token id written after EOS.
         bos_id: Token id an empty prompt starts from.
         cache: Use the key/value cache (True) or full recompute.
+        logprobs: record log-probabilities with the ``n`` most likely tokens (see
+            :func:`generate_ids`); 0 records none.
 
     Returns:
         A :class:`Generation` with ``B = n`` rows.
@@ -645,6 +648,7 @@ def sample_completions(
         pad_id=pad_id,
         bos_id=bos_id,
         cache=cache,
+        logprobs=logprobs,
     )
 
 
