@@ -2,10 +2,11 @@
 
 Twenty-four verb-completion prompts (every time marker, every subject twice) are
 completed ``N`` times by the shipped Mini-GPT under a grid of strategies: greedy,
-six temperatures, top-k, top-p (nucleus; Holtzman et al., 2019) and compositions
-of the two. Strategies of one family (temperature, top-k, top-p, top-k then top-p)
-share one decoding call: their parameters are per-row arrays, so the whole grid
-takes four jitted ``lax.scan`` generations.
+six temperatures, top-k, top-p (nucleus; Holtzman et al., 2019), compositions of
+the two, and min-p (Nguyen et al., 2024), locally typical sampling (Meister et al.,
+2022) and top-n-sigma (Tang et al., 2024) at temperatures 1 to 3. Strategies of one
+family share one decoding call: their parameters are per-row arrays, so the whole
+grid takes seven jitted ``lax.scan`` generations.
 
 For each strategy the lab measures
 
@@ -24,8 +25,9 @@ whatever the key, and along the temperature ladder neither diversity falls nor
 correctness rises by more than ``Z_NOISE`` standard errors. Findings (reported,
 never a failure): greedy is the most correct and the least diverse strategy,
 diversity rises strictly with temperature, a high temperature costs correctness,
-truncation restores correctness at tau = 1, and a truncated strategy lies on the
-Pareto front.
+truncation restores correctness at tau = 1, a truncated strategy lies on the
+Pareto front, and, the min-p paper's claim, min-p keeps correctness at a high
+temperature (tau 3) where top-p collapses.
 """
 
 from __future__ import annotations
@@ -56,7 +58,16 @@ from jaxsample.labs._model import model_identity
 from jaxsample.labs._report import LabReport, print_table, z_score
 from jaxsample.plotting import new_figure, place_labels, save_figure
 from jaxsample.progress import Progress
-from jaxsample.samplers import Strategy, Temperature, TopK, TopP, chain
+from jaxsample.samplers import (
+    MinP,
+    Strategy,
+    Temperature,
+    TopK,
+    TopNSigma,
+    TopP,
+    Typical,
+    chain,
+)
 from jaxsample.training import Pretrained, load_pretrained
 
 __all__ = ["SETTINGS", "Setting", "family_strategy", "lab_prompts", "run"]
@@ -68,11 +79,12 @@ class Setting:
 
     Attributes:
         label: name shown in tables and plots.
-        family: which decoding call it joins: ``"temperature"``, ``"top-k"``,
-            ``"top-p"`` or ``"top-k+top-p"``.
-        tau: temperature (0 is greedy).
+        family: which decoding call it joins: one of ``FAMILIES``.
+        tau: temperature (0 is greedy), applied before any truncation.
         k: top-k (0 disables it).
         p: nucleus mass (1 disables it).
+        q: the parameter of the families ``"min-p"`` (min_p), ``"typical"`` (the
+            mass) and ``"top-n-sigma"`` (n).
     """
 
     label: str
@@ -80,7 +92,11 @@ class Setting:
     tau: float
     k: int = 0
     p: float = 1.0
+    q: float = 0.0
 
+
+#: Temperatures of the min-p, typical and top-n-sigma curves (and of top-p 0.9).
+HOT_LADDER = (1.0, 1.5, 2.0, 3.0)
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("greedy (tau 0)", "temperature", 0.0),
@@ -99,13 +115,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tau 0.7, k 40, p 0.9", "top-k+top-p", 0.7, k=40, p=0.9),
     Setting("tau 1.5, k 20, p 0.95", "top-k+top-p", 1.5, k=20, p=0.95),
     Setting("tau 2, k 10, p 0.9", "top-k+top-p", 2.0, k=10, p=0.9),
+    Setting("top-p 0.9, tau 1.5", "top-p", 1.5, p=0.9),
+    Setting("top-p 0.9, tau 3", "top-p", 3.0, p=0.9),
+    *(
+        Setting(f"{name} {q:g}, tau {tau:g}", family, tau, q=q)
+        for family, name, q in (
+            ("min-p", "min-p", 0.1),
+            ("typical", "typical", 0.9),
+            ("top-n-sigma", "top-n-sigma", 1.0),
+        )
+        for tau in HOT_LADDER
+    ),
 )
-FAMILIES = ("temperature", "top-k", "top-p", "top-k+top-p")
+FAMILIES = ("temperature", "top-k", "top-p", "top-k+top-p", "min-p", "typical", "top-n-sigma")
 FAMILY_COLORS = {
     "temperature": "tab:blue",
     "top-k": "tab:orange",
     "top-p": "tab:green",
     "top-k+top-p": "tab:purple",
+    "min-p": "tab:red",
+    "typical": "tab:brown",
+    "top-n-sigma": "tab:olive",
 }
 #: Static top-k bound of the per-row top-k strategies (every k of the grid is below it).
 K_MAX = 64
@@ -138,7 +168,9 @@ def lab_prompts() -> list[str]:
     ]
 
 
-def family_strategy(family: str, tau: jax.Array, k: jax.Array, p: jax.Array) -> Strategy:
+def family_strategy(
+    family: str, tau: jax.Array, k: jax.Array, p: jax.Array, q: jax.Array | None = None
+) -> Strategy:
     """The strategy of a family with per-row parameters (arrays of shape [B]).
 
     Args:
@@ -146,14 +178,25 @@ def family_strategy(family: str, tau: jax.Array, k: jax.Array, p: jax.Array) -> 
         tau: float32 [B] temperatures.
         k: int32 [B] top-k values (used by the top-k families).
         p: float32 [B] nucleus masses (used by the top-p families).
+        q: float32 [B] min-p values, typical masses or top-n-sigma ``n`` (used by
+            those families).
 
     Returns:
-        ``Temperature(tau)``, ``TopK(k, tau)``, ``TopP(p, tau)`` or
-        ``chain(TopK(k, tau), TopP(p))``.
+        ``Temperature(tau)``, ``TopK(k, tau)``, ``TopP(p, tau)``,
+        ``chain(TopK(k, tau), TopP(p))``, ``MinP(q, tau)``, ``Typical(q, tau)`` or
+        ``TopNSigma(q, tau)`` (temperature first in every family).
 
     Raises:
-        ValueError: for an unknown family.
+        ValueError: for an unknown family, or a missing ``q``.
     """
+    if family in ("min-p", "typical", "top-n-sigma"):
+        if q is None:
+            raise ValueError(f"family {family!r} needs q")
+        if family == "min-p":
+            return MinP(q, tau=tau)
+        if family == "typical":
+            return Typical(q, tau=tau)
+        return TopNSigma(q, tau=tau)
     if family == "temperature":
         return Temperature(tau)
     if family == "top-k":
@@ -238,12 +281,13 @@ def run(
             tau = jnp.asarray([SETTINGS[s].tau for s, _, _ in rows], jnp.float32)
             k = jnp.asarray([SETTINGS[s].k for s, _, _ in rows], jnp.int32)
             p = jnp.asarray([SETTINGS[s].p for s, _, _ in rows], jnp.float32)
+            q = jnp.asarray([SETTINGS[s].q for s, _, _ in rows], jnp.float32)
             gen = generate_ids(
                 model.params,
                 model.config,
                 [prompt_ids[j] for _, j, _ in rows],
                 _row_keys(key, s_idx, j_idx, i_idx),
-                family_strategy(family, tau, k, p),
+                family_strategy(family, tau, k, p, q),
                 max_new_tokens=max_new,
                 eos_id=tok.eos_id,
                 pad_id=tok.pad_id,
@@ -269,6 +313,7 @@ def run(
                 "tau": st.tau,
                 "k": st.k,
                 "p": st.p,
+                "q": st.q,
                 "correctness": rate,
                 "correctness_se": _binomial_se(rate, len(prompts) * n),
                 "distinct_1": float(
@@ -335,6 +380,14 @@ def run(
         "  top-k-top-p lab)."
     )
 
+    hot_curves = _hot_curves(by_label)
+    print("\nCorrectness against temperature, truncation after the temperature:")
+    print_table(
+        "",
+        ["strategy", *(f"tau {t:g}" for t in HOT_LADDER)],
+        [[name, *curve] for name, curve in hot_curves.items()],
+    )
+
     report.parameters = {
         "prompts": prompts,
         "n_completions": n,
@@ -356,6 +409,7 @@ def run(
             "points": points,
             "pareto_front": [points[i]["label"] for i in front],
             "truncation_at_tau_2": hot,
+            "correctness_against_tau": {"taus": list(HOT_LADDER), "curves": hot_curves},
         },
     )
     report.save_json(
@@ -368,6 +422,7 @@ def run(
     _plot_curve(report, points, front, len(prompts), n)
     _plot_measures(report, points, n)
     _plot_ladder(report, points)
+    _plot_hot(report, hot_curves)
 
     # Checks.
     greedy = points[0]
@@ -451,9 +506,60 @@ def run(
         "at least one",
         bool(truncated_on_front),
     )
+    hottest_tau = HOT_LADDER[-1]
+    min_p_hot = by_label[f"min-p 0.1, tau {hottest_tau:g}"]
+    top_p_hot = by_label[f"top-p 0.9, tau {hottest_tau:g}"]
+    min_p_cool = by_label["min-p 0.1, tau 1"]
+    gap = _gap_in_se(min_p_hot, top_p_hot)
+    report.finding(
+        f"min-p keeps correctness at tau {hottest_tau:g} where top-p collapses "
+        "(the min-p paper's claim: min-p 0.1 vs top-p 0.9)",
+        f"min-p {min_p_hot['correctness']:.3f} vs top-p {top_p_hot['correctness']:.3f} at tau "
+        f"{hottest_tau:g} ({gap:+.1f} se); min-p at tau 1: {min_p_cool['correctness']:.3f}",
+        f"min-p higher by > {Z_SIGNIFICANT:g} se",
+        gap > Z_SIGNIFICANT,
+    )
     report.write_manifest()
     report.print_checks()
     return report
+
+
+def _hot_curves(by_label: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+    """Correctness at each temperature of ``HOT_LADDER``, per truncation family."""
+    labels = {
+        "temperature": [f"tau {t:.1f}" for t in HOT_LADDER],
+        "top-p 0.9": [f"top-p 0.9, tau {t:g}" if t != 1 else "top-p 0.9" for t in HOT_LADDER],
+        **{
+            name: [f"{name}, tau {t:g}" for t in HOT_LADDER]
+            for name in ("min-p 0.1", "typical 0.9", "top-n-sigma 1")
+        },
+    }
+    return {
+        name: [float(by_label[label]["correctness"]) for label in row]
+        for name, row in labels.items()
+    }
+
+
+def _plot_hot(report: LabReport, curves: dict[str, list[float]]) -> None:
+    fig, ax = new_figure(7.0, 5.2)
+    colors = {
+        "temperature": "tab:blue",
+        "top-p 0.9": "tab:green",
+        "min-p 0.1": FAMILY_COLORS["min-p"],
+        "typical 0.9": FAMILY_COLORS["typical"],
+        "top-n-sigma 1": FAMILY_COLORS["top-n-sigma"],
+    }
+    for name, curve in curves.items():
+        ax.plot(HOT_LADDER, curve, "o-", color=colors[name], label=name)
+    ax.grid(True, alpha=0.3)
+    ax.set(
+        xlabel="temperature tau (applied before the truncation)",
+        ylabel="correctness: share of grammatical completions",
+        title="Truncation against temperature",
+        ylim=(0, 1.05),
+    )
+    ax.legend(fontsize=8)
+    save_figure(fig, report.path("truncation_vs_temperature.png"))
 
 
 def _plot_curve(
