@@ -62,6 +62,18 @@ def strategy(case: dict[str, Any]) -> js.Strategy:
         return js.TopNSigma(q["n"], tau=q["tau"])
     if kind == "xtc_cut":
         return js.XTC(q["threshold"], 1.0, coin=True)
+    if kind == "ban":
+        return js.Ban(jnp.asarray(q["ids"]))
+    if kind == "bias":
+        _, arrays = load()
+        bias = np.zeros(arrays["logits"].shape[-1], np.float32)
+        for k, v in q["bias"].items():
+            bias[int(k)] = v
+        return js.LogitBias(jnp.asarray(bias))
+    if kind == "dense_bias":
+        return js.LogitBias(jnp.asarray(load()[1]["bias"]))
+    if kind == "allow":
+        return js.Allow(jnp.asarray(load()[1]["allowed"]))
     if kind == "repetition":
         return js.RepetitionPenalty(q["rho"])
     if kind == "no_repeat_ngram":
