@@ -52,8 +52,6 @@ __all__ = [
     "check_rows",
 ]
 
-_LN2 = float(np.log(2.0))
-
 
 def param(value: Any, dtype: Any = jnp.float32) -> jax.Array:
     """A parameter as ``[..., 1]``, broadcastable against logits ``[..., V]``."""
