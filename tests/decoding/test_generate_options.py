@@ -10,7 +10,7 @@ import pytest
 
 import jaxsample as js
 from jaxsample.cli import main
-from jaxsample.decoding.commands import options_strategy
+from jaxsample.decoding.options import options_strategy
 
 
 def _args(**given: object) -> argparse.Namespace:
