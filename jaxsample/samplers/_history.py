@@ -59,6 +59,7 @@ from jaxsample.samplers._vocabulary import (
     id_mask,
     log_probs,
     param,
+    scatter_max,
     settle,
     tempered,
     truncate,
@@ -492,10 +493,7 @@ class DRY(HistoryPart):
         nxt = r[..., 1:]  # the token after position i
         hit = (length >= allowed) & (nxt >= 0) & ~is_breaker(nxt)
         vocab = z.shape[-1]
-        tokens = jnp.arange(vocab, dtype=jnp.int32)
-        longest = jnp.max(
-            jnp.where(hit[..., None] & (nxt[..., None] == tokens), length[..., None], -1), axis=-2
-        )  # [..., V]
+        longest = scatter_max(jnp.where(hit, nxt, -1), length, vocab, -1)  # [..., V]
         base = param(self.base)
         cap = jnp.where(
             base > 1.000001, jnp.floor(_FLOAT_MAX_LOG / jnp.log(jnp.maximum(base, 1.0))), jnp.inf

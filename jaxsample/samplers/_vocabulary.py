@@ -465,11 +465,26 @@ class Allow(Strategy):
         return settle(jnp.where(jnp.asarray(self.mask, bool), z, -jnp.inf), z)
 
 
+def scatter_max(ids: jax.Array, values: jax.Array, vocab: int, empty: Any) -> jax.Array:
+    """``[..., V]``: at each id of ``ids`` ``[..., n]`` the largest of its ``values``.
+
+    Tokens without an id hold ``empty``.
+
+    Ids outside ``[0, V)`` are dropped. One scatter per row, never a ``[..., n, V]``
+    comparison.
+    """
+    lead, n = ids.shape[:-1], ids.shape[-1]
+    flat = ids.reshape(-1, n)
+    rows = jnp.arange(flat.shape[0])[:, None]
+    target = jnp.where((flat >= 0) & (flat < vocab), flat, vocab)
+    base = jnp.full((flat.shape[0], vocab), empty, values.dtype)
+    out = base.at[rows, target].max(jnp.broadcast_to(values, ids.shape).reshape(-1, n), mode="drop")
+    return out.reshape(*lead, vocab)
+
+
 def id_mask(ids: jax.Array, vocab: int) -> jax.Array:
     """Bool ``[..., V]``: True at the ids of ``ids`` ``[..., n]`` in ``[0, V)`` (others ignored)."""
-    tokens = jnp.arange(vocab, dtype=jnp.int32)
-    out: jax.Array = jnp.any(ids[..., :, None] == tokens, axis=-2)
-    return out
+    return scatter_max(ids, jnp.ones(ids.shape, bool), vocab, False)
 
 
 @_pytree
