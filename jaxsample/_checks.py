@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 __all__ = ["check_key", "check_strategy", "dataclass_from_dict"]
@@ -65,19 +64,12 @@ def check_strategy(strategy: Any, batch: int | None = None) -> None:
             parameter's shape does not fit ``batch`` (the message gives both shapes).
 
     """
-    from jaxsample.samplers import Strategy  # the samplers import this module
+    from jaxsample.samplers import Strategy, check_rows  # the samplers import this module
 
     if not isinstance(strategy, Strategy):
         raise ValueError(f"strategy must be a jaxsample strategy, got {strategy!r}")
-    if batch is None:
-        return
-    for leaf in jax.tree_util.tree_leaves(strategy):
-        shape = np.shape(leaf)
-        if shape not in ((), (1,), (batch,)):
-            raise ValueError(
-                f"strategy parameters must be scalars or have one value per row, shape "
-                f"({batch},); got a parameter of shape {shape}"
-            )
+    if batch is not None:
+        check_rows(strategy, batch)
 
 
 def dataclass_from_dict(cls: type[_T], d: Mapping[str, Any]) -> _T:

@@ -59,6 +59,10 @@ def filtered(z: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return q / q.sum()
 
 
+#: Significance level of the chi-square goodness-of-fit tests of the samplers.
+ALPHA = 1e-6
+
+
 def chi_square_p_value(counts: np.ndarray, p: np.ndarray) -> float:
     """Pearson chi-square p-value of counts against p (cells with expected < 5 pooled)."""
     expected = p * counts.sum()

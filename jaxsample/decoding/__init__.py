@@ -16,6 +16,7 @@ Example::
 
 from jaxsample.decoding.loop import (
     Generation,
+    Logprobs,
     completion_ids,
     generate_ids,
     left_pad,
@@ -27,6 +28,7 @@ from jaxsample.decoding.text import complete, generate, make_strategy
 
 __all__ = [
     "Generation",
+    "Logprobs",
     "complete",
     "completion_ids",
     "generate",

@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 from jaxsample.data import Tokenizer
-from jaxsample.decoding.text import complete, make_strategy
+from jaxsample.decoding.options import banned_ids, options_strategy, print_logprobs
+from jaxsample.decoding.text import _shipped_model, complete
 
 __all__ = ["register"]
 
@@ -62,10 +63,73 @@ def register(subparsers: Any) -> None:
     p.add_argument("--n", type=int, default=1, help="number of completions (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
-        "--temperature", type=_Number, default=1.0, help="temperature >= 0; 0 is greedy (default 1)"
+        "--temperature",
+        type=_Number,
+        default=None,
+        help="temperature >= 0; 0 is greedy (default 1)",
     )
-    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely; 0 disables")
-    p.add_argument("--top-p", type=_Number, default=1.0, help="nucleus mass in (0, 1]; 1 disables")
+    p.add_argument("--top-k", type=int, default=None, help="keep the k most likely; 0 disables")
+    p.add_argument("--top-p", type=_Number, default=None, help="nucleus mass in (0, 1]; 1 disables")
+    p.add_argument(
+        "--min-p",
+        type=_Number,
+        default=None,
+        help="keep tokens at least this fraction as likely as the top one, in [0, 1]; 0 disables",
+    )
+    p.add_argument(
+        "--typical-p",
+        type=_Number,
+        default=None,
+        help="locally typical sampling mass in (0, 1]; 1 disables",
+    )
+    p.add_argument(
+        "--repetition-penalty",
+        type=_Number,
+        default=None,
+        help="> 0: divide the positive logits of tokens already in the prompt or the "
+        "completion by it (multiply negative ones); 1 disables",
+    )
+    p.add_argument(
+        "--presence-penalty",
+        type=_Number,
+        default=None,
+        help="subtract it from the logits of tokens already generated; 0 disables",
+    )
+    p.add_argument(
+        "--frequency-penalty",
+        type=_Number,
+        default=None,
+        help="subtract it times the count of each token generated so far; 0 disables",
+    )
+    p.add_argument(
+        "--ban",
+        action="append",
+        default=[],
+        metavar="WORD",
+        help="never generate this word (a single token); may be repeated",
+    )
+    p.add_argument(
+        "--min-new-tokens",
+        type=int,
+        default=0,
+        help="forbid <eos> until this many tokens were generated (default 0)",
+    )
+    p.add_argument(
+        "--preset",
+        choices=("hf", "vllm", "llama.cpp"),
+        default=None,
+        help="apply the sampling settings in that engine's order, with its defaults for the "
+        "settings not given (llama.cpp: temperature last, after its truncations)",
+    )
+    p.add_argument(
+        "--logprobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after each completion, print every generated token with its log-probability "
+        "under the model and under the sampling distribution, and the model's N most "
+        "likely tokens with theirs (default 0: none)",
+    )
     p.add_argument(
         "--max-tokens",
         type=int,
@@ -84,16 +148,21 @@ def register(subparsers: Any) -> None:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    strategy = make_strategy(args.temperature, args.top_k, args.top_p)
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     if args.max_tokens < 1:
         raise ValueError(f"--max-tokens must be >= 1, got {args.max_tokens}")
+    if args.logprobs < 0:
+        raise ValueError(f"--logprobs must be >= 0, got {args.logprobs}")
     model = None
     if args.model is not None:
         from jaxsample.model import load_pretrained
 
         model = load_pretrained(args.model)
+    loaded = _shipped_model() if model is None else model
+    strategy = options_strategy(args, banned_ids(args.ban, loaded), loaded.tokenizer.eos_id)
+    if args.logprobs:
+        return print_logprobs(loaded, args, strategy)
     completions = complete(
         args.prompt,
         n=args.n,

@@ -28,9 +28,18 @@ its strategy parameters, never on the other rows of the batch, and no key is use
 twice.
 
 The scan carry (:class:`_Carry`) holds the model memory (cache or token buffer), the
-last drawn token and the per-row ``finished`` flags. State that a stateful strategy
-needs (e.g. generated-token counts for repetition penalties) belongs in the carry too,
-read where :func:`_draw` turns logits into a token.
+last drawn token, the per-row ``finished`` flags and, only for a strategy that reads
+the history of the generation (penalties, min-new-tokens, n-grams, DRY, mirostat; a
+static check of its types), its :class:`~jaxsample.History`: built from the prompt,
+then advanced with every generated token (nothing after EOS). :func:`_draw` binds it
+to the strategy (:func:`jaxsample.bind`), draws, and advances it. A plain strategy
+carries nothing. An XTC part gets its coin from the row's step key.
+
+With ``logprobs=n`` every step also records, without another forward pass, the
+drawn token's log-probability under the model's distribution (``log_softmax`` of
+the logits) and under the distribution it was drawn from (:func:`jaxsample.probs`
+of the bound strategy), and the ``n`` most likely tokens of the model with both
+(see :class:`Logprobs`).
 """
 
 from __future__ import annotations
@@ -58,10 +67,20 @@ from jaxsample.model import (
     forward_cached,
     init_cache,
 )
-from jaxsample.samplers import Strategy, sample
+from jaxsample.samplers import (
+    History,
+    Strategy,
+    advance,
+    bind,
+    init_history,
+    needs_history,
+    probs,
+    sample,
+)
 
 __all__ = [
     "Generation",
+    "Logprobs",
     "completion_ids",
     "generate_ids",
     "left_pad",
@@ -69,6 +88,31 @@ __all__ = [
     "sample_completions",
     "seed_key",
 ]
+
+
+class Logprobs(NamedTuple):
+    """Per-token log-probabilities recorded by :func:`generate_ids` (natural log).
+
+    Attributes:
+        raw: float32 ``[B, N]`` log-probability of each generated token under the
+            model's distribution, ``log_softmax(logits)``.
+        processed: float32 ``[B, N]`` its log-probability under the distribution it
+            was drawn from (``log jaxsample.probs`` of the strategy at that step;
+            ``-inf`` never occurs, as the drawn token is in the support).
+        top_ids: int32 ``[B, N, n]`` the ``n`` most likely tokens of the model at each
+            step (ties by lowest id).
+        top_raw: float32 ``[B, N, n]`` their raw log-probabilities.
+        top_processed: float32 ``[B, N, n]`` their processed log-probabilities
+            (``-inf`` for a token the strategy removed).
+
+    After a row's EOS the entries describe its pad steps and mean nothing.
+    """
+
+    raw: jax.Array
+    processed: jax.Array
+    top_ids: jax.Array
+    top_raw: jax.Array
+    top_processed: jax.Array
 
 
 class Generation(NamedTuple):
@@ -83,6 +127,7 @@ class Generation(NamedTuple):
         logits: float32 ``[B, max_new_tokens, V]`` model logits of every step (before the
             strategy) when requested with ``record_logits=True``, else ``None``. After a
             row's EOS they are the logits of its pad continuation.
+        logprobs: :class:`Logprobs` when requested with ``logprobs=n``, else ``None``.
 
     """
 
@@ -90,6 +135,7 @@ class Generation(NamedTuple):
     lengths: jax.Array
     finished: jax.Array
     logits: jax.Array | None = None
+    logprobs: Logprobs | None = None
 
 
 class _Carry(NamedTuple):
@@ -101,12 +147,15 @@ class _Carry(NamedTuple):
             ``[B, P + max_new_tokens - 1]`` token buffer (recompute path).
         token: int32 ``[B]`` the token drawn at the previous step (fed next).
         finished: bool ``[B]`` rows that have produced EOS.
+        history: the strategy's :class:`~jaxsample.History` (generated tokens counted
+            up to and including EOS), or ``None`` for a strategy that reads none.
 
     """
 
     memory: KVCache | jax.Array
     token: jax.Array
     finished: jax.Array
+    history: History | None
 
 
 # ---------------------------------------------------------------------------------------
@@ -258,27 +307,50 @@ def _draw(
     keys: jax.Array,
     strategy: Strategy,
     finished: jax.Array,
+    history: History | None,
     *,
     eos_id: jax.Array,
     pad_id: jax.Array,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Draw one token per row; pad rows that already finished.
+    logprobs: int,
+) -> tuple[jax.Array, jax.Array, jax.Array, History | None, Logprobs | None]:
+    """Draw one token per row; pad rows that already finished; advance the history.
 
     Returns:
-        ``(token, active, finished)``: int32 ``[B]``, bool ``[B]`` (True where the row
-        was still generating at this step), bool ``[B]``.
+        ``(token, active, finished, history, logprobs)``: int32 ``[B]``, bool ``[B]``
+        (True where the row was still generating at this step), bool ``[B]``, the new
+        state (or ``None``), and this step's :class:`Logprobs` (``[B]``, ``[B, n]``)
+        when ``logprobs > 0``.
 
     """
     step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, step)
-    drawn = sample(step_keys, logits, strategy)  # int32 [B]
     active = ~finished
+    bound = bind(strategy, history, step_keys, (logits.shape[0],))
+    drawn = sample(step_keys, logits, bound)  # int32 [B]
     token = jnp.where(active, drawn, pad_id)
-    return token, active, finished | (active & (token == eos_id))
+    if history is not None:
+        history = advance(strategy, history, token, active=active, logits=logits, bound=bound)
+    record = None
+    if logprobs:
+        raw = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+        processed = jnp.log(probs(logits, bound))
+        top_raw, top_ids = jax.lax.top_k(raw, logprobs)
+
+        def at(lp: jax.Array, ids: jax.Array) -> jax.Array:
+            return jnp.take_along_axis(lp, ids, axis=-1)
+
+        record = Logprobs(
+            at(raw, drawn[:, None])[:, 0],
+            at(processed, drawn[:, None])[:, 0],
+            top_ids.astype(jnp.int32),
+            top_raw,
+            at(processed, top_ids),
+        )
+    return token, active, finished | (active & (token == eos_id)), history, record
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("config", "max_new_tokens", "use_cache", "record_logits"),
+    static_argnames=("config", "max_new_tokens", "use_cache", "record_logits", "logprobs"),
 )
 def _decode(
     params: Params,
@@ -293,6 +365,7 @@ def _decode(
     max_new_tokens: int,
     use_cache: bool,
     record_logits: bool,
+    logprobs: int,
 ) -> Generation:
     B, P = prompt.shape
     S = P + max_new_tokens - 1  # slots: the prompt and every token that is fed back
@@ -336,18 +409,28 @@ def _decode(
         logits = forward(params, memory, config, positions=positions, key_valid=key_valid)
         return lax.dynamic_index_in_dim(logits, slot, axis=1, keepdims=False), memory
 
-    draw = functools.partial(_draw, keys=keys, strategy=strategy, eos_id=eos_id, pad_id=pad_id)
-    token, active, finished = draw(first_logits, jnp.int32(0), finished=jnp.zeros((B,), bool))
+    draw = functools.partial(
+        _draw, keys=keys, strategy=strategy, eos_id=eos_id, pad_id=pad_id, logprobs=logprobs
+    )
+    history = None
+    if needs_history(strategy):  # static: only such strategies carry a state
+        context = jnp.where(slots[None, :P] >= n_pad, prompt, -1)  # pad slots: no token
+        history = init_history(strategy, config.vocab_size, context, window=S + 1)
+    token, active, finished, history, record = draw(
+        first_logits, jnp.int32(0), finished=jnp.zeros((B,), bool), history=history
+    )
 
     def body(carry: _Carry, step: jax.Array) -> tuple[_Carry, Any]:
         logits, memory = feed(carry.memory, carry.token, step)
-        token, active, finished = draw(logits, step, finished=carry.finished)
-        out = (token, active, logits if record_logits else None)
-        return _Carry(memory, token, finished), out
+        token, active, finished, history, record = draw(
+            logits, step, finished=carry.finished, history=carry.history
+        )
+        out = (token, active, logits if record_logits else None, record)
+        return _Carry(memory, token, finished, history), out
 
-    carry = _Carry(memory, token, finished)
+    carry = _Carry(memory, token, finished, history)
     steps = jnp.arange(1, max_new_tokens, dtype=jnp.int32)
-    carry, (tokens, actives, step_logits) = lax.scan(body, carry, steps)
+    carry, (tokens, actives, step_logits, records) = lax.scan(body, carry, steps)
 
     all_tokens = jnp.concatenate([token[:, None], tokens.T], axis=1)  # [B, N]
     n_active = jnp.sum(actives, axis=0, dtype=jnp.int32) + active.astype(jnp.int32)
@@ -356,7 +439,14 @@ def _decode(
         all_logits = jnp.concatenate(
             [first_logits[:, None], jnp.swapaxes(step_logits, 0, 1)], axis=1
         )
-    return Generation(all_tokens, n_active, carry.finished, all_logits)
+    all_records = None
+    if logprobs:
+        all_records = jax.tree.map(
+            lambda first, rest: jnp.concatenate([first[:, None], jnp.swapaxes(rest, 0, 1)], 1),
+            record,
+            records,
+        )
+    return Generation(all_tokens, n_active, carry.finished, all_logits, all_records)
 
 
 # ---------------------------------------------------------------------------------------
@@ -380,6 +470,7 @@ def generate_ids(
     record_logits: bool = False,
     mesh: Mesh | None = None,
     batch_axis: str | tuple[str, ...] = "dp",
+    logprobs: int = 0,
 ) -> Generation:
     """Generate up to ``max_new_tokens`` tokens for every prompt of a batch in one jitted call.
 
@@ -420,13 +511,16 @@ def generate_ids(
             divide is padded with copies of the last row, dropped afterwards.
         batch_axis: The mesh axis (or axes, outermost first) that splits the
             batch; the other axes hold copies. Only with ``mesh``.
+        logprobs: ``n >= 1`` also returns every token's log-probability, raw and
+            processed, and the model's ``n`` most likely tokens with theirs
+            (:class:`Logprobs`); 0 (the default) records nothing.
 
     Returns:
         A :class:`Generation` with int32 ``tokens [B, max_new_tokens]``, int32
         ``lengths [B]``, bool ``finished [B]`` and, if requested, float32
-        ``logits [B, max_new_tokens, V]``. With ``mesh`` every array is gathered
-        onto every device of the mesh (the ids are small), so a process of a
-        multi-process run can read all rows.
+        ``logits [B, max_new_tokens, V]`` and :class:`Logprobs`. With ``mesh`` every
+        array is gathered onto every device of the mesh (the ids are small), so a
+        process of a multi-process run can read all rows.
 
     Raises:
         ValueError: If a prompt is malformed or empty without ``bos_id``; an id lies
@@ -464,6 +558,7 @@ def generate_ids(
             check_tokens(row, config)
         except ValueError as err:
             raise ValueError(f"prompt {b}: {err}") from None
+    logprobs = _check_int("logprobs", logprobs, 0, V + 1)
     tokens, lens = _pad_rows(rows, pad_id)
     B = len(rows)
     keys = _batch_keys(key, B)
@@ -473,6 +568,7 @@ def generate_ids(
         "max_new_tokens": max_new_tokens,
         "use_cache": bool(cache),
         "record_logits": bool(record_logits),
+        "logprobs": logprobs,
     }
     if mesh is not None:
         return _decode_on_mesh(
@@ -606,6 +702,7 @@ def sample_completions(
     pad_id: int,
     bos_id: int | None = None,
     cache: bool = True,
+    logprobs: int = 0,
 ) -> Generation:
     """Draw ``n`` completions of one prompt in one call, one random stream each.
 
@@ -626,6 +723,8 @@ def sample_completions(
         pad_id: Token id written after EOS.
         bos_id: Token id an empty prompt starts from.
         cache: Use the key/value cache (True) or full recompute.
+        logprobs: record log-probabilities with the ``n`` most likely tokens (see
+            :func:`generate_ids`); 0 records none.
 
     Returns:
         A :class:`Generation` with ``B = n`` rows.
@@ -648,6 +747,7 @@ def sample_completions(
         pad_id=pad_id,
         bos_id=bos_id,
         cache=cache,
+        logprobs=logprobs,
     )
 
 

@@ -6,6 +6,21 @@ The semantics of every built-in strategy is written once, in
 """
 
 from jaxsample.samplers._entropy import entropy, entropy_sweep, tempered_entropy
+from jaxsample.samplers._history import (
+    DRY,
+    FrequencyPenalty,
+    History,
+    MinNewTokens,
+    Mirostat2,
+    NoRepeatNGram,
+    PresencePenalty,
+    RepetitionPenalty,
+    advance,
+    bind,
+    init_history,
+    needs_history,
+    sample_step,
+)
 from jaxsample.samplers._reference import BLOCKS, TOP_P_SLACK, VOCAB_MULTIPLE
 from jaxsample.samplers._sampling import probs, sample, valid_rows
 from jaxsample.samplers._strategies import (
@@ -18,26 +33,61 @@ from jaxsample.samplers._strategies import (
     TopP,
     chain,
 )
+from jaxsample.samplers._vocabulary import (
+    XTC,
+    Allow,
+    Ban,
+    Epsilon,
+    Eta,
+    LogitBias,
+    MinP,
+    TopNSigma,
+    Typical,
+    check_rows,
+)
 
 #: The most devices the vocabulary of a row may be split over (a divisor of it).
 MAX_VOCAB_SHARDS = BLOCKS
 
 __all__ = [
+    "DRY",
     "GREEDY_TAU",
     "MAX_VOCAB_SHARDS",
     "TOP_P_SLACK",
     "VOCAB_MULTIPLE",
+    "XTC",
+    "Allow",
+    "Ban",
     "Chain",
+    "Epsilon",
+    "Eta",
+    "FrequencyPenalty",
     "Greedy",
+    "History",
+    "LogitBias",
+    "MinNewTokens",
+    "MinP",
+    "Mirostat2",
+    "NoRepeatNGram",
+    "PresencePenalty",
+    "RepetitionPenalty",
     "Strategy",
     "Temperature",
     "TopK",
+    "TopNSigma",
     "TopP",
+    "Typical",
+    "advance",
+    "bind",
     "chain",
+    "check_rows",
     "entropy",
     "entropy_sweep",
+    "init_history",
+    "needs_history",
     "probs",
     "sample",
+    "sample_step",
     "tempered_entropy",
     "valid_rows",
 ]

@@ -200,6 +200,11 @@ def test_diversity_lab_quick(quick_lab: Callable[[str], Any]) -> None:
     assert curve["points"][0]["distinct_completions"] == 1.0
     # Standard errors are never 0, even for a share of exactly 0 or 1.
     assert all(pt["correctness_se"] > 0 for pt in curve["points"])
+    # Min-p, typical and top-n-sigma at tau 1 to 3 against top-p and pure temperature.
+    curves = curve["correctness_against_tau"]["curves"]
+    assert set(curves) == {"temperature", "top-p 0.9", "min-p 0.1", "typical 0.9", "top-n-sigma 1"}
+    assert all(len(c) == len(diversity.HOT_LADDER) for c in curves.values())
+    assert any(f["name"].startswith("min-p keeps correctness") for f in run.manifest["findings"])
 
 
 def test_exercises_lab_quick(quick_lab: Callable[[str], Any]) -> None:

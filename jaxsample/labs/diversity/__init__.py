@@ -2,10 +2,11 @@
 
 Twenty-four verb-completion prompts (every time marker, every subject twice) are
 completed ``N`` times by the shipped Mini-GPT under a grid of strategies: greedy,
-six temperatures, top-k, top-p (nucleus; Holtzman et al., 2019) and compositions
-of the two. Strategies of one family (temperature, top-k, top-p, top-k then top-p)
-share one decoding call: their parameters are per-row arrays, so the whole grid
-takes four jitted ``lax.scan`` generations.
+six temperatures, top-k, top-p (nucleus; Holtzman et al., 2019), compositions of
+the two, and min-p (Nguyen et al., 2024), locally typical sampling (Meister et al.,
+2022) and top-n-sigma (Tang et al., 2024) at temperatures 1 to 3. Strategies of one
+family share one decoding call: their parameters are per-row arrays, so the whole
+grid takes seven jitted ``lax.scan`` generations.
 
 For each strategy the lab measures
 
@@ -24,8 +25,9 @@ whatever the key, and along the temperature ladder neither diversity falls nor
 correctness rises by more than ``Z_NOISE`` standard errors. Findings (reported,
 never a failure): greedy is the most correct and the least diverse strategy,
 diversity rises strictly with temperature, a high temperature costs correctness,
-truncation restores correctness at tau = 1, and a truncated strategy lies on the
-Pareto front.
+truncation restores correctness at tau = 1, a truncated strategy lies on the
+Pareto front, and, the min-p paper's claim, min-p keeps correctness at a high
+temperature (tau 3) where top-p collapses.
 """
 
 from __future__ import annotations

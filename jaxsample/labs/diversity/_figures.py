@@ -13,6 +13,7 @@ from jaxsample.labs._report import LabReport
 from jaxsample.labs.diversity._settings import (
     FAMILIES,
     FAMILY_COLORS,
+    HOT_LADDER,
 )
 
 
@@ -150,3 +151,26 @@ def plot_ladder(report: LabReport, points: list[dict[str, Any]]) -> None:
     )
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     save_figure(fig, report.path("temperature_ladder.png"))
+
+
+def plot_hot(report: LabReport, curves: dict[str, list[float]]) -> None:
+    """Correctness against temperature for each truncation family (truncation after tau)."""
+    fig, ax = new_figure(7.0, 5.2)
+    colors = {
+        "temperature": "tab:blue",
+        "top-p 0.9": "tab:green",
+        "min-p 0.1": FAMILY_COLORS["min-p"],
+        "typical 0.9": FAMILY_COLORS["typical"],
+        "top-n-sigma 1": FAMILY_COLORS["top-n-sigma"],
+    }
+    for name, curve in curves.items():
+        ax.plot(HOT_LADDER, curve, "o-", color=colors[name], label=name)
+    ax.grid(True, alpha=0.3)
+    ax.set(
+        xlabel="temperature tau (applied before the truncation)",
+        ylabel="correctness: share of grammatical completions",
+        title="Truncation against temperature",
+        ylim=(0, 1.05),
+    )
+    ax.legend(fontsize=8)
+    save_figure(fig, report.path("truncation_vs_temperature.png"))

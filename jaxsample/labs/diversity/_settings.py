@@ -16,7 +16,16 @@ from jaxsample.data import (
     heldout_prompts,
 )
 from jaxsample.labs._report import z_score
-from jaxsample.samplers import Strategy, Temperature, TopK, TopP, chain
+from jaxsample.samplers import (
+    MinP,
+    Strategy,
+    Temperature,
+    TopK,
+    TopNSigma,
+    TopP,
+    Typical,
+    chain,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,11 +34,12 @@ class Setting:
 
     Attributes:
         label: name shown in tables and plots.
-        family: which decoding call it joins: ``"temperature"``, ``"top-k"``,
-            ``"top-p"`` or ``"top-k+top-p"``.
-        tau: temperature (0 is greedy).
+        family: which decoding call it joins: one of ``FAMILIES``.
+        tau: temperature (0 is greedy), applied before any truncation.
         k: top-k (0 disables it).
         p: nucleus mass (1 disables it).
+        q: the parameter of the families ``"min-p"`` (min_p), ``"typical"`` (the
+            mass) and ``"top-n-sigma"`` (n).
     """
 
     label: str
@@ -37,7 +47,11 @@ class Setting:
     tau: float
     k: int = 0
     p: float = 1.0
+    q: float = 0.0
 
+
+#: Temperatures of the min-p, typical and top-n-sigma curves (and of top-p 0.9).
+HOT_LADDER = (1.0, 1.5, 2.0, 3.0)
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("greedy (tau 0)", "temperature", 0.0),
@@ -56,13 +70,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tau 0.7, k 40, p 0.9", "top-k+top-p", 0.7, k=40, p=0.9),
     Setting("tau 1.5, k 20, p 0.95", "top-k+top-p", 1.5, k=20, p=0.95),
     Setting("tau 2, k 10, p 0.9", "top-k+top-p", 2.0, k=10, p=0.9),
+    Setting("top-p 0.9, tau 1.5", "top-p", 1.5, p=0.9),
+    Setting("top-p 0.9, tau 3", "top-p", 3.0, p=0.9),
+    *(
+        Setting(f"{name} {q:g}, tau {tau:g}", family, tau, q=q)
+        for family, name, q in (
+            ("min-p", "min-p", 0.1),
+            ("typical", "typical", 0.9),
+            ("top-n-sigma", "top-n-sigma", 1.0),
+        )
+        for tau in HOT_LADDER
+    ),
 )
-FAMILIES = ("temperature", "top-k", "top-p", "top-k+top-p")
+FAMILIES = ("temperature", "top-k", "top-p", "top-k+top-p", "min-p", "typical", "top-n-sigma")
 FAMILY_COLORS = {
     "temperature": "tab:blue",
     "top-k": "tab:orange",
     "top-p": "tab:green",
     "top-k+top-p": "tab:purple",
+    "min-p": "tab:red",
+    "typical": "tab:brown",
+    "top-n-sigma": "tab:olive",
 }
 #: Static top-k bound of the per-row top-k strategies (every k of the grid is below it).
 K_MAX = 64
@@ -95,7 +123,9 @@ def lab_prompts() -> list[str]:
     ]
 
 
-def family_strategy(family: str, tau: jax.Array, k: jax.Array, p: jax.Array) -> Strategy:
+def family_strategy(
+    family: str, tau: jax.Array, k: jax.Array, p: jax.Array, q: jax.Array | None = None
+) -> Strategy:
     """The strategy of a family with per-row parameters (arrays of shape [B]).
 
     Args:
@@ -103,14 +133,25 @@ def family_strategy(family: str, tau: jax.Array, k: jax.Array, p: jax.Array) -> 
         tau: float32 [B] temperatures.
         k: int32 [B] top-k values (used by the top-k families).
         p: float32 [B] nucleus masses (used by the top-p families).
+        q: float32 [B] min-p values, typical masses or top-n-sigma ``n`` (used by
+            those families).
 
     Returns:
-        ``Temperature(tau)``, ``TopK(k, tau)``, ``TopP(p, tau)`` or
-        ``chain(TopK(k, tau), TopP(p))``.
+        ``Temperature(tau)``, ``TopK(k, tau)``, ``TopP(p, tau)``,
+        ``chain(TopK(k, tau), TopP(p))``, ``MinP(q, tau)``, ``Typical(q, tau)`` or
+        ``TopNSigma(q, tau)`` (temperature first in every family).
 
     Raises:
-        ValueError: for an unknown family.
+        ValueError: for an unknown family, or a missing ``q``.
     """
+    if family in ("min-p", "typical", "top-n-sigma"):
+        if q is None:
+            raise ValueError(f"family {family!r} needs q")
+        if family == "min-p":
+            return MinP(q, tau=tau)
+        if family == "typical":
+            return Typical(q, tau=tau)
+        return TopNSigma(q, tau=tau)
     if family == "temperature":
         return Temperature(tau)
     if family == "top-k":

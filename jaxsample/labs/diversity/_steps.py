@@ -20,11 +20,13 @@ from jaxsample.labs._model import model_identity
 from jaxsample.labs._report import LabReport, print_table
 from jaxsample.labs.diversity._figures import (
     plot_curve,
+    plot_hot,
     plot_ladder,
     plot_measures,
 )
 from jaxsample.labs.diversity._settings import (
     FAMILIES,
+    HOT_LADDER,
     HOT_PAIRS,
     K_MAX,
     N_COMPLETIONS,
@@ -57,6 +59,7 @@ class Measures:
     front: list[int]
     hot: list[dict[str, object]]
     by_label: dict[Any, dict[str, Any]]
+    hot_curves: dict[str, list[float]]
 
 
 def measure(model: Pretrained, seed: int, quick: bool) -> Measures:
@@ -81,12 +84,13 @@ def measure(model: Pretrained, seed: int, quick: bool) -> Measures:
             tau = jnp.asarray([SETTINGS[s].tau for s, _, _ in rows], jnp.float32)
             k = jnp.asarray([SETTINGS[s].k for s, _, _ in rows], jnp.int32)
             p = jnp.asarray([SETTINGS[s].p for s, _, _ in rows], jnp.float32)
+            q = jnp.asarray([SETTINGS[s].q for s, _, _ in rows], jnp.float32)
             gen = generate_ids(
                 model.params,
                 model.config,
                 [prompt_ids[j] for _, j, _ in rows],
                 row_keys(key, s_idx, j_idx, i_idx),
-                family_strategy(family, tau, k, p),
+                family_strategy(family, tau, k, p, q),
                 max_new_tokens=max_new,
                 eos_id=tok.eos_id,
                 pad_id=tok.pad_id,
@@ -112,6 +116,7 @@ def measure(model: Pretrained, seed: int, quick: bool) -> Measures:
                 "tau": st.tau,
                 "k": st.k,
                 "p": st.p,
+                "q": st.q,
                 "correctness": rate,
                 "correctness_se": binomial_se(rate, len(prompts) * n),
                 "distinct_1": float(
@@ -177,6 +182,13 @@ def measure(model: Pretrained, seed: int, quick: bool) -> Measures:
         "  vocabulary; a fixed k caps the kept set whatever the temperature (see the\n"
         "  top-k-top-p lab)."
     )
+    hot_curves = _hot_curves(by_label)
+    print("\nCorrectness against temperature, truncation after the temperature:")
+    print_table(
+        "",
+        ["strategy", *(f"tau {t:g}" for t in HOT_LADDER)],
+        [[name, *curve] for name, curve in hot_curves.items()],
+    )
 
     return Measures(
         prompts=prompts,
@@ -187,6 +199,7 @@ def measure(model: Pretrained, seed: int, quick: bool) -> Measures:
         front=front,
         hot=hot,
         by_label=by_label,
+        hot_curves=hot_curves,
     )
 
 
@@ -213,6 +226,7 @@ def save(report: LabReport, measured: Measures, model: Pretrained, seed: int, qu
             "points": measured.points,
             "pareto_front": [measured.points[i]["label"] for i in measured.front],
             "truncation_at_tau_2": measured.hot,
+            "correctness_against_tau": {"taus": list(HOT_LADDER), "curves": measured.hot_curves},
         },
     )
     report.save_json(
@@ -227,6 +241,7 @@ def save(report: LabReport, measured: Measures, model: Pretrained, seed: int, qu
     plot_curve(report, measured.points, measured.front, len(measured.prompts), measured.n)
     plot_measures(report, measured.points, measured.n)
     plot_ladder(report, measured.points)
+    plot_hot(report, measured.hot_curves)
 
 
 def check(report: LabReport, measured: Measures) -> None:
@@ -316,3 +331,43 @@ def check(report: LabReport, measured: Measures) -> None:
         "at least one",
         bool(truncated_on_front),
     )
+    by_label = measured.by_label
+    hottest_tau = HOT_LADDER[-1]
+    min_p_hot = by_label[f"min-p 0.1, tau {hottest_tau:g}"]
+    top_p_hot = by_label[f"top-p 0.9, tau {hottest_tau:g}"]
+    min_p_cool = by_label["min-p 0.1, tau 1"]
+    gap = gap_in_se(min_p_hot, top_p_hot)
+    report.finding(
+        f"min-p keeps correctness at tau {hottest_tau:g} where top-p collapses "
+        "(the min-p paper's claim: min-p 0.1 vs top-p 0.9)",
+        f"min-p {min_p_hot['correctness']:.3f} vs top-p {top_p_hot['correctness']:.3f} at tau "
+        f"{hottest_tau:g} ({gap:+.1f} se); min-p at tau 1: {min_p_cool['correctness']:.3f}",
+        f"min-p higher by > {Z_SIGNIFICANT:g} se",
+        gap > Z_SIGNIFICANT,
+    )
+    held = gap_in_se(min_p_cool, min_p_hot)
+    report.finding(
+        f"min-p's correctness holds from tau 1 to tau {hottest_tau:g} (the stronger form of "
+        "the claim)",
+        f"{min_p_cool['correctness']:.3f} at tau 1, {min_p_hot['correctness']:.3f} at tau "
+        f"{hottest_tau:g} (a fall of {held:.1f} se); top-n-sigma 1 at tau {hottest_tau:g}: "
+        f"{by_label[f'top-n-sigma 1, tau {hottest_tau:g}']['correctness']:.3f}",
+        f"a fall of at most {Z_SIGNIFICANT:g} se",
+        held <= Z_SIGNIFICANT,
+    )
+
+
+def _hot_curves(by_label: dict[Any, dict[str, Any]]) -> dict[str, list[float]]:
+    """Correctness at each temperature of ``HOT_LADDER``, per truncation family."""
+    labels = {
+        "temperature": [f"tau {t:.1f}" for t in HOT_LADDER],
+        "top-p 0.9": [f"top-p 0.9, tau {t:g}" if t != 1 else "top-p 0.9" for t in HOT_LADDER],
+        **{
+            name: [f"{name}, tau {t:g}" for t in HOT_LADDER]
+            for name in ("min-p 0.1", "typical 0.9", "top-n-sigma 1")
+        },
+    }
+    return {
+        name: [float(by_label[label]["correctness"]) for label in row]
+        for name, row in labels.items()
+    }
