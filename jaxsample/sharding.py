@@ -372,16 +372,6 @@ class _Layout:
         """``pad_vocab(x)`` when the vocabulary is split, else ``x``."""
         return x if self.vocab_axis is None else pad_vocab(x)
 
-    @property
-    def checked(self) -> bool:
-        """Whether ``shard_map`` checks that the ids are the same on every vocabulary shard.
-
-        The samplers type their results as equal on every vocabulary shard; without a
-        vocabulary axis there is nothing to check, and their batch-only branches are
-        not typed for ``shard_map``, so the check is off.
-        """
-        return self.vocab_axis is not None
-
     def local_vocab(self, vocab: int) -> int | None:
         """The ``vocab_size`` argument of the sampler inside ``shard_map``."""
         return None if self.vocab_axis is None else vocab
@@ -506,9 +496,7 @@ def _sample(keys: jax.Array, x: jax.Array, strategy: Strategy, *, layout: _Layou
     row = layout.row_spec(len(lead))
     in_specs = (row, layout.logit_spec(x.ndim), strategy_spec)
     args = layout.place((padded_keys, x, strategy), in_specs)
-    ids: jax.Array = jax.shard_map(
-        local, mesh=layout.mesh, in_specs=in_specs, out_specs=row, check_vma=layout.checked
-    )(*args)
+    ids: jax.Array = jax.shard_map(local, mesh=layout.mesh, in_specs=in_specs, out_specs=row)(*args)
     return layout.trim(ids, lead, None)
 
 
@@ -529,7 +517,6 @@ def _probs(x: jax.Array, strategy: Strategy, *, layout: _Layout) -> jax.Array:
         mesh=layout.mesh,
         in_specs=(spec, strategy_spec),
         out_specs=spec,
-        check_vma=layout.checked,
     )(*args)
     return layout.trim(q, lead, vocab)
 
@@ -554,6 +541,5 @@ def _valid_rows(x: jax.Array, *, layout: _Layout) -> jax.Array:
         mesh=layout.mesh,
         in_specs=(spec,),
         out_specs=layout.row_spec(len(lead)),
-        check_vma=layout.checked,
     )(layout.place(x, spec))
     return layout.trim(ok, lead, None)

@@ -281,6 +281,7 @@ def _sweep_kernel(
             max_new_tokens=max_new_tokens,
             use_cache=True,
             record_logits=True,
+            logprobs=0,
         )
         logits = gen.logits
         assert logits is not None  # record_logits=True

@@ -538,7 +538,7 @@ def _draw_prefix(
     first = lax.cond(
         jnp.any(greedy),
         lambda: first_max_index(x, top, layout),
-        lambda: jnp.zeros((n,), jnp.int32),
+        lambda: varying_like(jnp.zeros((n,), jnp.int32), x),
     )
     return jnp.where(greedy, first, ids)
 
