@@ -51,6 +51,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from jaxsample import samplers
+from jaxsample._checks import check_key
 from jaxsample.samplers import Strategy
 
 __all__ = [
@@ -172,7 +173,7 @@ def sample(
     lead = x.shape[:-1]
     layout.check_lead(lead)
     _check_strategy(strategy, lead)
-    keys = _row_keys(_check_key(key, lead), lead)
+    keys = _row_keys(check_key(key, lead), lead)
     ids: jax.Array = _sample(keys, x, strategy, layout=layout)
     return ids
 
@@ -272,22 +273,6 @@ def _check_logits(logits: Any) -> jax.Array:
     if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
         raise ValueError(f"logits must be real numbers, got dtype {x.dtype}")
     return x
-
-
-def _check_key(key: Any, lead: tuple[int, ...]) -> jax.Array:
-    k = key if isinstance(key, jax.Array) else jnp.asarray(key)
-    if not jnp.issubdtype(k.dtype, jax.dtypes.prng_key):
-        if k.dtype != jnp.uint32 or k.shape[-1:] != (2,):
-            raise ValueError(
-                "key must be a jax.random.key (or a legacy uint32 PRNGKey), "
-                f"got dtype {k.dtype} and shape {k.shape}"
-            )
-        k = jax.random.wrap_key_data(k)
-    if k.shape not in ((), lead):
-        raise ValueError(
-            f"key must be a single key or one key per row with shape {lead}, got shape {k.shape}"
-        )
-    return k
 
 
 def _check_strategy(strategy: Any, lead: tuple[int, ...]) -> None:

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsample.samplers._random import row_keys
-from jaxsample.samplers._reference import prefix_log_weights, sanitise
+from jaxsample.samplers._reference import chain_log_weights, sanitise
 from jaxsample.samplers._sampling import check_logits, sample
 from jaxsample.samplers._strategies import (
     Chain,
@@ -51,7 +51,6 @@ from jaxsample.samplers._strategies import (
     _check_tau,
     _concrete,
     _pytree,
-    prefix_parts,
 )
 from jaxsample.samplers._vocabulary import (
     XTC,
@@ -652,18 +651,7 @@ class Bound(Strategy):
 
     def log_weights(self, z: jax.Array) -> jax.Array:
         """Apply the parts in order; runs of built-in parts as one prefix state."""
-        run: list[Strategy] = []
-        for part in (*self.parts, None):
-            sub = None if part is None else prefix_parts(part)
-            if sub is not None:
-                run.extend(sub)
-                continue
-            if run:
-                z = prefix_log_weights(z, run)
-                run = []
-            if part is not None:
-                z = part.log_weights(z)
-        return z
+        return chain_log_weights(z, self.parts, shift=False)
 
 
 def _coin(part: XTC, keys: jax.Array, lead: tuple[int, ...]) -> jax.Array:

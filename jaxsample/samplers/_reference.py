@@ -432,11 +432,12 @@ def prefix_log_weights(z: jax.Array, parts: Sequence[Strategy]) -> jax.Array:
     return jnp.where(keep, scaled, -jnp.inf).reshape(z.shape)
 
 
-def chain_log_weights(z: jax.Array, parts: Sequence[Strategy]) -> jax.Array:
+def chain_log_weights(z: jax.Array, parts: Sequence[Strategy], shift: bool = True) -> jax.Array:
     """Log-weights of a chain: each maximal run of built-in parts as one prefix state.
 
     A part of another type receives the previous log-weights as its logits (with
-    the row maximum subtracted, which changes no distribution).
+    the row maximum subtracted when ``shift``, which changes no distribution; a
+    part whose rule reads the sign of a logit needs them unshifted).
     """
     run: list[Strategy] = []
     for part in (*parts, None):
@@ -448,7 +449,7 @@ def chain_log_weights(z: jax.Array, parts: Sequence[Strategy]) -> jax.Array:
             z = prefix_log_weights(z, run)
             run = []
         if part is not None:
-            z = part.log_weights(z - jnp.max(z, axis=-1, keepdims=True))
+            z = part.log_weights(z - jnp.max(z, axis=-1, keepdims=True) if shift else z)
     return z
 
 

@@ -35,11 +35,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from jaxsample.labs._report import LabReport
-from jaxsample.labs.diversity._settings import SETTINGS, Setting, family_strategy, lab_prompts
+from jaxsample.labs.diversity._settings import (
+    HOT_LADDER,
+    SETTINGS,
+    Setting,
+    family_strategy,
+    lab_prompts,
+)
 from jaxsample.labs.diversity._steps import check, measure, save
 from jaxsample.model import Pretrained, load_pretrained
 
-__all__ = ["SETTINGS", "Setting", "family_strategy", "lab_prompts", "run"]
+__all__ = ["HOT_LADDER", "SETTINGS", "Setting", "family_strategy", "lab_prompts", "run"]
 
 
 def run(
