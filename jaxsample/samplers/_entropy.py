@@ -10,13 +10,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxsample.samplers._reference import (
-    block_sums,
     clean,
     clean_top,
     inverse_temperature,
     row_top,
-    tree_sum,
-    whole,
 )
 from jaxsample.samplers._sampling import check_logits
 from jaxsample.samplers._strategies import GREEDY_TAU
@@ -61,8 +58,8 @@ def tempered_entropy(logits: jax.Array, tau: Any, base: float = 2.0) -> jax.Arra
     With :math:`\ell_i = (z_i - \max_j z_j) / \tau` over the sanitised logits,
     :math:`w_i = e^{\ell_i}`, :math:`S = \sum_i w_i` and :math:`T = \sum_i w_i \ell_i`,
     the entropy is :math:`H = (\log S - T / S) / \log b` (since
-    :math:`\log q_i = \ell_i - \log S`). Both sums come from one pass over the row
-    (column sums, as in :func:`sample`), so a sweep vmapped over many temperatures
+    :math:`\log q_i = \ell_i - \log S`). Both sums are reductions that XLA fuses with
+    the exponentials, so a sweep vmapped over many temperatures
     keeps no ``[n_tau, V]`` intermediate. Greedy temperatures (``tau <=
     GREEDY_TAU``, traced NaN) give exactly 0; ``tau = inf`` gives the entropy of the
     uniform distribution over the finite logits. Bad rows follow :func:`sample`'s
@@ -90,18 +87,15 @@ def tempered_entropy(logits: jax.Array, tau: Any, base: float = 2.0) -> jax.Arra
 def _tempered_entropy(x: jax.Array, t: jax.Array, base: float) -> jax.Array:
     rows = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
     top = row_top(rows)
-    m = clean_top(top)[:, None, None, None]
-    s = inverse_temperature(t).reshape(-1, 1, 1, 1)  # 1 where greedy, 0 at tau = inf
-
-    def sums(v: jax.Array, _: jax.Array) -> jax.Array:
-        z = clean(v[:, None], top[:, None, None, None])
-        finite = z > -jnp.inf
-        lw = (jnp.where(finite, z, m) - m) * s  # the select keeps the tau-gradient finite
-        w = jnp.where(finite, jnp.exp(lw), 0.0)
-        return jnp.concatenate([w, w * lw], 1)  # [n, 2, blocks, column]
-
-    total = tree_sum(block_sums(sums, whole(rows.shape[-1]), rows, store=False)[1])  # [n, 2]
-    h = (jnp.log(total[:, 0]) - total[:, 1] / total[:, 0]) / jnp.float32(math.log(base))
+    m = clean_top(top)[:, None]
+    s = inverse_temperature(t).reshape(-1, 1)  # 1 where greedy, 0 at tau = inf
+    z = clean(rows, top[:, None])
+    finite = z > -jnp.inf
+    lw = (jnp.where(finite, z, m) - m) * s  # the select keeps the tau-gradient finite
+    w = jnp.where(finite, jnp.exp(lw), 0.0)
+    # One reduction of both terms, so the weights are formed inside it, never stored.
+    total, weighted = jnp.moveaxis(jnp.sum(jnp.stack([w, w * lw], -2), axis=-1), -1, 0)
+    h = (jnp.log(total) - weighted / total) / jnp.float32(math.log(base))
     return jnp.where(t.reshape(-1) > GREEDY_TAU, h, jnp.float32(0.0)).reshape(t.shape)
 
 
@@ -110,7 +104,7 @@ def entropy_sweep(logits: jax.Array, taus: jax.Array) -> jax.Array:
     """Entropy in bits of ``probs(logits, Temperature(tau))`` for every ``tau`` of ``taus``.
 
     One call vmapped over ``taus`` ``[T]``; each entropy is :func:`tempered_entropy`
-    (two sums from one pass over the row), so no ``[T, V]`` distribution is ever
+    (two fused sums over the row), so no ``[T, V]`` distribution is ever
     stored. Agrees with ``entropy(probs(logits, Temperature(tau)))`` to float32
     rounding.
 
