@@ -239,9 +239,26 @@ class RepetitionPenalty(HistoryPart):
         return settle(jnp.where(seen, jnp.where(z > 0, z / rho, z * rho), z), z)
 
 
+@dataclasses.dataclass(frozen=True)
+class _CountPenalty(HistoryPart):
+    """The fields and checks the OpenAI frequency and presence penalties share."""
+
+    a: Any
+    last_n: int | None = dataclasses.field(default=None, metadata={"static": True})
+    history: History | None = dataclasses.field(default=None, kw_only=True, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_real("a", self.a, np.isfinite, "finite")
+        _check_last_n(self.last_n)
+
+    def needs(self) -> Needs:
+        """The generated counts, or a window of ``last_n`` tokens."""
+        return _penalty_needs(self.last_n, prompt=False)
+
+
 @_pytree
 @dataclasses.dataclass(frozen=True)
-class FrequencyPenalty(HistoryPart):
+class FrequencyPenalty(_CountPenalty):
     r"""The OpenAI frequency penalty: :math:`z_i - a\,c_i`, ``c_i`` the generated count of ``i``.
 
     The counts are those of the generated tokens (the prompt excluded), as in the
@@ -259,18 +276,6 @@ class FrequencyPenalty(HistoryPart):
             bad ``last_n``.
     """
 
-    a: Any
-    last_n: int | None = dataclasses.field(default=None, metadata={"static": True})
-    history: History | None = dataclasses.field(default=None, kw_only=True, repr=False)
-
-    def __post_init__(self) -> None:
-        _check_real("a", self.a, np.isfinite, "finite")
-        _check_last_n(self.last_n)
-
-    def needs(self) -> Needs:
-        """The generated counts, or a window of ``last_n`` tokens."""
-        return _penalty_needs(self.last_n, prompt=False)
-
     def apply(self, z: jax.Array, history: History) -> jax.Array:
         """``z - a * counts``; ``[..., V]`` float32."""
         counts = _seen_counts(self, history, z.shape[-1], context=False)
@@ -279,7 +284,7 @@ class FrequencyPenalty(HistoryPart):
 
 @_pytree
 @dataclasses.dataclass(frozen=True)
-class PresencePenalty(HistoryPart):
+class PresencePenalty(_CountPenalty):
     r"""The OpenAI presence penalty: :math:`z_i - a\,[c_i > 0]`.
 
     The tokens are those generated (prompt excluded), as in the OpenAI API and vLLM,
@@ -295,18 +300,6 @@ class PresencePenalty(HistoryPart):
         ValueError: at construction, for a concrete ``a`` that is not finite, or a
             bad ``last_n``.
     """
-
-    a: Any
-    last_n: int | None = dataclasses.field(default=None, metadata={"static": True})
-    history: History | None = dataclasses.field(default=None, kw_only=True, repr=False)
-
-    def __post_init__(self) -> None:
-        _check_real("a", self.a, np.isfinite, "finite")
-        _check_last_n(self.last_n)
-
-    def needs(self) -> Needs:
-        """The generated counts, or a window of ``last_n`` tokens."""
-        return _penalty_needs(self.last_n, prompt=False)
 
     def apply(self, z: jax.Array, history: History) -> jax.Array:
         """``z - a * [counts > 0]``; ``[..., V]`` float32."""
