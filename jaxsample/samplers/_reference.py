@@ -52,6 +52,8 @@ BLOCKS = 16
 SLICES = 16
 #: The layout's width is the vocabulary rounded up to a multiple of this.
 VOCAB_MULTIPLE = BLOCKS * SLICES
+#: Slices folded per round of the summing loop (the others are rounds).
+UNROLL = 4
 
 
 def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
@@ -131,8 +133,8 @@ class Layout:
     consecutive tokens; each block into ``SLICES`` slices of ``column`` tokens.
     Column ``j`` of block ``b`` holds the tokens ``b * block + g * column + j``
     (``g < SLICES``), added slice after slice; a block's sum adds its columns
-    pairwise (:func:`tree_sum`), and the row's total adds the ``BLOCKS`` block sums
-    pairwise. Tokens ``>= vocab`` are absent (weight 0, never drawn).
+    in chunks (:func:`fixed_sum`), and the row's total adds the ``BLOCKS`` block
+    sums in order. Tokens ``>= vocab`` are absent (weight 0, never drawn).
 
     The arrays a program holds may be the whole row (``axis`` None: ``local``
     tokens, ``vocab <= local``) or one of ``shards`` equal contiguous pieces of the
@@ -215,103 +217,105 @@ def whole(vocab: int) -> Layout:
     return Layout(vocab, vocab)
 
 
-def tree_sum(a: jax.Array) -> jax.Array:
-    """Sum the last axis of ``a`` pairwise: halves added elementwise until one entry is left.
+def fixed_sum(a: jax.Array) -> jax.Array:
+    """Sum the last axis of ``a`` in one fixed order: explicit adds, left to right.
 
-    Only elementwise adds, which XLA neither reorders nor fuses differently, so
-    the same inputs give the same bits in every program (an odd length is padded
-    with 0 first).
+    More than ``SLICES`` entries are summed in chunks of ``SLICES`` (padded with
+    0), then the chunks' sums the same way. Only elementwise adds, which XLA
+    neither reorders nor splits, so the same inputs give the same bits in every
+    program; a chain of adds is one fused loop.
     """
-    while a.shape[-1] > 1:
-        if a.shape[-1] % 2:
-            a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, 1)])
-        half = a.shape[-1] // 2
-        a = a[..., :half] + a[..., half:]
-    return a[..., 0]
+    size = a.shape[-1]
+    if size > SLICES:
+        chunks = -(-size // SLICES)
+        a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, chunks * SLICES - size)])
+        return fixed_sum(fixed_sum(a.reshape(*a.shape[:-1], chunks, SLICES)))
+    total = a[..., 0]
+    for i in range(1, size):
+        total = total + a[..., i]
+    return total
 
 
-def layout_reduce(
-    op: Any, init: float, value: Any, layout: Layout, *arrays: jax.Array
-) -> jax.Array:
+def layout_reduce(op: Any, init: Any, value: Any, layout: Layout, *arrays: jax.Array) -> Any:
     """Reduce ``value(*slices, index)`` over the slices of each column of ``layout``.
 
     ``arrays`` are the ``[n, local]`` arrays held here; ``value`` maps slices of
     them (``[n, blocks, column]``) and the token ids of the slice (int32 ``[blocks,
     column]``) elementwise to values ``[n, ..., blocks, column]``, combined with
     ``op`` (identity ``init``, also the value of absent tokens) one slice after
-    the other. Only slices and elementwise operations: the values are formed
-    inside one vectorised pass over the inputs and never stored. The part of the
-    layout beyond the arrays' end (the padding of an unsharded row) is read from
-    a padded copy of the last blocks only. Returns ``[n, ..., blocks, column]``.
+    the other, in a loop over the ``SLICES`` slices: the loop fixes the order of
+    the operations in every program, and its result is stored before any user
+    reads it. ``value`` may return a tuple, with a tuple of ops and of inits.
+    The layout's padding beyond the arrays' end is read as ``init``, inside the
+    pass (no padded copy). Returns ``[n, ..., blocks, column]`` (or a tuple).
     """
+    many = isinstance(op, tuple)
+    ops, inits = (op, init) if many else ((op,), (init,))
     size, column = layout.block, layout.column
-    have = arrays[0].shape[-1]
-    full = min(have // size, layout.blocks)
-
-    def fold(parts: list[jax.Array], first: int, count: int) -> jax.Array:
-        shaped = [a.reshape(a.shape[0], count, SLICES, column) for a in parts]
-        b = lax.broadcasted_iota(jnp.int32, (count, column), 0) + first
-        base = layout.offset() + b * size + lax.broadcasted_iota(jnp.int32, (count, column), 1)
-        total: jax.Array | None = None
-        for g in range(SLICES):
-            index = base + g * column
-            out = value(*(a[:, :, g, :] for a in shaped), index)
-            if layout.vocab < layout.width:
-                out = jnp.where(index < layout.vocab, out, init)
-            total = out if total is None else op(total, out)
-        assert total is not None
-        return total
-
-    pieces = []
-    if full:
-        pieces.append(fold([a[:, : full * size] for a in arrays], 0, full))
+    full = min(arrays[0].shape[-1] // size, layout.blocks)
+    # Whole blocks are read in place; a partial last block from a padded copy of it.
+    spans = [(0, full)] if full else []
     if full < layout.blocks:
-        rest = layout.blocks - full
-        padded = [
-            jnp.pad(a[:, full * size :], [(0, 0), (0, full * size + rest * size - have)])
-            for a in arrays
-        ]
-        pieces.append(fold(padded, full, rest))
-    return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, -2)
+        spans.append((full, layout.blocks - full))
+
+    def slice_(g: Any, first: int, count: int) -> tuple[jax.Array, ...]:
+        parts = []
+        for a in arrays:
+            a = a[:, first * size : (first + count) * size]
+            if a.shape[-1] < count * size:
+                a = jnp.pad(a, [(0, 0), (0, count * size - a.shape[-1])])
+            a = a.reshape(a.shape[0], count, SLICES, column)
+            parts.append(lax.dynamic_index_in_dim(a, g, axis=2, keepdims=False))
+        shape = (count, column)
+        index = (
+            layout.offset()
+            + (lax.broadcasted_iota(jnp.int32, shape, 0) + first) * size
+            + g * column
+            + lax.broadcasted_iota(jnp.int32, shape, 1)
+        )
+        out = value(*parts, index)
+        outs = out if many else (out,)
+        if layout.vocab < layout.width:
+            outs = tuple(
+                jnp.where(index < layout.vocab, o, i) for o, i in zip(outs, inits, strict=True)
+            )
+        return tuple(outs)
+
+    def body(g: Any, totals: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+        values = [slice_(g, *span) for span in spans]
+        out: list[jax.Array] = []
+        for k, f in enumerate(ops):
+            out.extend(f(totals[len(spans) * k + i], v[k]) for i, v in enumerate(values))
+        return tuple(out)
+
+    shapes = [jax.eval_shape(lambda span=span: slice_(jnp.int32(0), *span)) for span in spans]
+    start = tuple(
+        jnp.full(sh[k].shape, i, sh[k].dtype) for k, i in enumerate(inits) for sh in shapes
+    )
+    totals = lax.fori_loop(0, SLICES, body, varying_like(start, *arrays), unroll=UNROLL)
+    outs = tuple(
+        jnp.concatenate(totals[len(spans) * k : len(spans) * (k + 1)], -2)
+        if len(spans) > 1
+        else totals[len(spans) * k]
+        for k in range(len(ops))
+    )
+    return outs if many else outs[0]
 
 
-def block_sums(
-    weight: Any, layout: Layout, *arrays: jax.Array, store: bool = True
-) -> tuple[jax.Array, jax.Array]:
+def block_sums(weight: Any, layout: Layout, *arrays: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Column sums and block sums of weights ``weight(*slices, index)`` >= 0.
 
     Returns the column sums held here ``[n, ..., blocks, column]`` and the sums of
-    all ``BLOCKS`` blocks ``[n, ..., BLOCKS]`` (gathered from every shard). With
-    ``store`` the pass runs through :func:`stored` (not differentiable in reverse
-    mode); the sums are the same bits either way.
+    all ``BLOCKS`` blocks ``[n, ..., BLOCKS]`` (gathered from every shard).
     """
-
-    def pass_() -> jax.Array:
-        return layout_reduce(jnp.add, 0.0, weight, layout, *arrays)
-
-    columns = stored(pass_, arrays[0]) if store else pass_()
-    return columns, layout.gather(tree_sum(columns))
-
-
-def stored(fn: Any, like: jax.Array) -> jax.Array:
-    """``fn()``, computed as one pass whose result is stored before its users read it.
-
-    XLA copies cheap arithmetic into every user of a result; for a pass that sums
-    expensive values (exponentials) it would then store those values and redo
-    the sums in each user. A loop of one round, whose count XLA cannot see
-    (``1 + (like[0, 0] > inf)``), keeps the pass whole.
-    """
-    out = jax.eval_shape(fn)
-    once = 1 + (like.reshape(-1)[0] > jnp.inf).astype(jnp.int32)  # always 1
-    start = varying_like(jnp.zeros(out.shape, out.dtype), like)
-    result: jax.Array = lax.fori_loop(0, once, lambda _, __: fn(), start)
-    return result
+    columns = layout_reduce(jnp.add, 0.0, weight, layout, *arrays)
+    return columns, layout.gather(fixed_sum(columns))
 
 
 def mass(w: jax.Array, layout: Layout | None = None) -> jax.Array:
     """The total of weights ``[n, V]`` (>= 0), added in the order of ``layout`` (default: whole)."""
     lay = whole(w.shape[-1]) if layout is None else layout
-    return tree_sum(block_sums(lambda v, _: v, lay, w, store=False)[1])
+    return fixed_sum(block_sums(lambda v, _: v, lay, w)[1])
 
 
 def first_argmax(z: jax.Array) -> jax.Array:
@@ -466,6 +470,7 @@ __all__ = [
     "clean_top",
     "first_argmax",
     "first_max_index",
+    "fixed_sum",
     "inverse_temperature",
     "layout_reduce",
     "mass",
@@ -475,7 +480,6 @@ __all__ = [
     "prefix_state",
     "row_top",
     "sanitise",
-    "tree_sum",
     "varying_like",
     "weights",
     "whole",

@@ -63,12 +63,13 @@ from jaxsample.samplers._reference import (
     clean,
     clean_top,
     first_max_index,
+    fixed_sum,
     inverse_temperature,
+    layout_reduce,
     nucleus_limit,
     per_row,
     row_top,
     sanitise,
-    tree_sum,
     varying_like,
     weights,
     whole,
@@ -79,6 +80,8 @@ __all__ = ["probs", "sample", "valid_rows"]
 
 #: Candidates drawn per rejection round.
 CANDIDATES = 3
+#: Entries per level of the inverse-CDF search.
+FAN = 16
 #: Tokens per group in the first top-k stage.
 GROUP = 16
 
@@ -371,15 +374,15 @@ def _top_k_cut(
         _, chosen = lax.top_k(maxima, width)
         chosen = jnp.sort(chosen, axis=-1)  # members in token order, so ties go to the lowest
         token = (chosen[:, :, None] * GROUP + jnp.arange(GROUP)).reshape(n, width * GROUP)
-        picked = clean(jnp.take_along_axis(x, jnp.minimum(token, vocab - 1), axis=-1), tc)
+        picked = clean(_take(x, jnp.minimum(token, vocab - 1), axis=-1), tc)
         values, slots = lax.top_k(jnp.where(token < vocab, picked, -jnp.inf), width)
-        indices = jnp.take_along_axis(token, slots, axis=-1)
+        indices = _take(token, slots, axis=-1)
     indices = indices.astype(jnp.int32) + layout.offset()
     if layout.axis is not None:
         values = lax.all_gather(values, layout.axis, axis=1, tiled=True)
         indices = lax.all_gather(indices, layout.axis, axis=1, tiled=True)
         values, slots = lax.top_k(values, min(k_max, layout.vocab))
-        indices = jnp.take_along_axis(indices, slots, axis=-1)
+        indices = _take(indices, slots, axis=-1)
     return values, indices
 
 
@@ -397,25 +400,65 @@ def _earlier(a: Pivot, b: Pivot) -> Pivot:
     return jnp.where(first, a[0], b[0]), jnp.where(first, a[1], b[1])
 
 
+def _prefix(w: jax.Array) -> jax.Array:
+    """Inclusive prefix sums along the last axis, each added left to right (same bits anywhere)."""
+    size, nd = w.shape[-1], w.ndim
+    window = (1,) * (nd - 1) + (size,)
+    out: jax.Array = lax.reduce_window(
+        w, 0.0, lax.add, window, (1,) * nd, [(0, 0)] * (nd - 1) + [(size - 1, 0)]
+    )
+    return out
+
+
+def _select(i: jax.Array, axis: int, *arrays: jax.Array) -> Any:
+    """Entry ``i`` of ``axis`` of each array (one shape), exactly, in one reduction.
+
+    ``i`` is indexed by the leading axes only. Returns an array, or a tuple for
+    several.
+    """
+    i = i.reshape(i.shape + (1,) * (arrays[0].ndim - i.ndim))
+    shape = jnp.broadcast_shapes(arrays[0].shape, i.shape)
+    axis = axis % len(shape)
+    hit = lax.broadcasted_iota(jnp.int32, shape, axis) == i
+    out = lax.reduce(
+        tuple(jnp.where(hit, a, jnp.zeros((), a.dtype)) for a in arrays),
+        tuple(jnp.zeros((), a.dtype) for a in arrays),
+        lambda x, y: tuple(p + q for p, q in zip(x, y, strict=True)),
+        (axis,),
+    )
+    return out if len(arrays) > 1 else out[0]
+
+
 def _pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Inverse CDF over the last axis of ``w`` ``[..., l]`` (>= 0) for ``target`` ``[...]``.
 
-    Returns the first entry of positive weight whose prefix sum exceeds the target
-    (the last positive entry where rounding leaves none), and the target less the
-    prefix sum before it. The prefix sums are doubling steps of elementwise adds
-    (``log2 l`` of them), so every program forms the same bits.
+    Returns the first entry whose prefix sum exceeds the target, and the target
+    less the prefix sum before it. The target is first lowered below the total
+    (which rounding may reach), so the entry has positive weight. More than
+    ``FAN`` entries are searched in chunks of ``FAN``: a chunk by the chunks' sums,
+    then an entry of it. The prefix sums add left to right, as :func:`fixed_sum`,
+    so every program forms the same bits.
     """
     size = w.shape[-1]
-    cum, step = w, 1
-    while step < size:
-        cum = cum + jnp.pad(cum[..., :-step], [(0, 0)] * (w.ndim - 1) + [(step, 0)])
-        step *= 2
-    iota = lax.broadcasted_iota(jnp.int32, w.shape, w.ndim - 1)
-    hit = jnp.min(jnp.where((w > 0) & (cum > target[..., None]), iota, size), axis=-1)
-    last = jnp.max(jnp.where(w > 0, iota, 0), axis=-1)
-    j = jnp.where(hit < size, hit, last)
-    before = jnp.take_along_axis(cum - w, j[..., None], axis=-1)[..., 0]
-    return j, target - before
+    if size > FAN:
+        chunks = -(-size // FAN)
+        shaped = jnp.pad(w, [(0, 0)] * (w.ndim - 1) + [(0, chunks * FAN - size)])
+        shaped = shaped.reshape(*w.shape[:-1], chunks, FAN)
+        c, rest = _pick(_prefix(shaped)[..., -1], target)
+        j, rest = _pick(_select(c, -2, shaped), rest)
+        return c * FAN + j, rest
+    cum = _prefix(w)
+    t = jnp.minimum(target, jnp.nextafter(cum[..., -1], jnp.float32(0.0)))[..., None]
+    # The prefixes grow: the entry is the count of those not above the target, and
+    # the target less the largest of them is the least of the differences.
+    below = cum <= t
+    count, rest = lax.reduce(
+        (below.astype(jnp.int32), jnp.where(below, target[..., None] - cum, target[..., None])),
+        (jnp.int32(0), jnp.float32(jnp.inf)),
+        lambda a, b: (a[0] + b[0], jnp.minimum(a[1], b[1])),
+        (w.ndim - 1,),
+    )
+    return jnp.minimum(count, size - 1), rest
 
 
 def _locate(
@@ -440,25 +483,21 @@ def _locate(
     from its logits); the shard holding the block answers. Returns the token ids
     (int32 ``[n, c]``) and their cleaned logits (float32 ``[n, c]``).
     """
-    target = u * tree_sum(blocks)[:, None]
+    target = u * fixed_sum(blocks)[:, None]
     b, rest = _pick(jnp.broadcast_to(blocks[:, None], (*u.shape, BLOCKS)), target)
     here = b - layout.offset() // layout.block
     mine = (here >= 0) & (here < layout.blocks)
-    held = jnp.take_along_axis(
-        columns[:, None], jnp.clip(here, 0, layout.blocks - 1)[..., None, None], 2
-    )
-    j, rest = _pick(held[:, :, 0], rest)
+    j, rest = _pick(_select(here, 2, columns[:, None]), rest)
     g = jnp.arange(SLICES, dtype=jnp.int32) * layout.column
     tokens = (b * layout.block + j)[..., None] + g  # [n, c, SLICES]
     at = jnp.clip(tokens - layout.offset(), 0, x.shape[-1] - 1)
-    zc = clean(jnp.take_along_axis(x[:, None], at, axis=-1), top[:, None, None])
+    zc = clean(_take(x[:, None], at, axis=-1), top[:, None, None])
     inside = ahead(zc, tokens, low[0][:, None, None], low[1][:, None, None])
     wc = jnp.where(
         inside & (tokens < layout.vocab), weights(zc, m[:, None, None], s[:, None, None]), 0.0
     )
     row, _ = _pick(wc, rest)
-    ids = jnp.take_along_axis(tokens, row[..., None], axis=-1)[..., 0]
-    zs = jnp.take_along_axis(zc, row[..., None], axis=-1)[..., 0]
+    ids, zs = _select(row, -1, tokens, zc)
     if layout.axis is not None:
         ids = layout.across(lax.psum, jnp.where(mine, ids, 0))
         zs = layout.across(lax.psum, jnp.where(mine, zs, 0.0))
@@ -480,6 +519,7 @@ def _draw_prefix(
     t3 = top[:, None, None]
     s = jnp.ones((n,), jnp.float32)
     greedy = jnp.zeros((n,), bool)
+    may_greedy = False
     everything: Pivot = (jnp.full((n,), -jnp.inf), jnp.full((n,), vocab, jnp.int32))
     cut = everything
     nucleus: tuple[jax.Array, jax.Array, Pivot] | None = None
@@ -487,34 +527,49 @@ def _draw_prefix(
         if _scales(part.tau):  # type: ignore[attr-defined]
             tau = per_row(part.tau, lead, jnp.float32)  # type: ignore[attr-defined]
             greedy = greedy | ~(tau > GREEDY_TAU)
+            may_greedy = True
             s = s * inverse_temperature(tau)
         if isinstance(part, TopK):
             k = per_row(part.k, lead, jnp.int32)
             values, indices = _top_k_cut(
                 x, top, vocab if part.k_max is None else part.k_max, layout
             )
-            slot = jnp.clip(k, 1, values.shape[-1])[:, None] - 1
-            kth = jnp.take_along_axis(values, slot, -1)[:, 0]
-            after = jnp.take_along_axis(indices, slot, -1)[:, 0] + 1
+            slot = jnp.clip(k, 1, values.shape[-1]) - 1
+            kth, after = _select(slot, -1, values, indices)
+            after = after + 1
             on = (k > 0) & (k < vocab)
             cut = _earlier(cut, (jnp.where(on, kth, -jnp.inf), jnp.where(on, after, vocab)))
         elif isinstance(part, TopP):
             nucleus = (per_row(part.p, lead, jnp.float32), s, cut)
 
     def weight_of(scale: jax.Array, pivot: Pivot) -> Any:
-        def fn(v: jax.Array, index: jax.Array) -> jax.Array:
+        def fn(v: jax.Array, index: jax.Array) -> tuple[jax.Array, jax.Array]:
             z = clean(v, t3)
             w = weights(z, m[:, None, None], scale[:, None, None])
-            if pivot is everything:  # static: no cut to apply
-                return w
-            return jnp.where(
-                ahead(z, index, pivot[0][:, None, None], pivot[1][:, None, None]), w, 0.0
-            )
+            if pivot is not everything:  # static: a cut to apply
+                p0, p1 = pivot[0][:, None, None], pivot[1][:, None, None]
+                w = jnp.where(ahead(z, index, p0, p1), w, 0.0)
+            return w, z
 
         return fn
 
+    def sums(weight: Any, *arrays: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+        """Column and block sums of ``weight``'s first output; the first maximum, if needed."""
+        if not may_greedy:
+            columns = layout_reduce(jnp.add, 0.0, lambda *a: weight(*a)[0], layout, *arrays)
+            return (columns, layout.gather(fixed_sum(columns))), ids0
+
+        def both(*a: jax.Array) -> tuple[jax.Array, jax.Array]:
+            w, z = weight(*a)
+            return w, jnp.where(z == m[:, None, None], a[-1], vocab)
+
+        columns, lowest = layout_reduce((jnp.add, jnp.minimum), (0.0, vocab), both, layout, *arrays)
+        first = layout.across(lax.pmin, jnp.min(lowest, axis=(-2, -1)))
+        return (columns, layout.gather(fixed_sum(columns))), first
+
+    ids0 = jnp.zeros((n,), jnp.int32)
     if nucleus is None:
-        columns, blocks = block_sums(weight_of(s, cut), layout, x)
+        (columns, blocks), first = sums(weight_of(s, cut), x)
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
         ids = _locate(columns, blocks, x, top, m, s, cut, u, layout)[0][:, 0]
     else:
@@ -524,23 +579,16 @@ def _draw_prefix(
         w = weights(z, m[:, None], s[:, None])
         if cut is not everything:
             w = jnp.where(ahead(z, _token_ids(z, layout), cut[0][:, None], cut[1][:, None]), w, 0.0)
-        sums = block_sums(lambda v, _: v, layout, w)
+        block, first = sums(lambda wv, zv, _: (wv, zv), w, z)
         if s_p is s and before is cut:
-            total = tree_sum(sums[1])
+            total = fixed_sum(block[1])
         else:
-            total = tree_sum(block_sums(weight_of(s_p, before), layout, x)[1])
+            total = fixed_sum(sums(weight_of(s_p, before), x)[0][1])
         w_nucleus = None if s_p is s else weights(z, m[:, None], s_p[:, None])
         ids = _reject(
-            keys, x, top, z, w, w_nucleus, sums, m, s, cut, nucleus_limit(p, total), layout
+            keys, x, top, z, w, w_nucleus, block, m, s, cut, nucleus_limit(p, total), layout
         )
-    if layout.axis is not None:  # collectives stay out of conditionals
-        return jnp.where(greedy, first_max_index(x, top, layout), ids)
-    first = lax.cond(
-        jnp.any(greedy),
-        lambda: first_max_index(x, top, layout),
-        lambda: varying_like(jnp.zeros((n,), jnp.int32), x),
-    )
-    return jnp.where(greedy, first, ids)
+    return jnp.where(greedy, first, ids) if may_greedy else ids
 
 
 def _reject(
@@ -579,9 +627,7 @@ def _reject(
         cand, zc = _locate(
             sums[0], sums[1], x, top, m, s, low, uniforms(keys, counters), layout
         )  # [n, c]
-        best = _first_ranked(zc, cand)
-        z_best = jnp.take_along_axis(zc, best[:, None], -1)[:, 0]
-        x_best = jnp.take_along_axis(cand, best[:, None], -1)[:, 0]
+        z_best, x_best, best = _first_ranked(zc, cand)
         mid = jnp.float32(0.5) * z_best + jnp.float32(0.5) * high
         pv = jnp.concatenate([zc, mid[:, None]], -1)[:, :, None, None]  # [n, c + 1, 1, 1] pivots
         pj = jnp.concatenate([cand, jnp.zeros((n, 1), jnp.int32)], -1)[:, :, None, None]
@@ -593,25 +639,36 @@ def _reject(
         nucleus_blocks = (
             new_blocks if w_nucleus is None else block_sums(masked, layout, z, w_nucleus)[1]
         )
-        ahead_mass = tree_sum(nucleus_blocks)
+        ahead_mass = fixed_sum(nucleus_blocks)
         accept = ahead_mass[:, :CANDIDATES] < limit[:, None]
-        first = jnp.argmax(accept, axis=-1)
-        took = jnp.any(accept, axis=-1) & ~done
-        ids = jnp.where(took, jnp.take_along_axis(cand, first[:, None], -1)[:, 0], ids)
+        # The first accepted candidate: the least position among them (C: none).
+        first, chosen = lax.reduce(
+            (jnp.where(accept, lax.broadcasted_iota(jnp.int32, cand.shape, 1), CANDIDATES), cand),
+            (jnp.int32(CANDIDATES), jnp.int32(0)),
+            lambda a, b: (
+                jnp.minimum(a[0], b[0]),
+                jnp.where(a[0] <= b[0], a[1], b[1]),
+            ),
+            (1,),
+        )
+        took = (first < CANDIDATES) & ~done
+        ids = jnp.where(took, chosen, ids)
         # Rejected rows: rule out from the best candidate on, or from the middle value on.
         mid_in = ahead_mass[:, CANDIDATES] < limit
         low = (jnp.where(mid_in, z_best, mid), jnp.where(mid_in, x_best, 0))
         high = jnp.where(mid_in, mid, high)
-        pick = jnp.where(mid_in, best, CANDIDATES)[:, None, None]
-        sums = (
-            jnp.take_along_axis(new_columns, pick[..., None], axis=1)[:, 0],
-            jnp.take_along_axis(new_blocks, pick, axis=1)[:, 0],
-        )
+        pick = jnp.where(mid_in, best, CANDIDATES)
+        sums = (_select(pick, 1, new_columns), _select(pick, 1, new_blocks))
         return r + 1, done | took, ids, low, high, sums
 
     out: jax.Array = lax.while_loop(undecided, round_, state0)[2]
     # Equal on every shard; the maximum only tells JAX so (the loop's carry varies).
     return layout.across(lax.pmax, out)
+
+
+def _take(a: jax.Array, index: jax.Array, axis: int = -1) -> jax.Array:
+    """``jnp.take_along_axis`` of indices known to lie in range (clamped, no masks)."""
+    return jnp.take_along_axis(a, index, axis=axis, mode="clip")
 
 
 def _aligned(a: jax.Array, layout: Layout) -> jax.Array:
@@ -627,7 +684,21 @@ def _token_ids(a: jax.Array, layout: Layout) -> jax.Array:
     return lax.broadcasted_iota(jnp.int32, a.shape, 1) + layout.offset()
 
 
-def _first_ranked(values: jax.Array, tokens: jax.Array) -> jax.Array:
-    """The position in ``[n, c]`` of the token that ranks first (largest value, then lowest id)."""
-    top = jnp.max(values, axis=-1, keepdims=True)
-    return jnp.argmin(jnp.where(values == top, tokens, np.iinfo(np.int32).max), axis=-1)
+def _first_ranked(values: jax.Array, tokens: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The candidate of ``[n, c]`` that ranks first (largest value, then lowest id).
+
+    Returns its value, its token id and its position, each ``[n]``, from one
+    reduction.
+    """
+
+    def better(a: Any, b: Any) -> Any:
+        first = ahead(a[0], a[1], b[0], b[1])
+        return tuple(jnp.where(first, p, q) for p, q in zip(a, b, strict=True))
+
+    out: tuple[jax.Array, jax.Array, jax.Array] = lax.reduce(
+        (values, tokens, lax.broadcasted_iota(jnp.int32, values.shape, 1)),
+        (jnp.float32(-jnp.inf), jnp.int32(np.iinfo(np.int32).max), jnp.int32(0)),
+        better,
+        (1,),
+    )
+    return out
