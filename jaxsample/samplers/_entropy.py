@@ -8,12 +8,16 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jaxsample.samplers._reference import (
     clean,
     clean_top,
+    fixed_sum,
     inverse_temperature,
+    layout_reduce,
     row_top,
+    whole,
 )
 from jaxsample.samplers._sampling import check_logits
 from jaxsample.samplers._strategies import GREEDY_TAU
@@ -58,9 +62,9 @@ def tempered_entropy(logits: jax.Array, tau: Any, base: float = 2.0) -> jax.Arra
     With :math:`\ell_i = (z_i - \max_j z_j) / \tau` over the sanitised logits,
     :math:`w_i = e^{\ell_i}`, :math:`S = \sum_i w_i` and :math:`T = \sum_i w_i \ell_i`,
     the entropy is :math:`H = (\log S - T / S) / \log b` (since
-    :math:`\log q_i = \ell_i - \log S`). Both sums are reductions that XLA fuses with
-    the exponentials, so a sweep vmapped over many temperatures
-    keeps no ``[n_tau, V]`` intermediate. Greedy temperatures (``tau <=
+    :math:`\log q_i = \ell_i - \log S`). Both sums are folded over the row with the
+    exponentials (:func:`~._reference.layout_reduce`), so a sweep over many
+    temperatures keeps no ``[n_tau, V]`` intermediate. Greedy temperatures (``tau <=
     GREEDY_TAU``, traced NaN) give exactly 0; ``tau = inf`` gives the entropy of the
     uniform distribution over the finite logits. Bad rows follow :func:`sample`'s
     rules. Differentiable in ``tau``.
@@ -83,30 +87,52 @@ def tempered_entropy(logits: jax.Array, tau: Any, base: float = 2.0) -> jax.Arra
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("base",))
-def _tempered_entropy(x: jax.Array, t: jax.Array, base: float) -> jax.Array:
+def _offsets(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Rows ``[n, V]`` as ``d = z - max z`` (0 where ``z = -inf``) and the finite mask (float)."""
     rows = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
     top = row_top(rows)
-    m = clean_top(top)[:, None]
-    s = inverse_temperature(t).reshape(-1, 1)  # 1 where greedy, 0 at tau = inf
     z = clean(rows, top[:, None])
     finite = z > -jnp.inf
-    lw = (jnp.where(finite, z, m) - m) * s  # the select keeps the tau-gradient finite
-    w = jnp.where(finite, jnp.exp(lw), 0.0)
-    # One reduction of both terms, so the weights are formed inside it, never stored.
-    total, weighted = jnp.moveaxis(jnp.sum(jnp.stack([w, w * lw], -2), axis=-1), -1, 0)
-    h = (jnp.log(total) - weighted / total) / jnp.float32(math.log(base))
-    return jnp.where(t.reshape(-1) > GREEDY_TAU, h, jnp.float32(0.0)).reshape(t.shape)
+    return jnp.where(finite, z - clean_top(top)[:, None], 0.0), finite.astype(jnp.float32)
+
+
+def _entropy_of(d: jax.Array, f: jax.Array, t: jax.Array, base: float) -> jax.Array:
+    """Entropies ``[n]`` of rows given by :func:`_offsets` at temperatures ``t`` ``[n]``.
+
+    The two sums are folded over the slices of the summation layout: elementwise
+    adds into ``[n, blocks, column]`` columns, which vectorise where a reduction
+    over the row would not.
+    """
+    s = inverse_temperature(t)  # 1 where greedy, 0 at tau = inf
+
+    def terms(dv: jax.Array, fv: jax.Array, _: jax.Array) -> tuple[jax.Array, jax.Array]:
+        w = jnp.exp(dv * s[:, None, None]) * fv
+        return w, w * dv
+
+    columns = layout_reduce((jnp.add, jnp.add), (0.0, 0.0), terms, whole(d.shape[-1]), d, f)
+    total, weighted = (fixed_sum(fixed_sum(c)) for c in columns)
+    h = (jnp.log(total) - s * weighted / total) / jnp.float32(math.log(base))
+    return jnp.where(t > GREEDY_TAU, h, jnp.float32(0.0))
+
+
+@functools.partial(jax.jit, static_argnames=("base",))
+def _tempered_entropy(x: jax.Array, t: jax.Array, base: float) -> jax.Array:
+    d, f = _offsets(x)
+    return _entropy_of(d, f, t.reshape(-1), base).reshape(t.shape)
+
+
+#: Temperatures per round of :func:`entropy_sweep`.
+SWEEP_BATCH = 64
 
 
 @jax.jit
 def entropy_sweep(logits: jax.Array, taus: jax.Array) -> jax.Array:
     """Entropy in bits of ``probs(logits, Temperature(tau))`` for every ``tau`` of ``taus``.
 
-    One call vmapped over ``taus`` ``[T]``; each entropy is :func:`tempered_entropy`
-    (two fused sums over the row), so no ``[T, V]`` distribution is ever
-    stored. Agrees with ``entropy(probs(logits, Temperature(tau)))`` to float32
-    rounding.
+    One call; each entropy is :func:`tempered_entropy` (two sums folded over the
+    row), for ``SWEEP_BATCH`` temperatures at a time, so no ``[T, V]``
+    distribution is ever stored and the partial sums stay in cache. Agrees with
+    ``entropy(probs(logits, Temperature(tau)))`` to float32 rounding.
 
     Args:
         logits: ``[..., V]`` logits of any real dtype (computed in float32).
@@ -118,4 +144,13 @@ def entropy_sweep(logits: jax.Array, taus: jax.Array) -> jax.Array:
     Raises:
         ValueError: for a bad logits shape or dtype.
     """
-    return jax.vmap(lambda t: tempered_entropy(logits, t))(jnp.asarray(taus, jnp.float32))
+    x = check_logits(logits)
+    d, f = _offsets(x)
+    n = d.shape[0]
+
+    def one(tau: jax.Array) -> jax.Array:
+        return _entropy_of(d, f, jnp.broadcast_to(tau, (n,)), 2.0).reshape(x.shape[:-1])
+
+    taus = jnp.asarray(taus, jnp.float32)
+    out: jax.Array = lax.map(one, taus, batch_size=min(SWEEP_BATCH, max(1, taus.shape[0])))
+    return out
