@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jaxsample import presets
-from jaxsample.decoding.loop import completion_ids, sample_completions
+from jaxsample.decoding.batch import completion_ids, sample_completions
 from jaxsample.decoding.text import make_strategy
 from jaxsample.samplers import (
     Ban,

@@ -12,7 +12,8 @@ import functools
 import math
 import numbers
 
-from jaxsample.decoding.loop import completion_ids, generate_ids, sample_completions, seed_key
+from jaxsample.decoding.batch import completion_ids, generate_ids, sample_completions
+from jaxsample.decoding.inputs import seed_key
 from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import Greedy, Strategy, Temperature, TopK, TopP, chain
 

@@ -7,7 +7,6 @@ the vocabulary (:func:`pad_vocab`) and of the rows, and how a result is trimmed 
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import jax
@@ -16,7 +15,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from jaxsample import samplers
-from jaxsample._checks import check_strategy
+from jaxsample._checks import check_int, check_strategy
 
 __all__ = ["MAX_VOCAB_SHARDS", "VOCAB_MULTIPLE", "pad_vocab", "padded_vocab"]
 
@@ -39,8 +38,8 @@ def padded_vocab(vocab: int, multiple: int = VOCAB_MULTIPLE) -> int:
     Raises:
         ValueError: If either argument is not an int ``>= 1``.
     """
-    vocab = _positive_int("vocab", vocab)
-    multiple = _positive_int("multiple", multiple)
+    vocab = check_int("vocab", vocab, 1)
+    multiple = check_int("multiple", multiple, 1)
     return -(-vocab // multiple) * multiple
 
 
@@ -80,19 +79,6 @@ def pad_vocab(logits: jax.Array, multiple: int = VOCAB_MULTIPLE) -> jax.Array:
 def _spec(*axes: str | None) -> PartitionSpec:
     """``PartitionSpec(*axes)``: one entry per array axis, ``None`` for unsplit."""
     return PartitionSpec(*axes)  # type: ignore[no-untyped-call]
-
-
-def _positive_int(name: str, value: Any) -> int:
-    """Return ``value`` as an int ``>= 1``; ``bool`` and non-integers raise ``ValueError``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}") from None
-    if number < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {number}")
-    return number
 
 
 def _check_logits(logits: Any) -> jax.Array:
