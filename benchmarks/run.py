@@ -161,6 +161,7 @@ def default_out() -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m benchmarks`` with ``argv``; 1 if a correctness check failed, else 0."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--smoke", action="store_true", help="tiny sizes, correctness checks only (seconds)"

@@ -120,6 +120,7 @@ class _Layout:
 
     @classmethod
     def of(cls, mesh: Any, vocab_axis: Any, batch_axis: Any) -> _Layout:
+        """The checked layout of a call (see the ``Raises`` of ``jaxsample.sharding.sample``)."""
         if not isinstance(mesh, Mesh):
             raise ValueError(
                 f"mesh must be a jax.sharding.Mesh (e.g. jax.make_mesh), got {type(mesh).__name__}"
@@ -154,6 +155,7 @@ class _Layout:
         return layout
 
     def check_lead(self, lead: tuple[int, ...]) -> None:
+        """Raise ``ValueError`` if a split batch axis meets logits without rows (``lead == ()``)."""
         if self.batch_shards > 1 and not lead:
             raise ValueError(
                 f"logits of shape [V] have no batch axis to split over {self.batch_axis!r} "
