@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxsample as js
+from benchmarks.logits import gaussian_logits, heavy_tailed_logits, llm_like_logits
 from benchmarks.peers import SPECS, TOP_P_HOT, implementations
-from benchmarks.suites import gaussian_logits, heavy_tailed_logits, llm_like_logits
 
 #: Largest allowed difference between two exact implementations' probabilities.
 PROBS_TOL = 2e-5

@@ -15,8 +15,10 @@ from typing import Any
 
 import jax
 
-from benchmarks import checks, machine, report, suites
+from benchmarks import checks, decode, machine, report, suites
+from benchmarks.logits import LOGIT_NOTE
 from benchmarks.peers import hf_available
+from benchmarks.timing import Budget
 
 FULL_SHAPES = [(b, v) for v in (50257, 128256) for b in (1, 32, 256)]
 GPU_TARGET_SHAPE = (128, 131072)
@@ -53,19 +55,19 @@ def run(
         "mode": "smoke" if smoke else "full",
         "date": now.isoformat(timespec="seconds"),
         "machine": machine.describe(),
-        "logits": suites.LOGIT_NOTE,
+        "logits": LOGIT_NOTE,
         "hf_peer": "included" if hf_note is None else f"skipped: {hf_note}",
     }
     on_accel = jax.default_backend() != "cpu"
     if smoke:
-        fast = suites.Budget(seconds=0.0, min_reps=2, max_reps=2, n_buffers=2)
+        fast = Budget(seconds=0.0, min_reps=2, max_reps=2, n_buffers=2)
         slow = fast
         shapes = shapes or SMOKE_SHAPES
     else:
-        fast = suites.Budget(seconds=1.0, min_reps=5, max_reps=50, n_buffers=4)
+        fast = Budget(seconds=1.0, min_reps=5, max_reps=50, n_buffers=4)
         # Slow peers (seconds per call at the largest shapes): one timed call after the
         # warm-up is allowed, to keep the full run near ten minutes on a 2-core CPU.
-        slow = suites.Budget(seconds=1.5, min_reps=1, max_reps=15, n_buffers=4)
+        slow = Budget(seconds=1.5, min_reps=1, max_reps=15, n_buffers=4)
         # The GPU target's shape joins the table on an accelerator.
         shapes = shapes or ([*FULL_SHAPES, GPU_TARGET_SHAPE] if on_accel else FULL_SHAPES)
     results["repetitions"] = {
@@ -129,15 +131,15 @@ def run(
     )
     phase("decode")
     if smoke:  # 33 tokens exceed the shipped context: exercises the timing model
-        results["decode"] = suites.decode_suite(2, [33], fast, log)
+        results["decode"] = decode.decode_suite(2, [33], fast, log)
     else:
         # Recompute costs about n^2 per call (over a minute at 128 tokens on a 2-core
         # CPU): past 64 tokens (the target's length) a method stops where its next call
         # would exceed 30 s, which keeps the phase at a few minutes.
-        results["decode"] = suites.decode_suite(
+        results["decode"] = decode.decode_suite(
             100,
             [16, 32, 64, 128, 256],
-            suites.Budget(seconds=10.0, min_reps=1, max_reps=3, n_buffers=3),
+            Budget(seconds=10.0, min_reps=1, max_reps=3, n_buffers=3),
             log,
             max_call_s=30.0,
             always_up_to=64,
@@ -159,6 +161,7 @@ def default_out() -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m benchmarks`` with ``argv``; 1 if a correctness check failed, else 0."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--smoke", action="store_true", help="tiny sizes, correctness checks only (seconds)"

@@ -194,13 +194,13 @@ def sweep_worker(devices: int, quick: bool) -> dict[str, Any]:
 
     jax.config.update("jax_num_cpu_devices", devices)  # type: ignore[no-untyped-call]
     from jaxsample.decoding.sweep import run_sweep, sweep_mesh
-    from jaxsample.decoding.text import _shipped_model
+    from jaxsample.model import load_pretrained
 
     args = _sweep_args(quick)
     taus = [float(t) for t in args[1 : args.index("--seeds")]]
     seeds = int(args[args.index("--seeds") + 1])
     max_tokens = int(args[-1])
-    model = _shipped_model()
+    model = load_pretrained()  # the shipped model
     tok = model.tokenizer
     prompts = [tok.encode(p, bos=True) for p in ("Tomorrow she", "the dog")]
     mesh = sweep_mesh(len(taus))

@@ -1,7 +1,7 @@
 """The sampler vocabulary of the engines at ``[B, V]``: jaxsample against HF's warpers.
 
 Each new stateless strategy (and the history ones bound to a fixed state) is timed
-drawing one token per row of LLM-like logits (:func:`benchmarks.suites.llm_like_logits`)
+drawing one token per row of LLM-like logits (:func:`benchmarks.logits.llm_like_logits`)
 at ``[32, 50257]`` by default, interleaved in the same run with
 
 * ``floor``: one read of the logits (the row maximum), the ratio's denominator;
@@ -25,8 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxsample as js
+from benchmarks.logits import llm_like_logits
 from benchmarks.peers import floor_impl, hf_available
-from benchmarks.suites import Budget, llm_like_logits, time_interleaved
+from benchmarks.timing import Budget, time_interleaved
 
 __all__ = ["CASES", "main", "vocabulary_suite"]
 

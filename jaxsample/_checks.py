@@ -7,6 +7,7 @@ Both run on the host, before anything is traced, so a bad argument raises a
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -14,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-__all__ = ["check_key", "check_strategy", "dataclass_from_dict"]
+__all__ = ["check_int", "check_key", "check_strategy", "dataclass_from_dict"]
 
 _T = TypeVar("_T")
 
@@ -95,3 +96,33 @@ def dataclass_from_dict(cls: type[_T], d: Mapping[str, Any]) -> _T:
             f"{cls.__name__}.from_dict: missing keys {missing}, unknown keys {unknown}"
         )
     return cls(**{k: d[k] for k in names})
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """Return ``value`` as a Python int in ``[low, high)`` (``[low, inf)`` without ``high``).
+
+    Args:
+        name: The argument's name, for the message.
+        value: Any integer (Python, NumPy or a 0-d integer array): ``operator.index``
+            must accept it.
+        low: The smallest value allowed.
+        high: One past the largest value allowed; ``None`` for no upper bound.
+
+    Returns:
+        ``value`` as an ``int``.
+
+    Raises:
+        ValueError: If ``value`` is a ``bool`` or not an integer, or lies outside the
+            range (the message names the argument, the range and the value).
+
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an int, got {value!r}") from None
+    if number < low or (high is not None and number >= high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high})"
+        raise ValueError(f"{name} must be {bound}, got {number}")
+    return number

@@ -1,8 +1,9 @@
 """The ``jaxsample`` command line: ``train``, ``info``, ``generate``, ``sweep``, ``vocab``, ``lab``.
 
 Each sub-command lives next to the code it drives; a command module exposes
-``register(subparsers)``, which adds its parser and sets ``func`` to a callable
-taking the parsed namespace and returning an exit status.
+``register(subparsers)``, which adds its parser with :func:`add_command` (its help,
+its description and ``func``, a callable taking the parsed namespace and returning an
+exit status) and then its arguments.
 
 Compiled code is kept between runs in JAX's persistent compilation cache, in a
 per-user folder (see :func:`cache_dir`), so only the first run of a command with
@@ -15,14 +16,15 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 
 from jaxsample import __version__
 
-__all__ = ["CACHE_ENV", "CACHE_OFF", "build_parser", "cache_dir", "main"]
+__all__ = ["CACHE_ENV", "CACHE_OFF", "add_command", "build_parser", "cache_dir", "main"]
 
 # Modules that contribute sub-commands, in the order they appear in ``--help``.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -112,6 +114,33 @@ def _enable_cache(prog: str) -> None:
         )
 
     jax.monitoring.register_event_listener(listener)
+
+
+def add_command(
+    subparsers: Any,
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    summary: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """Add the sub-command ``name`` to an argparse sub-parser set; return its parser.
+
+    Args:
+        subparsers: The object returned by ``ArgumentParser.add_subparsers``.
+        name: The command's name (``jaxsample NAME``).
+        run: Its action: called with the parsed namespace, returns the exit status
+            (stored as the namespace's ``func``).
+        summary: One line for the command list of ``jaxsample --help``.
+        description: The paragraph at the top of ``jaxsample NAME --help``.
+
+    Returns:
+        The command's ``ArgumentParser``, for its arguments.
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=summary, description=description
+    )
+    parser.set_defaults(func=run)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,16 +14,9 @@ Example::
     complete("Tomorrow she", n=3, seed=0, strategy=js.TopP(0.9, tau=0.8))
 """
 
-from jaxsample.decoding.loop import (
-    Generation,
-    Logprobs,
-    completion_ids,
-    generate_ids,
-    left_pad,
-    row_keys,
-    sample_completions,
-    seed_key,
-)
+from jaxsample.decoding.batch import completion_ids, generate_ids, sample_completions
+from jaxsample.decoding.inputs import left_pad, row_keys, seed_key
+from jaxsample.decoding.loop import Generation, Logprobs
 from jaxsample.decoding.text import complete, generate, make_strategy
 
 __all__ = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from jaxsample.cli import add_command
 from jaxsample.data import Tokenizer
 from jaxsample.decoding.options import banned_ids, options_strategy, print_logprobs
 from jaxsample.decoding.text import _shipped_model, complete
@@ -13,6 +14,18 @@ __all__ = ["register"]
 
 #: Positions of the shipped Mini-GPT (``<bos>``, the prompt's words and the new tokens).
 _CONTEXT = 32
+
+_SUMMARY = "complete a prompt with the trained Mini-GPT"
+_DESCRIPTION = (
+    "Complete a prompt with the Mini-GPT (or the model of --model) and print one "
+    "line per completion (the prompt followed by the generated text). The strategy "
+    "applies the temperature, then top-k, then top-p; --temperature 0 is greedy. The "
+    "same arguments always give the same output. The Mini-GPT sees at most "
+    f"{_CONTEXT} tokens: <bos>, the prompt's words and the generated ones, so the "
+    "prompt's words plus --max-tokens must stay below it. Its words are "
+    "case-sensitive; 'jaxsample vocab' lists them. An empty prompt (\"\") starts from "
+    "<bos> alone: the model writes whole sentences."
+)
 
 
 class _Number(float):
@@ -35,26 +48,8 @@ class _Number(float):
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``generate`` sub-command to an argparse sub-parser set.
-
-    Args:
-        subparsers: The object returned by ``ArgumentParser.add_subparsers``.
-
-    """
-    p = subparsers.add_parser(
-        "generate",
-        help="complete a prompt with the trained Mini-GPT",
-        description=(
-            "Complete a prompt with the Mini-GPT (or the model of --model) and print one "
-            "line per completion (the prompt followed by the generated text). The strategy "
-            "applies the temperature, then top-k, then top-p; --temperature 0 is greedy. The "
-            "same arguments always give the same output. The Mini-GPT sees at most "
-            f"{_CONTEXT} tokens: <bos>, the prompt's words and the generated ones, so the "
-            "prompt's words plus --max-tokens must stay below it. Its words are "
-            "case-sensitive; 'jaxsample vocab' lists them. An empty prompt (\"\") starts from "
-            "<bos> alone: the model writes whole sentences."
-        ),
-    )
+    """Add the ``generate`` sub-command (see :func:`jaxsample.cli.add_command`)."""
+    p = add_command(subparsers, "generate", _run_generate, _SUMMARY, _DESCRIPTION)
     p.add_argument(
         "prompt",
         help='words of the Mini-GPT\'s vocabulary, e.g. "Tomorrow she" (context: '
@@ -144,7 +139,6 @@ def register(subparsers: Any) -> None:
         "GPT-2 folder (config.json, model.safetensors, tokenizer files); default: the "
         "shipped model",
     )
-    p.set_defaults(func=_run_generate)
 
 
 def _run_generate(args: argparse.Namespace) -> int:

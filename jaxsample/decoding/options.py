@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jaxsample import presets
-from jaxsample.decoding.loop import completion_ids, sample_completions
+from jaxsample.decoding.batch import completion_ids, sample_completions
 from jaxsample.decoding.text import make_strategy
 from jaxsample.samplers import (
     Ban,
@@ -113,10 +113,8 @@ def options_strategy(args: argparse.Namespace, banned: list[int], eos_id: int) -
         if unsupported:
             flags = ", ".join("--" + n.replace("_", "-") for n in unsupported)
             raise ValueError(f"--preset {args.preset} has no {flags}")
-        if "top_k" in settings and (isinstance(settings["top_k"], bool) or settings["top_k"] < 0):
-            raise ValueError(
-                f"top-k must be an integer >= 0 (0 disables it), got {settings['top_k']}"
-            )
+        if "top_k" in settings:  # checked as without --preset (an engine may allow -1)
+            make_strategy(top_k=settings["top_k"])
         given: dict[str, Any] = {
             str(names[n]): (float(v) if n != "top_k" else v) for n, v in settings.items()
         }

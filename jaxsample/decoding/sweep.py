@@ -34,8 +34,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxsample.decoding.loop import _as_rows, _check_int, _decode, _pad_rows
-from jaxsample.model import GPTConfig, Params, check_tokens
+from jaxsample._checks import check_int
+from jaxsample.decoding._mesh import global_array
+from jaxsample.decoding.inputs import _prompt_tokens
+from jaxsample.decoding.loop import _decode
+from jaxsample.model import GPTConfig, Params
 from jaxsample.samplers import Strategy, Temperature, TopK, TopP, chain, entropy, probs
 
 __all__ = ["SWEEP_AXES", "SweepGrid", "run_sweep", "sweep_mesh"]
@@ -98,7 +101,7 @@ def sweep_mesh(n_taus: int, devices: Sequence[Any] | None = None) -> Mesh:
     Raises:
         ValueError: If ``n_taus`` is not an int ``>= 1`` or ``devices`` is empty.
     """
-    n_taus = _check_int("n_taus", n_taus, 1)
+    n_taus = check_int("n_taus", n_taus, 1)
     devs = list(jax.devices() if devices is None else devices)
     if not devs:
         raise ValueError("devices must hold at least one device")
@@ -173,30 +176,14 @@ def run_sweep(
             sweep's axes or whose ``tau`` axis does not divide ``T``.
     """
     tau_arr = _check_taus(taus)
-    seeds = _check_int("seeds", seeds, 1)
-    max_new_tokens = _check_int("max_new_tokens", max_new_tokens, 1)
-    top_k = _check_int("top_k", top_k, 0)
+    seeds = check_int("seeds", seeds, 1)
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, 1)
+    top_k = check_int("top_k", top_k, 0)
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1] (1 disables it), got {top_p}")
-    rows = _as_rows(prompts, None)
-    if not rows:
-        raise ValueError("prompts must hold at least one prompt")
-    for i, row in enumerate(rows):
-        if len(row) == 0:
-            if bos_id is None:
-                raise ValueError(f"prompt {i} is empty; pass bos_id to start it from <bos>")
-            rows[i] = np.array([bos_id], np.int64)
-        try:
-            check_tokens(rows[i], config)
-        except ValueError as err:
-            raise ValueError(f"prompt {i}: {err}") from None
-    longest = max(len(row) for row in rows)
-    if longest + max_new_tokens > config.n_ctx:
-        raise ValueError(
-            f"prompt length {longest} plus max_new_tokens {max_new_tokens} exceeds the "
-            f"model's context n_ctx={config.n_ctx}"
-        )
-    tokens, lens = _pad_rows(rows, pad_id)
+    tokens, lens = _prompt_tokens(
+        prompts, None, config, max_new_tokens, pad_id=pad_id, bos_id=bos_id
+    )
 
     mesh = sweep_mesh(len(tau_arr)) if mesh is None else mesh
     if not isinstance(mesh, Mesh) or tuple(mesh.axis_names) != SWEEP_AXES:
@@ -206,7 +193,7 @@ def run_sweep(
         raise ValueError(f"the mesh's tau axis ({a} devices) must divide the {len(tau_arr)} taus")
     if chunk_seeds is None:
         chunk_seeds = math.ceil(seeds / 4)
-    chunk = -(-_check_int("chunk_seeds", chunk_seeds, 1) // b) * b
+    chunk = -(-check_int("chunk_seeds", chunk_seeds, 1) // b) * b
     chunk = min(chunk, -(-seeds // b) * b)
 
     run = _sweep_kernel(mesh, config, max_new_tokens, top_k, float(top_p))
@@ -214,28 +201,23 @@ def run_sweep(
     by_tau = NamedSharding(mesh, PartitionSpec("tau"))  # type: ignore[no-untyped-call]
     by_seed = NamedSharding(mesh, PartitionSpec("seed"))  # type: ignore[no-untyped-call]
     fixed = (
-        jax.tree_util.tree_map(lambda x: _global(np.asarray(x), whole), params),
-        _global(tokens, whole),
-        _global(lens, whole),
-        _global(tau_arr, by_tau),
-        _global(np.asarray(eos_id, np.int32), whole),
-        _global(np.asarray(pad_id, np.int32), whole),
+        jax.tree_util.tree_map(lambda x: global_array(np.asarray(x), whole), params),
+        global_array(tokens, whole),
+        global_array(lens, whole),
+        global_array(tau_arr, by_tau),
+        global_array(np.asarray(eos_id, np.int32), whole),
+        global_array(np.asarray(pad_id, np.int32), whole),
     )
     parts: list[list[np.ndarray[Any, Any]]] = []
     for start in range(0, seeds, chunk):
         key_data = _seed_key_data(start, chunk)
-        out = run(*fixed, _global(key_data, by_seed))
+        out = run(*fixed, global_array(key_data, by_seed))
         host = [np.asarray(multihost_utils.process_allgather(x, tiled=True)) for x in out]
         parts.append(host)
         if on_chunk is not None:
             on_chunk(min(start + chunk, seeds))
     full = [np.concatenate([p[i] for p in parts], axis=1)[:, :seeds] for i in range(5)]
     return SweepGrid(tau_arr, *full)
-
-
-def _global(host: np.ndarray[Any, Any], sharding: NamedSharding) -> jax.Array:
-    """A global array laid out as ``sharding`` from the copy every process holds."""
-    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
 def _seed_key_data(start: int, n: int) -> np.ndarray[Any, Any]:

@@ -27,34 +27,30 @@ import jax
 import numpy as np
 
 from jaxsample.analysis import coherence, distinct_fraction, distinct_n
+from jaxsample.cli import add_command
 from jaxsample.decoding.sweep import SweepGrid, run_sweep, sweep_mesh
 from jaxsample.progress import Progress, note
 
 __all__ = ["register", "summarise"]
 
+_SUMMARY = "temperature x seeds x prompts sweep of the Mini-GPT on every device"
+_DESCRIPTION = (
+    "Draw one completion per temperature, seed and prompt with the Mini-GPT (or "
+    "--model) and measure, per temperature, how many completions differ, the "
+    "entropy of the sampling distribution and the surprisal of the drawn tokens. "
+    "Cell (tau, seed s, prompt) is the first completion of 'jaxsample generate "
+    "PROMPT --seed s --temperature tau'. The grid is laid out over every device "
+    "(a 2-D mesh of temperatures x seeds); to run on several processes, start "
+    "each with the same --coordinator and --num-processes and its own "
+    "--process-id. Writes sweep.json and sweep.png in --out (process 0)."
+)
+
 _DEFAULT_TAUS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``sweep`` sub-command to an argparse sub-parser set.
-
-    Args:
-        subparsers: The object returned by ``ArgumentParser.add_subparsers``.
-    """
-    p = subparsers.add_parser(
-        "sweep",
-        help="temperature x seeds x prompts sweep of the Mini-GPT on every device",
-        description=(
-            "Draw one completion per temperature, seed and prompt with the Mini-GPT (or "
-            "--model) and measure, per temperature, how many completions differ, the "
-            "entropy of the sampling distribution and the surprisal of the drawn tokens. "
-            "Cell (tau, seed s, prompt) is the first completion of 'jaxsample generate "
-            "PROMPT --seed s --temperature tau'. The grid is laid out over every device "
-            "(a 2-D mesh of temperatures x seeds); to run on several processes, start "
-            "each with the same --coordinator and --num-processes and its own "
-            "--process-id. Writes sweep.json and sweep.png in --out (process 0)."
-        ),
-    )
+    """Add the ``sweep`` sub-command (see :func:`jaxsample.cli.add_command`)."""
+    p = add_command(subparsers, "sweep", _run_sweep, _SUMMARY, _DESCRIPTION)
     p.add_argument(
         "--prompts",
         nargs="+",
@@ -94,7 +90,6 @@ def register(subparsers: Any) -> None:
     )
     group.add_argument("--num-processes", type=int, default=None, metavar="N")
     group.add_argument("--process-id", type=int, default=None, metavar="I", help="0 .. N-1")
-    p.set_defaults(func=_run_sweep)
 
 
 def _start_jax(args: argparse.Namespace) -> bool:

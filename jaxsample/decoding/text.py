@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 import functools
-import math
 import numbers
+from collections.abc import Callable
+from typing import Any
 
-from jaxsample.decoding.loop import completion_ids, generate_ids, sample_completions, seed_key
+from jaxsample.decoding.batch import completion_ids, generate_ids, sample_completions
+from jaxsample.decoding.inputs import seed_key
 from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import Greedy, Strategy, Temperature, TopK, TopP, chain
 
@@ -133,6 +135,38 @@ def _shown(value: object) -> str:
     return str(value) if isinstance(value, numbers.Number) else repr(value)
 
 
+def _setting(
+    name: str,
+    rule: str,
+    kind: type | tuple[type, ...],
+    build: Callable[[Any], Strategy],
+    value: Any,
+) -> Strategy:
+    """The strategy part of one setting; its constructor checks the value's range.
+
+    Args:
+        name: The setting's name in messages (``"top-p"``).
+        rule: What the setting must be (``"in (0, 1] (1 disables it)"``).
+        kind: The Python type(s) a setting of one value may have (``bool`` never).
+        build: Builds the part from the value and raises ``ValueError`` for a bad one
+            (a strategy's constructor).
+        value: The value given.
+
+    Returns:
+        ``build(value)``.
+
+    Raises:
+        ValueError: ``"<name> must be <rule>, got <value>"`` for a value that is not
+            of ``kind`` or that ``build`` rejects.
+    """
+    if not isinstance(value, bool) and isinstance(value, kind):
+        try:
+            return build(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{name} must be {rule}, got {_shown(value)}")
+
+
 def make_strategy(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Strategy:
     """Build the strategy described by a temperature, a top-k and a top-p setting.
 
@@ -154,24 +188,20 @@ def make_strategy(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) 
             an integer, or ``top_p`` is outside ``(0, 1]``.
 
     """
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
-        raise ValueError(f"temperature must be a number >= 0, got {_shown(temperature)}")
-    if math.isnan(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"top-k must be an integer >= 0 (0 disables it), got {_shown(top_k)}")
-    if (
-        isinstance(top_p, bool)
-        or not isinstance(top_p, int | float)
-        or math.isnan(top_p)
-        or not 0 < top_p <= 1
-    ):
-        raise ValueError(f"top-p must be in (0, 1] (1 disables it), got {_shown(top_p)}")
+    # Each part's constructor checks its parameter; the messages name the settings.
+    real = (int, float)
+    temperature_part = _setting(
+        "temperature", ">= 0 (0 means greedy)", real, lambda t: Temperature(float(t)), temperature
+    )
+    top_k_part = _setting("top-k", "an integer >= 0 (0 disables it)", int, TopK, top_k)
+    top_p_part = _setting(
+        "top-p", "in (0, 1] (1 disables it)", real, lambda p: TopP(float(p)), top_p
+    )
     if temperature == 0:
         return Greedy()
-    parts: list[Strategy] = [Temperature(float(temperature))]
+    parts = [temperature_part]
     if top_k > 0:
-        parts.append(TopK(top_k))
+        parts.append(top_k_part)
     if top_p < 1:
-        parts.append(TopP(float(top_p)))
+        parts.append(top_p_part)
     return parts[0] if len(parts) == 1 else chain(*parts)

@@ -8,7 +8,16 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from jaxsample.cli import add_command
 from jaxsample.labs._report import default_out_dir
+
+_SUMMARY = "run a lab: plots, JSON and manifest.json; findings and PASS/FAIL checks"
+_DESCRIPTION = (
+    "Run one lab. Writes PNG plots, JSON data and manifest.json into the output "
+    "folder and prints a summary table, one line per finding (a claim of the lab's source "
+    "text: 'holds' or 'does not hold', never an error) and one PASS/FAIL line per check of "
+    "the software. Exits 0 when every check passes, 1 otherwise, whatever the findings."
+)
 
 #: Lab name -> module with ``run(out_dir, seed=..., quick=...) -> LabReport``.
 LABS: dict[str, str] = {
@@ -22,15 +31,8 @@ LABS: dict[str, str] = {
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``lab`` sub-command."""
-    p = subparsers.add_parser(
-        "lab",
-        help="run a lab: plots, JSON and manifest.json; findings and PASS/FAIL checks",
-        description="Run one lab. Writes PNG plots, JSON data and manifest.json into the output "
-        "folder and prints a summary table, one line per finding (a claim of the lab's source "
-        "text: 'holds' or 'does not hold', never an error) and one PASS/FAIL line per check of "
-        "the software. Exits 0 when every check passes, 1 otherwise, whatever the findings.",
-    )
+    """Add the ``lab`` sub-command (see :func:`jaxsample.cli.add_command`)."""
+    p = add_command(subparsers, "lab", _run, _SUMMARY, _DESCRIPTION)
     p.add_argument("name", choices=sorted(LABS), help="which lab")
     p.add_argument(
         "--out",
@@ -54,7 +56,6 @@ def register(subparsers: Any) -> None:
         "takes it more than once: the first is the model of 5.3, 5.5 and 5.6, the others "
         "join 5.6's size comparison",
     )
-    p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from jaxsample.cli import add_command
 from jaxsample.model import (
     PRESET_NAMES,
     SHIPPED_MODEL_DIR,
@@ -18,6 +19,22 @@ from jaxsample.model import (
 from jaxsample.training import TrainConfig, train
 
 __all__ = ["register"]
+
+_TRAIN_SUMMARY = "train the Mini-GPT (resumes if --out holds a checkpoint)"
+_TRAIN_DESCRIPTION = (
+    "Train the Mini-GPT on the synthetic corpus. If --out already holds a "
+    "checkpoint, training resumes from the latest one and ends bit-identical to "
+    "an uninterrupted run. Without options, --size small follows the shipped model's "
+    "recipe on the same corpus: on the same machine and JAX version the result is "
+    "bitwise identical to any other such run; elsewhere floating-point rounding can "
+    "move the losses in the last digits and change the parameter hash."
+)
+_INFO_SUMMARY = "show a trained model's step, losses, config and parameter hash"
+_INFO_DESCRIPTION = (
+    "Show step, losses, configuration and parameter SHA-256 of a run folder, an "
+    "exported model folder or a local Hugging Face GPT-2 folder (default: the "
+    "shipped model)."
+)
 
 
 def _int_parser(low: int) -> Callable[[str], int]:
@@ -41,24 +58,8 @@ _non_negative_int = _int_parser(0)
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``train`` and ``info`` sub-commands to an argparse sub-parser set.
-
-    Args:
-        subparsers: The object returned by ``ArgumentParser.add_subparsers``.
-
-    """
-    p = subparsers.add_parser(
-        "train",
-        help="train the Mini-GPT (resumes if --out holds a checkpoint)",
-        description=(
-            "Train the Mini-GPT on the synthetic corpus. If --out already holds a "
-            "checkpoint, training resumes from the latest one and ends bit-identical to "
-            "an uninterrupted run. Without options, --size small follows the shipped model's "
-            "recipe on the same corpus: on the same machine and JAX version the result is "
-            "bitwise identical to any other such run; elsewhere floating-point rounding can "
-            "move the losses in the last digits and change the parameter hash."
-        ),
-    )
+    """Add the ``train`` and ``info`` sub-commands (see :func:`jaxsample.cli.add_command`)."""
+    p = add_command(subparsers, "train", _run_train, _TRAIN_SUMMARY, _TRAIN_DESCRIPTION)
     p.add_argument("--out", required=True, help="run folder (checkpoints, loss curve)")
     p.add_argument("--size", choices=PRESET_NAMES, default="small", help="model size")
     p.add_argument("--steps", type=_positive_int, help="optimiser steps (default: per size)")
@@ -76,17 +77,8 @@ def register(subparsers: Any) -> None:
         help="no progress on stderr (by default a bar on a terminal, a line every few "
         "seconds otherwise)",
     )
-    p.set_defaults(func=_run_train)
 
-    p = subparsers.add_parser(
-        "info",
-        help="show a trained model's step, losses, config and parameter hash",
-        description=(
-            "Show step, losses, configuration and parameter SHA-256 of a run folder, an "
-            "exported model folder or a local Hugging Face GPT-2 folder (default: the "
-            "shipped model)."
-        ),
-    )
+    p = add_command(subparsers, "info", _run_info, _INFO_SUMMARY, _INFO_DESCRIPTION)
     p.add_argument("dir", nargs="?", default=None, help="run or model folder")
     p.add_argument(
         "--model",
@@ -95,7 +87,6 @@ def register(subparsers: Any) -> None:
         help="the same as DIR: a run folder, an exported model or a Hugging Face GPT-2 folder",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_run_info)
 
 
 def _run_train(args: argparse.Namespace) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmarks.decode import DECODE_METHODS
 from benchmarks.run import run
-from benchmarks.suites import DECODE_METHODS
 
 
 def test_smoke_mode_runs_and_checks_pass(tmp_path: Path) -> None:

@@ -390,28 +390,6 @@ def test_cli_generate(shipped: Pretrained, capsys: pytest.CaptureFixture[str]) -
     assert greedy == ["Tomorrow she " + complete("Tomorrow she", model=shipped)[0]]
 
 
-@pytest.mark.parametrize(
-    ("extra", "pattern"),
-    [
-        (["--top-p", "2"], "top-p must be in (0, 1]"),
-        (["--temperature", "-0.5"], "temperature must be >= 0"),
-        (["--n", "0"], "--n must be >= 1"),
-        (["--top-k", "-1"], "top-k must be an integer >= 0"),
-        (["--max-tokens", "0"], "--max-tokens must be >= 1"),
-        (["--model", "/nonexistent/model"], "does not exist"),
-    ],
-)
-def test_cli_bad_input_exits_2_with_one_line(
-    capsys: pytest.CaptureFixture[str], extra: list[str], pattern: str
-) -> None:
-    assert main(["generate", "Tomorrow she", *extra]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    lines = captured.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("jaxsample generate: error: ")
-    assert pattern in lines[0]
-
-
 def test_cli_rejects_unknown_words_and_long_prompts(
     shipped: Pretrained, capsys: pytest.CaptureFixture[str]
 ) -> None:

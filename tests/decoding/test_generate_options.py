@@ -31,7 +31,10 @@ def _args(**given: object) -> argparse.Namespace:
 
 
 def _error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = [ln for ln in capsys.readouterr().err.splitlines() if "compiling" not in ln]
+    """The one line a failed ``jaxsample generate`` printed (nothing on stdout)."""
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = [ln for ln in captured.err.splitlines() if "compiling" not in ln]
     assert len(err) == 1 and err[0].startswith("jaxsample generate: error: "), err
     return err[0]
 
@@ -82,15 +85,22 @@ def test_preset_options_use_the_engines_names_and_defaults() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["--top-p", "2"], "top-p must be in (0, 1]"),
+        (["--temperature", "-0.5"], "temperature must be >= 0"),
+        (["--n", "0"], "--n must be >= 1"),
+        (["--top-k", "-1"], "top-k must be an integer >= 0"),
+        (["--max-tokens", "0"], "--max-tokens must be >= 1"),
+        (["--model", "/nonexistent/model"], "does not exist"),
         (["--min-p", "1.5"], "min-p must be in [0, 1] (0 disables it), got 1.5"),
+        (["--preset", "hf", "--presence-penalty", "1"], "--preset hf has no --presence-penalty"),
         (["--min-p", "nan"], "min-p must be in [0, 1]"),
+        (["--preset", "vllm", "--typical-p", "0.5"], "--preset vllm has no --typical-p"),
         (["--typical-p", "0"], "typical-p must be in (0, 1] (1 disables it), got 0"),
         (["--repetition-penalty", "-1"], "repetition-penalty must be > 0 (1 disables it), got -1"),
+        (["--preset", "vllm", "--top-k", "-1"], "top-k must be an integer >= 0 (0 disables it)"),
         (["--presence-penalty", "inf"], "presence-penalty must be a finite number"),
         (["--frequency-penalty", "nan"], "frequency-penalty must be a finite number"),
         (["--min-new-tokens", "-2"], "--min-new-tokens must be >= 0, got -2"),
-        (["--preset", "hf", "--presence-penalty", "1"], "--preset hf has no --presence-penalty"),
-        (["--preset", "vllm", "--typical-p", "0.5"], "--preset vllm has no --typical-p"),
         (["--ban", "zzz"], "unknown words (not in the vocabulary): ['zzz']"),
         (["--logprobs", "-1"], "--logprobs must be >= 0, got -1"),
     ],
