@@ -29,6 +29,9 @@ _DOUBLED_FINAL = frozenset(
 _SIBILANT_ENDINGS = ("s", "sh", "ch", "x", "z", "o")
 _VOWELS = frozenset("aeiou")
 
+Phrases = tuple[str, ...]
+"""Phrases that may follow a verb (objects or adverbials), in the table's order."""
+
 
 @dataclass(frozen=True)
 class Verb:
@@ -48,8 +51,8 @@ class Verb:
     third: str
     past: str
     ing: str
-    objects: tuple[str, ...]
-    adverbials: tuple[str, ...]
+    objects: Phrases
+    adverbials: Phrases
 
     @property
     def transitive(self) -> bool:
@@ -57,7 +60,7 @@ class Verb:
         return bool(self.objects)
 
     @property
-    def complements(self) -> tuple[str, ...]:
+    def complements(self) -> Phrases:
         """Every phrase allowed after the verb: the objects, then the adverbials."""
         return self.objects + self.adverbials
 
@@ -97,7 +100,7 @@ def _present_participle(base: str) -> str:
     return base + "ing"
 
 
-def _verb(base: str, objects: tuple[str, ...], adverbials: tuple[str, ...], past: str) -> Verb:
+def _verb(base: str, objects: Phrases, adverbials: Phrases, past: str) -> Verb:
     """Build a verb: its third person and ``-ing`` form by rule, the given past."""
     return Verb(
         base=base,
@@ -109,7 +112,7 @@ def _verb(base: str, objects: tuple[str, ...], adverbials: tuple[str, ...], past
     )
 
 
-def _phrases(text: str) -> tuple[str, ...]:
+def _phrases(text: str) -> Phrases:
     """The ``|``-separated phrases of ``text``, stripped (none for blank text)."""
     return tuple(phrase.strip() for phrase in text.split("|")) if text.strip() else ()
 
