@@ -32,6 +32,7 @@ exact ties differ).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,39 @@ def _temperature(t: Any, greedy_below: float) -> Strategy:
     return Temperature(t)
 
 
+def _never(_: Any) -> bool:
+    """The neutral test of a part that only ``None`` leaves out."""
+    return False
+
+
+def _parts(*steps: tuple[Any, Callable[[Any], Any], Callable[[Any], Strategy]]) -> list[Strategy]:
+    """The parts of an engine's steps, in order, but those left out.
+
+    Each step ``(value, neutral, make)`` gives ``make(value)`` unless ``value`` is
+    ``None`` or a concrete number for which ``neutral`` holds (see :func:`_is`).
+    """
+    return [make(value) for value, neutral, make in steps if not _is(value, neutral)]
+
+
+def _min_new_tokens(name: str, eos_token_id: Any) -> Callable[[Any], Strategy]:
+    """``MinNewTokens(n, eos_token_id)`` for ``n``; raises if ``eos_token_id`` is ``None``.
+
+    Args:
+        name: the engine's name of the parameter (for the error).
+        eos_token_id: the token the part removes.
+
+    Returns:
+        The function of ``n`` that builds the part.
+    """
+
+    def make(n: Any) -> Strategy:
+        if eos_token_id is None:
+            raise ValueError(f"{name} needs eos_token_id")
+        return MinNewTokens(n, eos_token_id)
+
+    return make
+
+
 def hf(
     *,
     temperature: Any = 1.0,
@@ -130,32 +164,25 @@ def hf(
         ValueError: for a bad value (the strategies' own checks), or
             ``min_new_tokens`` without ``eos_token_id``.
     """
-    parts: list[Strategy] = []
-    if not _is(repetition_penalty, lambda a: a == 1.0):
-        parts.append(RepetitionPenalty(repetition_penalty))
-    if no_repeat_ngram_size:
-        parts.append(NoRepeatNGram(no_repeat_ngram_size))
-    if not _is(min_new_tokens, lambda a: a == 0):
-        if eos_token_id is None:
-            raise ValueError("min_new_tokens needs eos_token_id")
-        parts.append(MinNewTokens(min_new_tokens, eos_token_id))
+    parts = _parts(
+        (repetition_penalty, lambda a: a == 1.0, RepetitionPenalty),
+        (no_repeat_ngram_size, lambda a: a == 0, NoRepeatNGram),
+        (min_new_tokens, lambda a: a == 0, _min_new_tokens("min_new_tokens", eos_token_id)),
+    )
     if not do_sample:
         return chain(*parts, Greedy())
-    if not _is(temperature, lambda a: a == 1.0):
-        parts.append(_temperature(temperature, 1e-30))
-    if not _is(top_k, lambda a: a == 0):
-        parts.append(TopK(top_k))
-    if not _is(top_p, lambda a: a >= 1.0):
-        parts.append(TopP(top_p))
-    if min_p is not None:
-        parts.append(MinP(min_p))
-    if not _is(typical_p, lambda a: a >= 1.0):
-        parts.append(Typical(typical_p))
-    if not _is(epsilon_cutoff, lambda a: a <= 0.0):
-        parts.append(Epsilon(epsilon_cutoff))
-    if not _is(eta_cutoff, lambda a: a <= 0.0):
-        parts.append(Eta(eta_cutoff))
-    return chain(*parts)
+    return chain(
+        *parts,
+        *_parts(
+            (temperature, lambda a: a == 1.0, lambda t: _temperature(t, 1e-30)),
+            (top_k, lambda a: a == 0, TopK),
+            (top_p, lambda a: a >= 1.0, TopP),
+            (min_p, _never, MinP),
+            (typical_p, lambda a: a >= 1.0, Typical),
+            (epsilon_cutoff, lambda a: a <= 0.0, Epsilon),
+            (eta_cutoff, lambda a: a <= 0.0, Eta),
+        ),
+    )
 
 
 def vllm(
@@ -200,32 +227,25 @@ def vllm(
     Raises:
         ValueError: for a bad value, or ``min_tokens`` without ``eos_token_id``.
     """
-    parts: list[Strategy] = []
-    if allowed_token_ids is not None:
-        parts.append(Allow(allowed_token_ids))
-    if not _is(min_tokens, lambda a: a == 0):
-        if eos_token_id is None:
-            raise ValueError("min_tokens needs eos_token_id")
-        parts.append(MinNewTokens(min_tokens, eos_token_id))
-    if logit_bias is not None:
-        parts.append(LogitBias(logit_bias))
-    if not _is(repetition_penalty, lambda a: a == 1.0):
-        parts.append(RepetitionPenalty(repetition_penalty))
-    if not _is(frequency_penalty, lambda a: a == 0.0):
-        parts.append(FrequencyPenalty(frequency_penalty))
-    if not _is(presence_penalty, lambda a: a == 0.0):
-        parts.append(PresencePenalty(presence_penalty))
+    parts = _parts(
+        (allowed_token_ids, _never, Allow),
+        (min_tokens, lambda a: a == 0, _min_new_tokens("min_tokens", eos_token_id)),
+        (logit_bias, _never, LogitBias),
+        (repetition_penalty, lambda a: a == 1.0, RepetitionPenalty),
+        (frequency_penalty, lambda a: a == 0.0, FrequencyPenalty),
+        (presence_penalty, lambda a: a == 0.0, PresencePenalty),
+    )
     if _is(temperature, lambda a: a < 1e-5):
         return chain(*parts, Greedy())
-    if not _is(temperature, lambda a: a == 1.0):
-        parts.append(Temperature(temperature))
-    if not _is(min_p, lambda a: a == 0.0):
-        parts.append(MinP(min_p))
-    if not _is(top_k, lambda a: (a == 0) | (a == -1)):
-        parts.append(TopK(top_k))
-    if not _is(top_p, lambda a: a == 1.0):
-        parts.append(TopP(top_p))
-    return chain(*parts)
+    return chain(
+        *parts,
+        *_parts(
+            (temperature, lambda a: a == 1.0, Temperature),
+            (min_p, lambda a: a == 0.0, MinP),
+            (top_k, lambda a: (a == 0) | (a == -1), TopK),
+            (top_p, lambda a: a == 1.0, TopP),
+        ),
+    )
 
 
 def llama_cpp(
@@ -295,21 +315,18 @@ def llama_cpp(
     """
     if mirostat not in (0, 2):
         raise ValueError(f"mirostat must be 0 (off) or 2 (Mirostat 2.0), got {mirostat!r}")
-    parts: list[Strategy] = []
-    if logit_bias is not None:
-        parts.append(LogitBias(logit_bias))
+    parts = _parts((logit_bias, _never, LogitBias))
     if mirostat == 2:
         return chain(
             *parts, _temperature(temperature, 1e-30), Mirostat2(mirostat_tau, mirostat_eta)
         )
-    last_n = None if repeat_last_n == -1 else repeat_last_n
     neutral = (
         _is(repeat_penalty, lambda a: a == 1.0)
         and _is(frequency_penalty, lambda a: a == 0.0)
         and _is(presence_penalty, lambda a: a == 0.0)
     )
     if repeat_last_n != 0 and not neutral:
-        window = -1 if last_n is None else last_n
+        window = repeat_last_n  # -1 is the whole context, as for the strategies
         parts.append(RepetitionPenalty(repeat_penalty, last_n=window))
         parts.append(FrequencyPenalty(frequency_penalty, last_n=window))
         parts.append(PresencePenalty(presence_penalty, last_n=window))
@@ -323,16 +340,13 @@ def llama_cpp(
                 last_n=None if dry_penalty_last_n == -1 else dry_penalty_last_n,
             )
         )
-    if not _is(top_n_sigma, lambda a: a <= 0.0):
-        parts.append(TopNSigma(top_n_sigma))
-    if not _is(top_k, lambda a: a <= 0):
-        parts.append(TopK(top_k))
-    if not _is(typical_p, lambda a: a >= 1.0):
-        parts.append(Typical(typical_p))
-    if not _is(top_p, lambda a: a >= 1.0):
-        parts.append(TopP(top_p))
-    if not _is(min_p, lambda a: a <= 0.0):
-        parts.append(MinP(min_p))
+    parts += _parts(
+        (top_n_sigma, lambda a: a <= 0.0, TopNSigma),
+        (top_k, lambda a: a <= 0, TopK),
+        (typical_p, lambda a: a >= 1.0, Typical),
+        (top_p, lambda a: a >= 1.0, TopP),
+        (min_p, lambda a: a <= 0.0, MinP),
+    )
     if not _is(xtc_probability, lambda a: a <= 0.0) and not _is(xtc_threshold, lambda a: a > 0.5):
         parts.append(XTC(xtc_threshold, xtc_probability))
     parts.append(_temperature(temperature, 1e-30))

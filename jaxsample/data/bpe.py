@@ -19,6 +19,7 @@ import functools
 import json
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,22 +37,35 @@ _VOCAB_JSON = "vocab.json"
 _MERGES_TXT = "merges.txt"
 
 
+@dataclass(frozen=True, init=False, eq=False, repr=False)
 class BPETokenizer:
     """A byte-level BPE tokenizer with GPT-2's conventions (one id for bos, eos and pad).
 
-    Build it with :meth:`from_folder`. Instances are immutable in use.
+    Build it with :meth:`from_folder`. Instances are immutable.
 
     Args:
         backend: The ``tokenizers.Tokenizer`` doing the work.
         eos_id: Id that ends a text (GPT-2: ``<|endoftext|>``).
         bos_id: Id prepended by ``encode(..., bos=True)``; defaults to ``eos_id``.
         pad_id: Id written after the end of a generation and before left-padded
-            prompts; defaults to ``eos_id``.
+            prompts; defaults to ``eos_id`` (GPT-2 has none of its own).
+
+    Attributes:
+        eos_id: Id that ends a text.
+        bos_id: Id prepended by ``encode(..., bos=True)``.
+        pad_id: Padding id.
+        vocab_size: Number of ids, added tokens included.
 
     Raises:
         ValueError: If an id is outside ``[0, vocab_size)``.
 
     """
+
+    eos_id: int
+    bos_id: int
+    pad_id: int
+    vocab_size: int
+    _backend: tokenizers.Tokenizer
 
     def __init__(
         self,
@@ -61,16 +75,15 @@ class BPETokenizer:
         bos_id: int | None = None,
         pad_id: int | None = None,
     ) -> None:
-        self._backend = backend
-        self._size = int(backend.get_vocab_size(with_added_tokens=True))
-        self._eos = self._check_special("eos_id", eos_id)
-        self._bos = self._eos if bos_id is None else self._check_special("bos_id", bos_id)
-        self._pad = self._eos if pad_id is None else self._check_special("pad_id", pad_id)
-
-    def _check_special(self, name: str, value: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self._size:
-            raise ValueError(f"{name} must be an id in [0, {self._size}), got {value!r}")
-        return value
+        size = int(backend.get_vocab_size(with_added_tokens=True))
+        eos = _check_special("eos_id", eos_id, size)
+        bos = eos if bos_id is None else _check_special("bos_id", bos_id, size)
+        pad = eos if pad_id is None else _check_special("pad_id", pad_id, size)
+        object.__setattr__(self, "_backend", backend)
+        object.__setattr__(self, "vocab_size", size)
+        object.__setattr__(self, "eos_id", eos)
+        object.__setattr__(self, "bos_id", bos)
+        object.__setattr__(self, "pad_id", pad)
 
     @classmethod
     def from_folder(
@@ -132,31 +145,11 @@ class BPETokenizer:
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from None
 
-    @property
-    def bos_id(self) -> int:
-        """Id prepended by ``encode(..., bos=True)``."""
-        return self._bos
-
-    @property
-    def eos_id(self) -> int:
-        """Id that ends a text."""
-        return self._eos
-
-    @property
-    def pad_id(self) -> int:
-        """Padding id (GPT-2 has none of its own: the end id)."""
-        return self._pad
-
-    @property
-    def vocab_size(self) -> int:
-        """Number of ids, added tokens included."""
-        return self._size
-
     @functools.cached_property
     def vocab(self) -> tuple[str, ...]:
         """The text of every token by id (decoded bytes; special tokens as written)."""
         return tuple(
-            self._backend.decode([i], skip_special_tokens=False) for i in range(self._size)
+            self._backend.decode([i], skip_special_tokens=False) for i in range(self.vocab_size)
         )
 
     def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
@@ -179,7 +172,7 @@ class BPETokenizer:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         ids: list[int] = list(self._backend.encode(text, add_special_tokens=False).ids)
-        return ([self._bos] if bos else []) + ids + ([self._eos] if eos else [])
+        return ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
 
     def decode(
         self, ids: Sequence[int] | npt.NDArray[np.integer[Any]], *, skip_special: bool = True
@@ -201,11 +194,18 @@ class BPETokenizer:
         checked: list[int] = []
         for raw in ids:
             index = operator.index(raw)
-            if not 0 <= index < self._size:
-                raise ValueError(f"token id {index} is out of range [0, {self._size})")
+            if not 0 <= index < self.vocab_size:
+                raise ValueError(f"token id {index} is out of range [0, {self.vocab_size})")
             checked.append(index)
         text: str = self._backend.decode(checked, skip_special_tokens=skip_special)
         return text
+
+
+def _check_special(name: str, value: int, size: int) -> int:
+    """``value`` if it is an id in ``[0, size)``; raises ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+        raise ValueError(f"{name} must be an id in [0, {size}), got {value!r}")
+    return value
 
 
 def _from_vocab_merges(vocab: Path, merges: Path) -> tokenizers.Tokenizer:

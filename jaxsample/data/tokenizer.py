@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, ClassVar, Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -82,6 +82,10 @@ class Tokenizer:
 
     Attributes:
         vocab: The tokens by id; ``vocab[:4]`` must be ``SPECIAL_TOKENS``.
+        pad_id: Id of ``<pad>`` (0), as for every word-level tokenizer.
+        bos_id: Id of ``<bos>`` (1).
+        eos_id: Id of ``<eos>`` (2).
+        unk_id: Id of ``<unk>`` (3).
 
     Raises:
         ValueError: On construction, if ``vocab`` does not start with the
@@ -92,6 +96,15 @@ class Tokenizer:
 
     vocab: tuple[str, ...]
     _ids: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    pad_id: ClassVar[int] = SPECIAL_TOKENS.index(PAD_TOKEN)
+    """Id of ``<pad>`` (0)."""
+    bos_id: ClassVar[int] = SPECIAL_TOKENS.index(BOS_TOKEN)
+    """Id of ``<bos>`` (1)."""
+    eos_id: ClassVar[int] = SPECIAL_TOKENS.index(EOS_TOKEN)
+    """Id of ``<eos>`` (2)."""
+    unk_id: ClassVar[int] = SPECIAL_TOKENS.index(UNK_TOKEN)
+    """Id of ``<unk>`` (3)."""
 
     def __post_init__(self) -> None:
         vocab = tuple(self.vocab)
@@ -110,26 +123,6 @@ class Tokenizer:
             ids[token] = index
         object.__setattr__(self, "vocab", vocab)
         object.__setattr__(self, "_ids", ids)
-
-    @property
-    def pad_id(self) -> int:
-        """Id of ``<pad>`` (0)."""
-        return 0
-
-    @property
-    def bos_id(self) -> int:
-        """Id of ``<bos>`` (1)."""
-        return 1
-
-    @property
-    def eos_id(self) -> int:
-        """Id of ``<eos>`` (2)."""
-        return 2
-
-    @property
-    def unk_id(self) -> int:
-        """Id of ``<unk>`` (3)."""
-        return 3
 
     @property
     def vocab_size(self) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "annotate_cells",
+    "log_scale",
     "new_figure",
     "panels",
     "place_labels",
@@ -56,6 +57,22 @@ def panels(width: float, height: float, n: int, grid: bool = True) -> tuple[Any,
         if grid:
             ax.grid(True, alpha=0.3)
     return fig, axes
+
+
+def log_scale(label: str, axis: str = "x", *, more: str = "") -> dict[str, str]:
+    """Keywords of ``ax.set`` for a log-scaled axis labelled ``"<label> (log scale)"``.
+
+    Spread them first into ``ax.set(...)``, so that the scale is set before any limit.
+
+    Args:
+        label: what the axis shows.
+        axis: ``"x"`` or ``"y"``.
+        more: text appended to the label, after ``(log scale)``.
+
+    Returns:
+        ``{"<axis>scale": "log", "<axis>label": ...}``.
+    """
+    return {f"{axis}scale": "log", f"{axis}label": f"{label} (log scale){more}"}
 
 
 def annotate_cells(

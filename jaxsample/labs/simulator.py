@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsample.labs._plotting import new_figure, save_with_legend
+from jaxsample.labs._plotting import log_scale, new_figure, save_with_legend
 from jaxsample.labs._report import LabReport, print_table, z_score
 from jaxsample.samplers import Strategy, TopK, TopP, chain, entropy, probs, sample
 
@@ -260,8 +260,7 @@ def _check(report: LabReport, measured: _Measures) -> None:
             arrowprops={"arrowstyle": "->", "color": "gray", "lw": 0.8},
         )
     ax.set(
-        xscale="log",
-        xlabel="temperature tau (log scale)",
+        **log_scale("temperature tau"),
         ylabel="P(approve)",
         title="'approve' against temperature, with the simulator's claims",
         ylim=(0, 1.05),

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from jaxsample.labs._model import first_step_logits, model_identity
-from jaxsample.labs._plotting import new_figure, save_with_legend
+from jaxsample.labs._plotting import log_scale, new_figure, save_with_legend
 from jaxsample.labs._report import LabReport, print_table, z_score
 from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import Temperature, entropy_sweep, probs, sample
@@ -285,8 +285,7 @@ def _plot(report: LabReport, measured: _Measures, model: Pretrained) -> None:
     ax.plot(SWEEP_TAUS, measured.h_syn, "o", c="tab:blue", label="synthetic 8-token logits")
     ax.axhline(3.0, ls="--", c="gray", label="log2(8) = 3 bits (uniform)")
     ax.set(
-        xscale="log",
-        xlabel="temperature tau (log scale)",
+        **log_scale("temperature tau"),
         ylabel="entropy H (bits)",
         title="Entropy of softmax(z / tau), synthetic logits",
         ylim=(0, 3.3),
@@ -302,8 +301,7 @@ def _plot(report: LabReport, measured: _Measures, model: Pretrained) -> None:
         log2v, ls=":", c="gray", label=f"log2(V) = {log2v:.2f} bits (uniform, V = {measured.vocab})"
     )
     ax.set(
-        xscale="log",
-        xlabel="temperature tau (log scale); markers: the 9 swept values, lines: 160 values",
+        **log_scale("temperature tau", more="; markers: the 9 swept values, lines: 160 values"),
         ylabel="entropy H (bits)",
         title="Entropy against temperature: Mini-GPT first step vs synthetic",
         ylim=(0, log2v * 1.05),

@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxsample.data import encode_sentences, generate_corpus
 from jaxsample.labs._model import model_forward, model_identity
-from jaxsample.labs._plotting import new_figure, save_with_legend
+from jaxsample.labs._plotting import log_scale, new_figure, save_with_legend
 from jaxsample.labs._report import LabReport, print_table
 from jaxsample.model import Pretrained, load_pretrained
 from jaxsample.samplers import GREEDY_TAU, Temperature, entropy, probs
@@ -366,8 +366,7 @@ def _plot(report: LabReport, measured: _Measures) -> None:
     ax.plot(GRID, measured.formula, "-", lw=3, alpha=0.5, label="Var_q[z] / tau^3 (formula)")
     ax.plot(GRID, measured.auto, "k.", label="jax.grad of H (autodiff)")
     ax.set(
-        xscale="log",
-        xlabel="temperature tau (log scale)",
+        **log_scale("temperature tau"),
         ylabel="dH/dtau (nats per unit tau)",
         title="Entropy derivative: autodiff against the formula",
     )

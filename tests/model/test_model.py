@@ -18,19 +18,8 @@ import pytest
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
-from jaxsample.model import (
-    PRESET_NAMES,
-    GPTConfig,
-    KVCache,
-    Params,
-    check_tokens,
-    count_params,
-    forward,
-    forward_cached,
-    init_cache,
-    init_params,
-    loss_fn,
-)
+from jaxsample.model import PRESET_NAMES, GPTConfig, KVCache, Params, check_tokens, count_params
+from jaxsample.model.gpt import forward, forward_cached, init_cache, init_params, loss_fn
 
 # Two layers so that the cache is exercised across layers; still tiny.
 CFG = GPTConfig(vocab_size=50, n_ctx=16, n_layer=2, n_head=2, d_model=16)

@@ -9,23 +9,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxsample.data import (
-    SUBJECTS,
-    TIME_MARKERS,
-    generate_corpus,
-    heldout_prompts,
-)
+from jaxsample.data import SUBJECTS, TIME_MARKERS, generate_corpus, heldout_prompts
 from jaxsample.labs._report import z_score
-from jaxsample.samplers import (
-    MinP,
-    Strategy,
-    Temperature,
-    TopK,
-    TopNSigma,
-    TopP,
-    Typical,
-    chain,
-)
+from jaxsample.samplers import MinP, Strategy, Temperature, TopK, TopNSigma, TopP, Typical, chain
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from jaxsample.labs._plotting import annotate_cells, panels, save_figure, save_with_legend
+from jaxsample.labs._plotting import (
+    annotate_cells,
+    log_scale,
+    panels,
+    save_figure,
+    save_with_legend,
+)
 from jaxsample.labs._report import LabReport
 from jaxsample.labs.top_k_top_p._measure import (
     EXAMPLE,
@@ -41,18 +47,13 @@ def _plot_kept_vs_k(
     ax1.plot(KS, size_k[:, 0], "o-", label="every prompt (identical)")
     ax1.plot(KS, np.minimum(KS, vocab), "k:", label="min(k, V)")
     ax1.set(
-        xscale="log",
-        yscale="log",
-        xlabel="k (log scale)",
-        ylabel="kept tokens (log scale)",
-        title="Top-k: kept-set size against k",
+        **log_scale("k"), **log_scale("kept tokens", "y"), title="Top-k: kept-set size against k"
     )
     ax1.legend()
     for j, p in enumerate(PROMPTS):
         ax2.plot(KS, mass_k[:, j], "o-", ms=3, label=f'"{p}"')
     ax2.set(
-        xscale="log",
-        xlabel="k (log scale)",
+        **log_scale("k"),
         ylabel="kept probability mass at tau = 1",
         title="Top-k: kept mass against k",
         ylim=(0, 1.02),
@@ -68,9 +69,8 @@ def _plot_kept_vs_p(
         ax1.step(PS, size_p[:, j], where="post", marker="o", ms=3, label=f'"{p}"')
         ax2.plot(PS, mass_p[:, j], "o-", ms=3, label=f'"{p}"')
     ax1.set(
-        yscale="log",
+        **log_scale("kept tokens", "y"),
         xlabel="nucleus mass p",
-        ylabel="kept tokens (log scale)",
         title="Top-p: kept-set size against p (tau = 1)",
     )
     ax1.legend(fontsize=8)
@@ -186,11 +186,10 @@ def _plot_order(
         ax.set_xticklabels([words[c] for c in cols], rotation=60, ha="right", fontsize=8)
         more = f"; {kept - n_show} more kept, not shown" if kept > n_show else ""
         ax.set(
-            yscale="log",
+            **log_scale("probability", "y"),
             ylim=(floor, 1.5),
             xlim=(-0.7, n_show - 0.3),
             xlabel=f"next token, most likely first ({n_show} shown{more})",
-            ylabel="probability (log scale)",
             title=f'Temperature before vs after the nucleus, tau = {t}, "{EXAMPLE}"',
         )
         ax.title.set_fontsize(10)
