@@ -6,23 +6,20 @@ The semantics of every built-in strategy is written once, in
 """
 
 from jaxsample.samplers._entropy import entropy, entropy_sweep, tempered_entropy
-from jaxsample.samplers._history import (
+from jaxsample.samplers._history import History
+from jaxsample.samplers._ids import Allow, Ban, LogitBias
+from jaxsample.samplers._penalties import (
     DRY,
     FrequencyPenalty,
-    History,
     MinNewTokens,
     Mirostat2,
     NoRepeatNGram,
     PresencePenalty,
     RepetitionPenalty,
-    advance,
-    bind,
-    init_history,
-    needs_history,
-    sample_step,
 )
 from jaxsample.samplers._reference import BLOCKS, TOP_P_SLACK, VOCAB_MULTIPLE
 from jaxsample.samplers._sampling import probs, sample, valid_rows
+from jaxsample.samplers._stepping import advance, bind, init_history, needs_history, sample_step
 from jaxsample.samplers._strategies import (
     GREEDY_TAU,
     Chain,
@@ -35,11 +32,8 @@ from jaxsample.samplers._strategies import (
 )
 from jaxsample.samplers._vocabulary import (
     XTC,
-    Allow,
-    Ban,
     Epsilon,
     Eta,
-    LogitBias,
     MinP,
     TopNSigma,
     Typical,
