@@ -72,7 +72,7 @@ from jaxsample.samplers._reference import (
     weights,
     whole,
 )
-from jaxsample.samplers._search import Pivot, aligned, locate, reject, select, token_ids, top_k_cut
+from jaxsample.samplers._search import Pivot, locate, reject, select, token_ids, top_k_cut
 from jaxsample.samplers._strategies import GREEDY_TAU, Greedy, Strategy, TopK, TopP, prefix_parts
 
 __all__ = ["probs", "sample", "valid_rows"]
@@ -330,7 +330,7 @@ def _sample(
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
         ids = locate(columns, blocks, lw, m, m, one, everything, u, lay)[0][:, 0]
         return layout.across(lax.pmax, ids).reshape(lead)  # equal on every shard
-    return _drawprefix_sums(rows, top, parts, keys, lead, layout).reshape(lead)
+    return _draw_prefix(rows, top, parts, keys, lead, layout).reshape(lead)
 
 
 def _scales(tau: Any) -> bool:
@@ -344,7 +344,7 @@ def _earlier(a: Pivot, b: Pivot) -> Pivot:
     return jnp.where(first, a[0], b[0]), jnp.where(first, a[1], b[1])
 
 
-def _drawprefix_sums(
+def _draw_prefix(
     x: jax.Array,
     top: jax.Array,
     parts: tuple[Strategy, ...],
@@ -413,17 +413,16 @@ def _drawprefix_sums(
     else:
         p, s_p, before = nucleus
         # The cleaned logits and the weights, formed once in the layout's width.
-        z = aligned(clean(x, top[:, None]), layout)
+        # The weights, stored once; the cleaned logits are recomputed inside each pass.
+        z = clean(x, top[:, None])
         w = weights(z, m[:, None], s[:, None])
         if cut is not everything:
             w = jnp.where(ahead(z, token_ids(z, layout), cut[0][:, None], cut[1][:, None]), w, 0.0)
-        block, first = sums(lambda wv, zv, _: (wv, zv), w, z)
+        block, first = sums(lambda wv, xv, _: (wv, clean(xv, t3)), w, x)
         if s_p is s and before is cut:
             total = fixed_sum(block[1])
         else:
             total = fixed_sum(sums(weight_of(s_p, before), x)[0][1])
         w_nucleus = None if s_p is s else weights(z, m[:, None], s_p[:, None])
-        ids = reject(
-            keys, x, top, z, w, w_nucleus, block, m, s, cut, nucleus_limit(p, total), layout
-        )
+        ids = reject(keys, x, top, w, w_nucleus, block, m, s, cut, nucleus_limit(p, total), layout)
     return jnp.where(greedy, first, ids) if may_greedy else ids

@@ -33,7 +33,6 @@ __all__ = [
     "FAN",
     "GROUP",
     "Pivot",
-    "aligned",
     "first_ranked",
     "locate",
     "pick",
@@ -216,7 +215,6 @@ def reject(
     keys: jax.Array,
     x: jax.Array,
     top: jax.Array,
-    z: jax.Array,
     w: jax.Array,
     w_nucleus: jax.Array | None,
     sums: tuple[jax.Array, jax.Array],
@@ -228,11 +226,11 @@ def reject(
 ) -> jax.Array:
     """Rejection rounds for a top-p part: the first candidate whose mass ahead is below ``limit``.
 
-    ``x`` ``[n, local]`` are the logits with row maxima ``top``, ``z`` the cleaned
-    logits and ``w`` the weights drawn from (scale ``s``, zero outside ``cut``),
-    both padded to the layout's width; the nucleus is measured with the weights
-    ``w_nucleus`` (``None``: ``w``); ``sums`` are the column and block sums of
-    ``w``. A round's pass only compares and adds, for every pivot at once.
+    ``x`` ``[n, local]`` are the logits with row maxima ``top`` (cleaned inside each
+    pass, see :func:`clean`) and ``w`` the weights drawn from (scale ``s``, zero
+    outside ``cut``); the nucleus is measured with the weights ``w_nucleus``
+    (``None``: ``w``); ``sums`` are the column and block sums of ``w``. A round's
+    pass only cleans, compares and adds, for every pivot at once.
     Returns int32 ``[n]``.
     """
     n = x.shape[0]
@@ -250,15 +248,22 @@ def reject(
         )  # [n, c]
         z_best, x_best, best = first_ranked(zc, cand)
         mid = jnp.float32(0.5) * z_best + jnp.float32(0.5) * high
-        pv = jnp.concatenate([zc, mid[:, None]], -1)[:, :, None, None]  # [n, c + 1, 1, 1] pivots
-        pj = jnp.concatenate([cand, jnp.zeros((n, 1), jnp.int32)], -1)[:, :, None, None]
+        # The pivots [n, c + 1, 1, 1]: the candidates, then the middle value (id 0).
+        slot = lax.broadcasted_iota(jnp.int32, (n, CANDIDATES + 1, 1, 1), 1)
+        pv = jnp.where(
+            slot < CANDIDATES,
+            jnp.pad(zc, [(0, 0), (0, 1)])[:, :, None, None],
+            mid[:, None, None, None],
+        )
+        pj = jnp.pad(cand, [(0, 0), (0, 1)])[:, :, None, None]
 
-        def masked(zv: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
-            return jnp.where(ahead(zv[:, None], index, pv, pj), wv[:, None], 0.0)  # [n, c + 1, ...]
+        def masked(xv: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
+            zv = clean(xv, top[:, None, None])[:, None]
+            return jnp.where(ahead(zv, index, pv, pj), wv[:, None], 0.0)  # [n, c + 1, ...]
 
-        new_columns, new_blocks = block_sums(masked, layout, z, w)
+        new_columns, new_blocks = block_sums(masked, layout, x, w)
         nucleus_blocks = (
-            new_blocks if w_nucleus is None else block_sums(masked, layout, z, w_nucleus)[1]
+            new_blocks if w_nucleus is None else block_sums(masked, layout, x, w_nucleus)[1]
         )
         ahead_mass = fixed_sum(nucleus_blocks)
         accept = ahead_mass[:, :CANDIDATES] < limit[:, None]
@@ -285,14 +290,6 @@ def reject(
     out: jax.Array = lax.while_loop(undecided, round_, state0)[2]
     # Equal on every shard; the maximum only tells JAX so (the loop's carry varies).
     return layout.across(lax.pmax, out)
-
-
-def aligned(a: jax.Array, layout: Layout) -> jax.Array:
-    """``a`` ``[n, local]`` padded with ``-inf`` to the blocks it holds (absent tokens)."""
-    size = layout.blocks * layout.block
-    if a.shape[-1] == size:
-        return a
-    return jnp.pad(a, [(0, 0), (0, size - a.shape[-1])], constant_values=-jnp.inf)
 
 
 def token_ids(a: jax.Array, layout: Layout) -> jax.Array:
