@@ -246,8 +246,9 @@ def layout_reduce(op: Any, init: Any, value: Any, layout: Layout, *arrays: jax.A
     the other, in a loop over the ``SLICES`` slices: the loop fixes the order of
     the operations in every program, and its result is stored before any user
     reads it. ``value`` may return a tuple, with a tuple of ops and of inits.
-    The layout's padding beyond the arrays' end is read as ``init``, inside the
-    pass (no padded copy). Returns ``[n, ..., blocks, column]`` (or a tuple).
+    Whole blocks are read in place; a partial last block (the arrays end before
+    the layout's width) from a padded copy of that block only, its padding given
+    ``init``. Returns ``[n, ..., blocks, column]`` (or a tuple).
     """
     many = isinstance(op, tuple)
     ops, inits = (op, init) if many else ((op,), (init,))

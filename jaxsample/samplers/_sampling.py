@@ -391,11 +391,13 @@ def _draw_prefix(
 
         return fn
 
-    def sums(weight: Any, *arrays: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    def weights_only(weight: Any) -> Any:
+        return lambda *a: weight(*a)[0]
+
+    def sums(weight: Any, *arrays: jax.Array) -> tuple[tuple[jax.Array, jax.Array], Any]:
         """Column and block sums of ``weight``'s first output; the first maximum, if needed."""
         if not may_greedy:
-            columns = layout_reduce(jnp.add, 0.0, lambda *a: weight(*a)[0], layout, *arrays)
-            return (columns, layout.gather(fixed_sum(columns))), ids0
+            return block_sums(weights_only(weight), layout, *arrays), None
 
         def both(*a: jax.Array) -> tuple[jax.Array, jax.Array]:
             w, z = weight(*a)
@@ -405,14 +407,12 @@ def _draw_prefix(
         first = layout.across(lax.pmin, jnp.min(lowest, axis=(-2, -1)))
         return (columns, layout.gather(fixed_sum(columns))), first
 
-    ids0 = jnp.zeros((n,), jnp.int32)
     if nucleus is None:
         (columns, blocks), first = sums(weight_of(s, cut), x)
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
         ids = locate(columns, blocks, x, top, m, s, cut, u, layout)[0][:, 0]
     else:
         p, s_p, before = nucleus
-        # The cleaned logits and the weights, formed once in the layout's width.
         # The weights, stored once; the cleaned logits are recomputed inside each pass.
         z = clean(x, top[:, None])
         w = weights(z, m[:, None], s[:, None])
@@ -422,7 +422,7 @@ def _draw_prefix(
         if s_p is s and before is cut:
             total = fixed_sum(block[1])
         else:
-            total = fixed_sum(sums(weight_of(s_p, before), x)[0][1])
+            total = fixed_sum(block_sums(weights_only(weight_of(s_p, before)), layout, x)[1])
         w_nucleus = None if s_p is s else weights(z, m[:, None], s_p[:, None])
         ids = reject(keys, x, top, w, w_nucleus, block, m, s, cut, nucleus_limit(p, total), layout)
     return jnp.where(greedy, first, ids) if may_greedy else ids
