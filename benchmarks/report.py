@@ -296,7 +296,7 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "| method | ms | NumPy loop / method |",
             "|---|---|---|",
-            f"| `js.entropy_sweep`: vmapped, entropy from two fused sums | "
+            f"| `js.entropy_sweep`: 64 temperatures per round, two sums folded over the row | "
             f"{sweep['jaxsample_vmap']['median_ms']:.2f} | {sweep['speedup']:.1f}x |",
             f"| `vmap` of `entropy(probs(z, Temperature(t)))` | "
             f"{sweep['jaxsample_plain_vmap']['median_ms']:.2f} | {sweep['speedup_plain']:.1f}x |",

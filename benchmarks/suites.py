@@ -250,8 +250,8 @@ def compile_suite(
 def sweep_suite(n_temps: int, vocab: int, budget: Budget) -> dict[str, Any]:
     """Entropy at ``n_temps`` temperatures: one vmapped jitted call vs a NumPy loop.
 
-    Three ways to write the sweep are timed: the temperature-sweep lab's
-    ``entropy_sweep`` (entropy from two fused sums, no ``[n_temps, V]`` array);
+    Three ways to write the sweep are timed: jaxsample's
+    ``js.entropy_sweep`` (two sums folded over the row, no ``[n_temps, V]`` array);
     the plain composition ``vmap(entropy(probs(...)))``, which XLA:CPU runs with
     ``[n_temps, V]`` intermediates; and that composition vmapped over groups of 16
     temperatures (``lax.map``), whose intermediates stay in cache.
