@@ -85,9 +85,12 @@ def _bits_to_uniform(bits: jax.Array) -> jax.Array:
 def uniforms(keys: jax.Array, counters: jax.Array) -> jax.Array:
     """Uniforms in [0, 1) for row keys ``[n]`` and counters ``[c]``: float32 ``[n, c]``.
 
-    Counter 0 gives ``jax.random.uniform(k, ())`` and counter ``j > 0`` gives
-    ``jax.random.uniform(jax.random.fold_in(k, j), ())``, bit for bit. For the
-    default Threefry keys both hashes are computed with :func:`threefry2x32`.
+    For the default (partitionable Threefry) keys, entry ``[r, j]`` is entry
+    ``counters[j]`` of ``jax.random.uniform(keys[r], (N,))`` for any ``N`` above it,
+    bit for bit: the ``j``-th number of the key's stream, one hash each
+    (:func:`threefry2x32`). For other keys, counter ``j > 0`` draws
+    ``jax.random.uniform(jax.random.fold_in(k, j), ())``. Counter 0 is
+    ``jax.random.uniform(k, ())`` for every key.
     """
     c = jnp.asarray(counters, jnp.uint32)
     if not _written_out_applies(keys):
@@ -103,8 +106,5 @@ def uniforms(keys: jax.Array, counters: jax.Array) -> jax.Array:
         out: jax.Array = jax.vmap(lambda k: jax.vmap(lambda j: one(k, j))(c))(keys)
         return out
     data = jax.random.key_data(keys)
-    k0, k1 = data[:, 0:1], data[:, 1:2]
-    f0, f1 = threefry2x32(k0, k1, jnp.zeros_like(c)[None], c[None])
-    k0, k1 = jnp.where(c == 0, k0, f0), jnp.where(c == 0, k1, f1)
-    b0, b1 = threefry2x32(k0, k1, jnp.zeros_like(k0), jnp.zeros_like(k0))
+    b0, b1 = threefry2x32(data[:, 0:1], data[:, 1:2], jnp.zeros_like(c)[None], c[None])
     return _bits_to_uniform(b0 ^ b1)

@@ -40,6 +40,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxsample.samplers._strategies import GREEDY_TAU, Greedy, Strategy, TopK, TopP, prefix_parts
@@ -53,7 +54,7 @@ SLICES = 16
 #: The layout's width is the vocabulary rounded up to a multiple of this.
 VOCAB_MULTIPLE = BLOCKS * SLICES
 #: Slices folded per round of the summing loop (the others are rounds).
-UNROLL = 4
+UNROLL = 2
 
 
 def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
@@ -217,26 +218,42 @@ def whole(vocab: int) -> Layout:
     return Layout(vocab, vocab)
 
 
-def fixed_sum(a: jax.Array) -> jax.Array:
-    """Sum the last axis of ``a`` in one fixed order: explicit adds, left to right.
-
-    More than ``SLICES`` entries are summed in chunks of ``SLICES`` (padded with
-    0), then the chunks' sums the same way. Only elementwise adds, which XLA
-    neither reorders nor splits, so the same inputs give the same bits in every
-    program; a chain of adds is one fused loop.
-    """
-    size = a.shape[-1]
-    if size > SLICES:
-        chunks = -(-size // SLICES)
-        a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, chunks * SLICES - size)])
-        return fixed_sum(fixed_sum(a.reshape(*a.shape[:-1], chunks, SLICES)))
-    total = a[..., 0]
-    for i in range(1, size):
-        total = total + a[..., i]
+def _add_along(a: jax.Array) -> jax.Array:
+    """The entries of the last axis of ``a`` added left to right, with elementwise adds."""
+    parts = [lax.index_in_dim(a, i, a.ndim - 1, keepdims=False) for i in range(a.shape[-1])]
+    total = parts[0]
+    for part in parts[1:]:
+        total = lax.add(total, part)
     return total
 
 
-def layout_reduce(op: Any, init: Any, value: Any, layout: Layout, *arrays: jax.Array) -> Any:
+def chunk_sums(a: jax.Array) -> jax.Array:
+    """Sums of the chunks of ``SLICES`` consecutive entries of the last axis of ``a``.
+
+    The last chunk is padded with 0; each sum adds its entries left to right with
+    explicit elementwise adds, which XLA neither reorders nor splits, so the same
+    inputs give the same bits in every program. Returns ``[..., ceil(size / SLICES)]``.
+    """
+    size = a.shape[-1]
+    chunks = -(-size // SLICES)
+    a = lax.pad(
+        a, jnp.zeros((), a.dtype), [(0, 0, 0)] * (a.ndim - 1) + [(0, chunks * SLICES - size, 0)]
+    )
+    return _add_along(a.reshape(*a.shape[:-1], chunks, SLICES))
+
+
+def fixed_sum(a: jax.Array) -> jax.Array:
+    """Sum the last axis of ``a`` in one fixed order: explicit adds, left to right.
+
+    More than ``SLICES`` entries are summed in chunks (:func:`chunk_sums`), then
+    the chunks' sums the same way; a chain of adds is one fused loop.
+    """
+    return fixed_sum(chunk_sums(a)) if a.shape[-1] > SLICES else _add_along(a)
+
+
+def layout_reduce(
+    op: Any, init: Any, value: Any, layout: Layout, *arrays: jax.Array, lead: Any = ()
+) -> Any:
     """Reduce ``value(*slices, index)`` over the slices of each column of ``layout``.
 
     ``arrays`` are the ``[n, local]`` arrays held here; ``value`` maps slices of
@@ -248,10 +265,12 @@ def layout_reduce(op: Any, init: Any, value: Any, layout: Layout, *arrays: jax.A
     reads it. ``value`` may return a tuple, with a tuple of ops and of inits.
     Whole blocks are read in place; a partial last block (the arrays end before
     the layout's width) from a padded copy of that block only, its padding given
-    ``init``. Returns ``[n, ..., blocks, column]`` (or a tuple).
+    ``init``. ``lead`` gives the axes ``...`` (a tuple of them per output of a
+    tuple). Returns ``[n, ..., blocks, column]`` (or a tuple).
     """
     many = isinstance(op, tuple)
     ops, inits = (op, init) if many else ((op,), (init,))
+    leads = (lead or ((),) * len(ops)) if many else (lead,)
     size, column = layout.block, layout.column
     full = min(arrays[0].shape[-1] // size, layout.blocks)
     # Whole blocks are read in place; a partial last block from a padded copy of it.
@@ -267,16 +286,14 @@ def layout_reduce(op: Any, init: Any, value: Any, layout: Layout, *arrays: jax.A
                 a = jnp.pad(a, [(0, 0), (0, count * size - a.shape[-1])])
             a = a.reshape(a.shape[0], count, SLICES, column)
             parts.append(lax.dynamic_index_in_dim(a, g, axis=2, keepdims=False))
-        shape = (count, column)
-        index = (
-            layout.offset()
-            + (lax.broadcasted_iota(jnp.int32, shape, 0) + first) * size
-            + g * column
-            + lax.broadcasted_iota(jnp.int32, shape, 1)
-        )
+        # Token ids of the slice: a constant of the program, plus the slice's offset.
+        ids = (np.arange(count)[:, None] + first) * size + np.arange(column)[None]
+        index = jnp.asarray(ids.astype(np.int32)) + (g * column + layout.offset())
         out = value(*parts, index)
         outs = out if many else (out,)
-        if layout.vocab < layout.width:
+        # Tokens past the vocabulary read as the identity (none in a whole span of an
+        # unsharded row, which is static).
+        if (first + count) * size > layout.vocab or layout.axis is not None:
             outs = tuple(
                 jnp.where(index < layout.vocab, o, i) for o, i in zip(outs, inits, strict=True)
             )
@@ -289,9 +306,11 @@ def layout_reduce(op: Any, init: Any, value: Any, layout: Layout, *arrays: jax.A
             out.extend(f(totals[len(spans) * k + i], v[k]) for i, v in enumerate(values))
         return tuple(out)
 
-    shapes = [jax.eval_shape(lambda span=span: slice_(jnp.int32(0), *span)) for span in spans]
+    n = arrays[0].shape[0]
     start = tuple(
-        jnp.full(sh[k].shape, i, sh[k].dtype) for k, i in enumerate(inits) for sh in shapes
+        jnp.full((n, *extra, count, column), i, jnp.asarray(i).dtype)
+        for i, extra in zip(inits, leads, strict=True)
+        for _, count in spans
     )
     totals = lax.fori_loop(0, SLICES, body, varying_like(start, *arrays), unroll=UNROLL)
     outs = tuple(
@@ -303,20 +322,24 @@ def layout_reduce(op: Any, init: Any, value: Any, layout: Layout, *arrays: jax.A
     return outs if many else outs[0]
 
 
-def block_sums(weight: Any, layout: Layout, *arrays: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Column sums and block sums of weights ``weight(*slices, index)`` >= 0.
+def block_sums(
+    weight: Any, layout: Layout, *arrays: jax.Array, lead: tuple[int, ...] = ()
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Column, chunk and block sums of weights ``weight(*slices, index)`` >= 0.
 
-    Returns the column sums held here ``[n, ..., blocks, column]`` and the sums of
-    all ``BLOCKS`` blocks ``[n, ..., BLOCKS]`` (gathered from every shard).
+    Returns the column sums held here ``[n, ..., blocks, column]``, their
+    :func:`chunk_sums` ``[n, ..., blocks, chunks]`` and the sums of all ``BLOCKS``
+    blocks ``[n, ..., BLOCKS]`` (gathered from every shard); ``lead`` are the axes ``...``.
     """
-    columns = layout_reduce(jnp.add, 0.0, weight, layout, *arrays)
-    return columns, layout.gather(fixed_sum(columns))
+    columns = layout_reduce(jnp.add, 0.0, weight, layout, *arrays, lead=lead)
+    chunks = chunk_sums(columns)
+    return columns, chunks, layout.gather(fixed_sum(chunks))
 
 
 def mass(w: jax.Array, layout: Layout | None = None) -> jax.Array:
     """The total of weights ``[n, V]`` (>= 0), added in the order of ``layout`` (default: whole)."""
     lay = whole(w.shape[-1]) if layout is None else layout
-    return fixed_sum(block_sums(lambda v, _: v, lay, w)[1])
+    return fixed_sum(block_sums(lambda v, _: v, lay, w)[2])
 
 
 def first_argmax(z: jax.Array) -> jax.Array:
@@ -467,6 +490,7 @@ __all__ = [
     "ahead",
     "block_sums",
     "chain_log_weights",
+    "chunk_sums",
     "clean",
     "clean_top",
     "first_argmax",

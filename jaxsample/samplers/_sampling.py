@@ -8,20 +8,21 @@ chain, whose cost does not depend on the distribution:
    ``lax.top_k`` stages (over maxima of 16-token groups, then inside the chosen
    groups);
 2. one pass that forms the weights ``w`` of the tokens left by those cuts and
-   their column and block sums (the fixed :class:`~._reference.Layout`: 16 blocks
-   of consecutive tokens, 16 slices per block);
-3. inverse-CDF draws: a uniform picks a block from the block sums, a column of
-   it from its column sums, then a token of that column;
+   their column, chunk and block sums (the fixed :class:`~._reference.Layout`:
+   16 blocks of consecutive tokens, 16 slices per block, chunks of 16 columns);
+3. inverse-CDF draws: a uniform picks a block from the block sums, a chunk of
+   its columns, a column, then a token of that column;
 4. for a top-p part, rejection with a rising pivot (after FlashInfer's sort-free
    sampling): several candidates are drawn from the tokens still possible and the
    first whose mass ahead is below the nucleus bound is returned; if none is,
    the tokens from the best candidate on are ruled out, or, when a value half way
    up is already out of the nucleus, everything from that value on. One pass per
-   round gives the masses ahead of every pivot and the column sums for the next
-   round. Each rejected round rules out at least one token and at least half of
-   the range of logits between the candidate and the known part of the nucleus,
-   and the accepted token follows the definition exactly: every round proposes
-   from a superset of the nucleus in proportion to the weights.
+   round gives the masses ahead of every pivot and the sums for the next round
+   (the first round's pass is step 2, and gives the total). Each rejected round
+   rules out at least one token and at least half of the range of logits
+   between the candidate and the known part of the nucleus, and the accepted
+   token follows the definition exactly: every round proposes from a superset
+   of the nucleus in proportion to the weights.
 
 A strategy of another kind is drawn by the same inverse CDF over its log-weights.
 Strategies with the same distribution draw the same token for the same key:
@@ -59,13 +60,13 @@ from jaxsample.samplers._reference import (
     Layout,
     ahead,
     block_sums,
+    chunk_sums,
     clean,
     clean_top,
     first_max_index,
     fixed_sum,
     inverse_temperature,
     layout_reduce,
-    nucleus_limit,
     per_row,
     row_top,
     sanitise,
@@ -324,11 +325,9 @@ def _sample(
         m = jnp.max(lw, axis=-1)
         one = jnp.ones(m.shape, jnp.float32)
         everything = (jnp.full(m.shape, -jnp.inf), jnp.full(m.shape, lay.vocab, jnp.int32))
-        columns, blocks = block_sums(
-            lambda v, _: weights(v, m[:, None, None], one[:, None, None]), lay, lw
-        )
+        sums = block_sums(lambda v, _: weights(v, m[:, None, None], one[:, None, None]), lay, lw)
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
-        ids = locate(columns, blocks, lw, m, m, one, everything, u, lay)[0][:, 0]
+        ids = locate(sums, None, lw, m, m, one, everything, u, lay)[0][:, 0]
         return layout.across(lax.pmax, ids).reshape(lead)  # equal on every shard
     return _draw_prefix(rows, top, parts, keys, lead, layout).reshape(lead)
 
@@ -344,6 +343,12 @@ def _earlier(a: Pivot, b: Pivot) -> Pivot:
     return jnp.where(first, a[0], b[0]), jnp.where(first, a[1], b[1])
 
 
+def _param(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
+    """A parameter as ``[1]`` when it is one value for every row, else one per row ``[n]``."""
+    a = jnp.asarray(value, dtype)
+    return a.reshape(1) if a.ndim == 0 else per_row(a, lead, dtype)
+
+
 def _draw_prefix(
     x: jax.Array,
     top: jax.Array,
@@ -353,24 +358,24 @@ def _draw_prefix(
     layout: Layout,
 ) -> jax.Array:
     """Draw for built-in parts (at most one top-p) on float32 rows ``x`` with maxima ``top``."""
-    n = x.shape[0]
     vocab = layout.vocab
     m = clean_top(top)
     t3 = top[:, None, None]
-    s = jnp.ones((n,), jnp.float32)
-    greedy = jnp.zeros((n,), bool)
+    # Values shared by every row stay [1] (constants of the program); others are [n].
+    s = jnp.ones((1,), jnp.float32)
+    greedy = jnp.zeros((1,), bool)
     may_greedy = False
-    everything: Pivot = (jnp.full((n,), -jnp.inf), jnp.full((n,), vocab, jnp.int32))
+    everything: Pivot = (jnp.full((1,), -jnp.inf), jnp.full((1,), vocab, jnp.int32))
     cut = everything
     nucleus: tuple[jax.Array, jax.Array, Pivot] | None = None
     for part in parts:
         if _scales(part.tau):  # type: ignore[attr-defined]
-            tau = per_row(part.tau, lead, jnp.float32)  # type: ignore[attr-defined]
+            tau = _param(part.tau, lead, jnp.float32)  # type: ignore[attr-defined]
             greedy = greedy | ~(tau > GREEDY_TAU)
             may_greedy = True
             s = s * inverse_temperature(tau)
         if isinstance(part, TopK):
-            k = per_row(part.k, lead, jnp.int32)
+            k = _param(part.k, lead, jnp.int32)
             values, indices = top_k_cut(x, top, vocab if part.k_max is None else part.k_max, layout)
             slot = jnp.clip(k, 1, values.shape[-1]) - 1
             kth, after = select(slot, -1, values, indices)
@@ -378,7 +383,7 @@ def _draw_prefix(
             on = (k > 0) & (k < vocab)
             cut = _earlier(cut, (jnp.where(on, kth, -jnp.inf), jnp.where(on, after, vocab)))
         elif isinstance(part, TopP):
-            nucleus = (per_row(part.p, lead, jnp.float32), s, cut)
+            nucleus = (_param(part.p, lead, jnp.float32), s, cut)
 
     def weight_of(scale: jax.Array, pivot: Pivot) -> Any:
         def fn(v: jax.Array, index: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -391,38 +396,36 @@ def _draw_prefix(
 
         return fn
 
-    def weights_only(weight: Any) -> Any:
-        return lambda *a: weight(*a)[0]
-
-    def sums(weight: Any, *arrays: jax.Array) -> tuple[tuple[jax.Array, jax.Array], Any]:
-        """Column and block sums of ``weight``'s first output; the first maximum, if needed."""
-        if not may_greedy:
-            return block_sums(weights_only(weight), layout, *arrays), None
-
-        def both(*a: jax.Array) -> tuple[jax.Array, jax.Array]:
-            w, z = weight(*a)
-            return w, jnp.where(z == m[:, None, None], a[-1], vocab)
-
-        columns, lowest = layout_reduce((jnp.add, jnp.minimum), (0.0, vocab), both, layout, *arrays)
-        first = layout.across(lax.pmin, jnp.min(lowest, axis=(-2, -1)))
-        return (columns, layout.gather(fixed_sum(columns))), first
-
+    first: Any = None
     if nucleus is None:
-        (columns, blocks), first = sums(weight_of(s, cut), x)
+        weight = weight_of(s, cut)
+        if may_greedy:
+
+            def both(*a: jax.Array) -> tuple[jax.Array, jax.Array]:
+                w, z = weight(*a)
+                return w, jnp.where(z == m[:, None, None], a[-1], vocab)
+
+            columns, lowest = layout_reduce((jnp.add, jnp.minimum), (0.0, vocab), both, layout, x)
+            first = layout.across(lax.pmin, jnp.min(lowest, axis=(-2, -1)))
+            chunks = chunk_sums(columns)
+            sums = columns, chunks, layout.gather(fixed_sum(chunks))
+        else:
+            sums = block_sums(lambda *a: weight(*a)[0], layout, x)
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
-        ids = locate(columns, blocks, x, top, m, s, cut, u, layout)[0][:, 0]
+        ids = locate(sums, None, x, top, m, s, cut, u, layout)[0][:, 0]
     else:
         p, s_p, before = nucleus
         # The weights, stored once; the cleaned logits are recomputed inside each pass.
         z = clean(x, top[:, None])
-        w = weights(z, m[:, None], s[:, None])
-        if cut is not everything:
-            w = jnp.where(ahead(z, token_ids(z, layout), cut[0][:, None], cut[1][:, None]), w, 0.0)
-        block, first = sums(lambda wv, xv, _: (wv, clean(xv, t3)), w, x)
-        if s_p is s and before is cut:
-            total = fixed_sum(block[1])
-        else:
-            total = fixed_sum(block_sums(weights_only(weight_of(s_p, before)), layout, x)[1])
-        w_nucleus = None if s_p is s else weights(z, m[:, None], s_p[:, None])
-        ids = reject(keys, x, top, w, w_nucleus, block, m, s, cut, nucleus_limit(p, total), layout)
+        index = token_ids(z, layout)
+
+        def stored(scale: jax.Array, pivot: Pivot) -> jax.Array:
+            w = weights(z, m[:, None], scale[:, None])
+            if pivot is everything:
+                return w
+            return jnp.where(ahead(z, index, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
+
+        w = stored(s, cut)
+        w_nucleus = None if s_p is s and before is cut else stored(s_p, before)
+        ids, first = reject(keys, x, top, w, w_nucleus, m, s, cut, p, layout, may_greedy)
     return jnp.where(greedy, first, ids) if may_greedy else ids

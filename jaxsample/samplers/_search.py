@@ -17,13 +17,15 @@ from jax import lax
 
 from jaxsample.samplers._random import uniforms
 from jaxsample.samplers._reference import (
-    BLOCKS,
     SLICES,
     Layout,
     ahead,
     block_sums,
+    chunk_sums,
     clean,
     fixed_sum,
+    layout_reduce,
+    nucleus_limit,
     varying_like,
     weights,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "first_ranked",
     "locate",
     "pick",
+    "pick_column",
     "prefix_sums",
     "reject",
     "select",
@@ -135,8 +138,9 @@ def pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Inverse CDF over the last axis of ``w`` ``[..., l]`` (>= 0) for ``target`` ``[...]``.
 
     Returns the first entry whose prefix sum exceeds the target, and the target
-    less the prefix sum before it. The target is first lowered below the total
-    (which rounding may reach), so the entry has positive weight. More than
+    less the prefix sum before it. A target at or above the total (which rounding
+    may reach) picks the first entry that completes it, so the entry has positive
+    weight. More than
     ``FAN`` entries are searched in chunks of ``FAN``: a chunk by the chunks' sums,
     then an entry of it. The prefix sums add left to right, as :func:`fixed_sum`,
     so every program forms the same bits.
@@ -150,22 +154,22 @@ def pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
         j, rest = pick(select(c, -2, shaped), rest)
         return c * FAN + j, rest
     cum = prefix_sums(w)
-    t = jnp.minimum(target, jnp.nextafter(cum[..., -1], jnp.float32(0.0)))[..., None]
-    # The prefixes grow: the entry is the count of those not above the target, and
-    # the target less the largest of them is the least of the differences.
-    below = cum <= t
+    # The prefixes grow: the entry is the count of those not above the target and
+    # below the total (which rounding may let the target reach), and the target
+    # less the largest of them is the least of the differences.
+    below = (cum <= target[..., None]) & (cum < cum[..., -1:])
     count, rest = lax.reduce(
         (below.astype(jnp.int32), jnp.where(below, target[..., None] - cum, target[..., None])),
         (jnp.int32(0), jnp.float32(jnp.inf)),
         lambda a, b: (a[0] + b[0], jnp.minimum(a[1], b[1])),
         (w.ndim - 1,),
     )
-    return jnp.minimum(count, size - 1), rest
+    return count, rest
 
 
 def locate(
-    columns: jax.Array,
-    blocks: jax.Array,
+    sums: tuple[jax.Array, jax.Array, jax.Array],
+    pivot: jax.Array | None,
     x: jax.Array,
     top: jax.Array,
     m: jax.Array,
@@ -176,30 +180,41 @@ def locate(
 ) -> tuple[jax.Array, jax.Array]:
     """Inverse-CDF draws among the tokens ahead of ``low``, one per uniform.
 
-    ``columns`` ``[n, blocks, column]`` and ``blocks`` ``[n, BLOCKS]`` are the column
-    sums held here and all block sums (:func:`block_sums`) of those tokens'
-    weights, ``x`` ``[n, local]`` the float32 logits with row maxima ``top`` (see
-    :func:`clean`), ``m``, ``s`` ``[n]`` the maximum and inverse temperature,
-    ``low`` a pivot ``([n], [n])``, ``u`` ``[n, c]``. The target ``u * total`` picks
-    a block, then a column of it, then a token of the column (weights recomputed
-    from its logits); the shard holding the block answers. Returns the token ids
-    (int32 ``[n, c]``) and their cleaned logits (float32 ``[n, c]``).
+    ``sums`` are the column sums held here ``[n, (P,) blocks, column]``, their
+    chunk sums ``[n, (P,) blocks, chunks]`` and all block sums ``[n, BLOCKS]``
+    (:func:`block_sums`) of those tokens' weights; with a pivot axis ``P``,
+    ``pivot`` ``[n]`` says which of them the block sums belong to. ``x`` ``[n,
+    local]`` are the float32 logits with row maxima ``top`` (see :func:`clean`),
+    ``m``, ``s`` ``[n]`` the maximum and inverse temperature, ``low`` a pivot
+    ``([n], [n])``, ``u`` ``[n, c]``. The target ``u * total`` picks a block, a
+    chunk of its columns, a column, then a token of the column (weights
+    recomputed from its logits); the shard holding the block answers. Returns the
+    token ids (int32 ``[n, c]``) and their cleaned logits (float32 ``[n, c]``).
     """
+    columns, chunks, blocks = sums
+    n = x.shape[0]
+    if pivot is None:
+        columns, chunks, pivot = columns[:, None], chunks[:, None], jnp.zeros((n,), jnp.int32)
+    held, width, count = columns.shape[2], columns.shape[3], chunks.shape[3]
     target = u * fixed_sum(blocks)[:, None]
-    b, rest = pick(jnp.broadcast_to(blocks[:, None], (*u.shape, BLOCKS)), target)
+    b, rest = pick(blocks[:, None], target)
     here = b - layout.offset() // layout.block
     mine = (here >= 0) & (here < layout.blocks)
-    j, rest = pick(select(here, 2, columns[:, None]), rest)
-    g = jnp.arange(SLICES, dtype=jnp.int32) * layout.column
-    tokens = (b * layout.block + j)[..., None] + g  # [n, c, SLICES]
+    row = (pivot[:, None] * held + jnp.clip(here, 0, held - 1))[..., None]  # [n, c, 1]
+    k, rest = pick(take(chunks.reshape(n, 1, -1), row * count + jnp.arange(count)), rest)
+    col = k[..., None] * SLICES + jnp.arange(SLICES)
+    vals = take(columns.reshape(n, 1, -1), row * width + jnp.minimum(col, width - 1))
+    j, rest = pick(jnp.where(col < width, vals, 0.0), rest)
+    g = np.arange(SLICES, dtype=np.int32) * layout.column
+    tokens = (b * layout.block + k * SLICES + j)[..., None] + g  # [n, c, SLICES]
     at = jnp.clip(tokens - layout.offset(), 0, x.shape[-1] - 1)
     zc = clean(take(x[:, None], at, axis=-1), top[:, None, None])
     inside = ahead(zc, tokens, low[0][:, None, None], low[1][:, None, None])
     wc = jnp.where(
         inside & (tokens < layout.vocab), weights(zc, m[:, None, None], s[:, None, None]), 0.0
     )
-    row, _ = pick(wc, rest)
-    ids, zs = select(row, -1, tokens, zc)
+    slot, _ = pick(wc, rest)
+    ids, zs = select(slot, -1, tokens, zc)
     if layout.axis is not None:
         ids = layout.across(lax.psum, jnp.where(mine, ids, 0))
         zs = layout.across(lax.psum, jnp.where(mine, zs, 0.0))
@@ -217,79 +232,120 @@ def reject(
     top: jax.Array,
     w: jax.Array,
     w_nucleus: jax.Array | None,
-    sums: tuple[jax.Array, jax.Array],
     m: jax.Array,
     s: jax.Array,
     cut: Pivot,
-    limit: jax.Array,
+    p: jax.Array,
     layout: Layout,
-) -> jax.Array:
-    """Rejection rounds for a top-p part: the first candidate whose mass ahead is below ``limit``.
+    first_max: bool = False,
+) -> tuple[jax.Array, jax.Array | None]:
+    """Rejection rounds for a top-p part: the first candidate whose mass ahead is below the limit.
 
-    ``x`` ``[n, local]`` are the logits with row maxima ``top`` (cleaned inside each
-    pass, see :func:`clean`) and ``w`` the weights drawn from (scale ``s``, zero
-    outside ``cut``); the nucleus is measured with the weights ``w_nucleus``
-    (``None``: ``w``); ``sums`` are the column and block sums of ``w``. A round's
-    pass only cleans, compares and adds, for every pivot at once.
-    Returns int32 ``[n]``.
+    ``x`` ``[n, local]`` are the logits with row maxima ``top`` and ``m`` the
+    cleaned maxima (see :func:`clean`), ``w`` the weights drawn from (scale ``s``,
+    zero outside ``cut``); the nucleus is measured with the weights ``w_nucleus``
+    (``None``: ``w``), whose total ``T`` gives the limit ``nucleus_limit(p, T)``.
+    Each round is one pass, which only compares and adds, for every pivot at
+    once: it gives the masses ahead of the last round's candidates and of the
+    middle value, and the column sums the next candidates are drawn from. The
+    first round's pivots rule nothing out, so its pass gives ``T`` and the sums
+    of ``w``. With ``first_max`` the first pass also finds the first maximum of
+    the row (:func:`first_max_index`). Returns the tokens (int32 ``[n]``) and the
+    first maximum (int32 ``[n]``) or ``None``.
     """
-    n = x.shape[0]
-    state0 = (jnp.int32(0), jnp.zeros((n,), bool), jnp.zeros((n,), jnp.int32), cut, m, sums)
-    state0 = varying_like(state0, x, keys, limit, state0)
+    n, c = x.shape[0], CANDIDATES
+    vocab = layout.vocab
+    # The row keys, stored once before the loop (else XLA hashes once per key word).
+    impl = jax.random.key_impl(keys)
+    keys = jax.random.wrap_key_data(lax.optimization_barrier(jax.random.key_data(keys)), impl=impl)
+
+    # The state, in two arrays (each array is a kernel to compile). Columns 0..c:
+    # the pivots of the next pass (the candidates, then the middle value; the
+    # first pass rules nothing out); then ``low`` (the tokens from there on are
+    # ruled out), ``high`` (values from there on are known to be in the nucleus)
+    # and the limit (set by the first round) in the floats, and the id of
+    # ``low`` and the token (-1 until accepted) in the ints.
+    def columns_of(dtype: Any, *values: Any) -> jax.Array:
+        return jnp.stack([jnp.broadcast_to(jnp.asarray(v, dtype), (n,)) for v in values], 1)
+
+    state0 = (
+        jnp.int32(0),
+        columns_of(jnp.float32, *[-jnp.inf] * (c + 1), cut[0], m, 0.0),
+        columns_of(jnp.int32, *[vocab] * (c + 1), cut[1], -1),
+        jnp.full((n,), vocab, jnp.int32) if first_max else None,  # set by the first round
+    )
+    state0 = varying_like(state0, x, keys, p, state0)
+    # The passes compare the logits as they are: where a token has weight, they
+    # rank as the cleaned logits do once an empty row reads as zeros and, in a
+    # row holding +inf, the cleaned value 0 (of the +inf entries) as +inf.
+    empty = (top == -jnp.inf)[:, None, None]
+    infinite = (top == jnp.inf)[:, None]
+
+    def raw(v: jax.Array) -> jax.Array:
+        return jnp.where(infinite & (v == 0.0), jnp.inf, v)
+
+    m3 = raw(m[:, None])[:, :, None]
 
     def undecided(state: Any) -> jax.Array:
-        return ~jnp.all(state[1])
+        return jnp.any(state[2][:, -1] < 0)
 
     def round_(state: Any) -> Any:
-        r, done, ids, low, high, sums = state
-        counters = r * CANDIDATES + jnp.arange(CANDIDATES, dtype=jnp.int32)
-        cand, zc = locate(
-            sums[0], sums[1], x, top, m, s, low, uniforms(keys, counters), layout
-        )  # [n, c]
-        z_best, x_best, best = first_ranked(zc, cand)
-        mid = jnp.float32(0.5) * z_best + jnp.float32(0.5) * high
-        # The pivots [n, c + 1, 1, 1]: the candidates, then the middle value (id 0).
-        slot = lax.broadcasted_iota(jnp.int32, (n, CANDIDATES + 1, 1, 1), 1)
-        pv = jnp.where(
-            slot < CANDIDATES,
-            jnp.pad(zc, [(0, 0), (0, 1)])[:, :, None, None],
-            mid[:, None, None, None],
-        )
-        pj = jnp.pad(cand, [(0, 0), (0, 1)])[:, :, None, None]
+        r, f, i, first = state
+        pv, pj = f[:, : c + 1], i[:, : c + 1]
+        low, high, limit, ids = (f[:, c + 1], i[:, c + 1]), f[:, c + 2], f[:, c + 3], i[:, c + 2]
+        z_best, x_best, best = first_ranked(pv[:, :c], pj[:, :c])
 
         def masked(xv: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
-            zv = clean(xv, top[:, None, None])[:, None]
-            return jnp.where(ahead(zv, index, pv, pj), wv[:, None], 0.0)  # [n, c + 1, ...]
+            pv4, pj4 = raw(f[:, : c + 1])[:, :, None, None], i[:, : c + 1, None, None]
+            zv = jnp.where(empty, 0.0, xv)[:, None]
+            is_ahead = jnp.where(zv == pv4, index < pj4, zv > pv4)
+            return jnp.where(is_ahead, wv[:, None], 0.0)  # [n, c + 1, ...]
 
-        new_columns, new_blocks = block_sums(masked, layout, x, w)
-        nucleus_blocks = (
-            new_blocks if w_nucleus is None else block_sums(masked, layout, x, w_nucleus)[1]
-        )
-        ahead_mass = fixed_sum(nucleus_blocks)
-        accept = ahead_mass[:, :CANDIDATES] < limit[:, None]
-        # The first accepted candidate: the least position among them (C: none).
-        first, chosen = lax.reduce(
-            (jnp.where(accept, lax.broadcasted_iota(jnp.int32, cand.shape, 1), CANDIDATES), cand),
-            (jnp.int32(CANDIDATES), jnp.int32(0)),
-            lambda a, b: (
-                jnp.minimum(a[0], b[0]),
-                jnp.where(a[0] <= b[0], a[1], b[1]),
-            ),
-            (1,),
-        )
-        took = (first < CANDIDATES) & ~done
-        ids = jnp.where(took, chosen, ids)
+        def with_maxima(xv: jax.Array, wv: jax.Array, index: jax.Array) -> Any:
+            return masked(xv, wv, index), jnp.where(jnp.where(empty, 0.0, xv) == m3, index, vocab)
+
+        if first_max:
+            columns, lowest = layout_reduce(
+                (jnp.add, jnp.minimum), (0.0, vocab), with_maxima, layout, x, w, lead=((c + 1,), ())
+            )
+            found = layout.across(lax.pmin, jnp.min(lowest, axis=(-2, -1)))
+            first = jnp.where(r == 0, found, first)
+        else:
+            columns = layout_reduce(jnp.add, 0.0, masked, layout, x, w, lead=(c + 1,))
+        chunks = chunk_sums(columns)
+        blocks = layout.gather(fixed_sum(chunks))
+        if w_nucleus is not None:
+            blocks_nucleus = block_sums(masked, layout, x, w_nucleus, lead=(c + 1,))[2]
+        else:
+            blocks_nucleus = blocks
+        ahead_mass = fixed_sum(blocks_nucleus)  # [n, c + 1]
+        start = r == 0
+        limit = jnp.where(start, nucleus_limit(p, ahead_mass[:, c]), limit)
+        # The first accepted candidate, in the order they were drawn.
+        chosen = ids
+        for j in reversed(range(c)):
+            chosen = jnp.where((ahead_mass[:, j] < limit) & ~start, pj[:, j], chosen)
+        ids = jnp.where(ids < 0, chosen, ids)
         # Rejected rows: rule out from the best candidate on, or from the middle value on.
-        mid_in = ahead_mass[:, CANDIDATES] < limit
-        low = (jnp.where(mid_in, z_best, mid), jnp.where(mid_in, x_best, 0))
-        high = jnp.where(mid_in, mid, high)
-        pick = jnp.where(mid_in, best, CANDIDATES)
-        sums = (select(pick, 1, new_columns), select(pick, 1, new_blocks))
-        return r + 1, done | took, ids, low, high, sums
+        mid_in = (ahead_mass[:, c] < limit) | start
+        low = (
+            jnp.where(start, low[0], jnp.where(mid_in, z_best, pv[:, c])),
+            jnp.where(start, low[1], jnp.where(mid_in, x_best, 0)),
+        )
+        high = jnp.where(mid_in & ~start, pv[:, c], high)
+        chosen_pivot = jnp.where(mid_in & ~start, best, c)
+        sums = columns, chunks, pick_column(chosen_pivot, blocks)
+        u = uniforms(keys, r * c + jnp.arange(c, dtype=jnp.int32))
+        cand, zc = locate(sums, chosen_pivot, x, top, m, s, low, u, layout)  # [n, c]
+        mid = jnp.float32(0.5) * first_ranked(zc, cand)[0] + jnp.float32(0.5) * high
+        f = jnp.concatenate([zc, jnp.stack([mid, low[0], high, limit], 1)], 1)
+        i = jnp.concatenate([cand, jnp.stack([jnp.zeros_like(ids), low[1], ids], 1)], 1)
+        return r + 1, f, i, first
 
-    out: jax.Array = lax.while_loop(undecided, round_, state0)[2]
+    out = lax.while_loop(undecided, round_, state0)
     # Equal on every shard; the maximum only tells JAX so (the loop's carry varies).
-    return layout.across(lax.pmax, out)
+    first = None if out[3] is None else layout.across(lax.pmax, out[3])
+    return layout.across(lax.pmax, out[2][:, -1]), first
 
 
 def token_ids(a: jax.Array, layout: Layout) -> jax.Array:
@@ -297,21 +353,25 @@ def token_ids(a: jax.Array, layout: Layout) -> jax.Array:
     return lax.broadcasted_iota(jnp.int32, a.shape, 1) + layout.offset()
 
 
+def pick_column(i: jax.Array, a: jax.Array) -> jax.Array:
+    """Column ``i[r]`` of each row of ``a`` ``[n, k, ...]`` (few columns): elementwise selects."""
+    out = a[:, -1]
+    for j in range(a.shape[1] - 1):
+        out = jnp.where((i == j).reshape(i.shape + (1,) * (out.ndim - 1)), a[:, j], out)
+    return out
+
+
 def first_ranked(values: jax.Array, tokens: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The candidate of ``[n, c]`` that ranks first (largest value, then lowest id).
 
-    Returns its value, its token id and its position, each ``[n]``, from one
-    reduction.
+    Returns its value, its token id and its position, each ``[n]``, from
+    elementwise comparisons along the few candidates.
     """
-
-    def better(a: Any, b: Any) -> Any:
-        first = ahead(a[0], a[1], b[0], b[1])
-        return tuple(jnp.where(first, p, q) for p, q in zip(a, b, strict=True))
-
-    out: tuple[jax.Array, jax.Array, jax.Array] = lax.reduce(
-        (values, tokens, lax.broadcasted_iota(jnp.int32, values.shape, 1)),
-        (jnp.float32(-jnp.inf), jnp.int32(np.iinfo(np.int32).max), jnp.int32(0)),
-        better,
-        (1,),
-    )
-    return out
+    value, token = values[:, 0], tokens[:, 0]
+    position = jnp.zeros(token.shape, jnp.int32)
+    for j in range(1, values.shape[1]):
+        better = ahead(values[:, j], tokens[:, j], value, token)
+        value = jnp.where(better, values[:, j], value)
+        token = jnp.where(better, tokens[:, j], token)
+        position = jnp.where(better, j, position)
+    return value, token, position

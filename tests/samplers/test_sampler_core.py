@@ -268,3 +268,17 @@ def test_two_nuclei_and_custom_parts_take_the_definition() -> None:
     assert np.all(q[0][ids] > 0)
     inner = np.asarray(js.probs(z, js.TopP(0.95, tau=1.2)))
     assert np.all((q > 0) <= (inner > 0)) and (q > 0).sum() < (inner > 0).sum()
+
+
+def test_uniforms_are_the_keys_streams() -> None:
+    """Counter ``j`` of a row key is entry ``j`` of ``jax.random.uniform(key, (N,))``, any N."""
+    from jaxsample.samplers._random import uniforms
+
+    keys = jax.random.split(jax.random.key(11), 5)
+    counters = jnp.array([0, 1, 2, 7, 40], jnp.int32)
+    got = np.asarray(uniforms(keys, counters))
+    for n in (41, 64):
+        stream = jax.vmap(lambda k, n=n: jax.random.uniform(k, (n,)))(keys)
+        assert np.array_equal(got, np.asarray(stream)[:, np.asarray(counters)])
+    first = jax.vmap(lambda k: jax.random.uniform(k, ()))(keys)
+    assert np.array_equal(got[:, 0], np.asarray(first))
