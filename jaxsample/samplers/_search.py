@@ -256,8 +256,8 @@ def reject(
     n, c = x.shape[0], CANDIDATES
     vocab = layout.vocab
     # The row keys, stored once before the loop (else XLA hashes once per key word).
-    impl = jax.random.key_impl(keys)
-    keys = jax.random.wrap_key_data(lax.optimization_barrier(jax.random.key_data(keys)), impl=impl)
+    data = lax.optimization_barrier(jax.random.key_data(keys))  # type: ignore[no-untyped-call]
+    keys = jax.random.wrap_key_data(data, impl=jax.random.key_impl(keys))
 
     # The state, in two arrays (each array is a kernel to compile). Columns 0..c:
     # the pivots of the next pass (the candidates, then the middle value; the
