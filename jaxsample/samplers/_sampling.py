@@ -17,12 +17,11 @@ chain, whose cost does not depend on the distribution:
    first whose mass ahead is below the nucleus bound is returned; if none is,
    the tokens from the best candidate on are ruled out, or, when a value half way
    up is already out of the nucleus, everything from that value on. One pass per
-   round gives the masses ahead of every pivot and the sums for the next round
-   (the first round's pass is step 2, and gives the total). Each rejected round
-   rules out at least one token and at least half of the range of logits
-   between the candidate and the known part of the nucleus, and the accepted
-   token follows the definition exactly: every round proposes from a superset
-   of the nucleus in proportion to the weights.
+   round gives the masses ahead of every pivot and the sums for the next round.
+   Each rejected round rules out at least one token and at least half of the
+   range of logits between the candidate and the known part of the nucleus, and
+   the accepted token follows the definition exactly: every round proposes from
+   a superset of the nucleus in proportion to the weights.
 
 A strategy of another kind is drawn by the same inverse CDF over its log-weights.
 Strategies with the same distribution draw the same token for the same key:
@@ -67,6 +66,7 @@ from jaxsample.samplers._reference import (
     fixed_sum,
     inverse_temperature,
     layout_reduce,
+    nucleus_limit,
     per_row,
     row_top,
     sanitise,
@@ -396,26 +396,27 @@ def _draw_prefix(
 
         return fn
 
-    first: Any = None
+    def pool_sums(weight: Any, *arrays: jax.Array) -> tuple[Any, Any]:
+        """Sums of the weights drawn from (``weight``'s first output); the first maximum."""
+        if not may_greedy:
+            return block_sums(lambda *a: weight(*a)[0], layout, *arrays), None
+
+        def both(*a: jax.Array) -> tuple[jax.Array, jax.Array]:
+            w, z = weight(*a)
+            return w, jnp.where(z == m[:, None, None], a[-1], vocab)
+
+        columns, lowest = layout_reduce((jnp.add, jnp.minimum), (0.0, vocab), both, layout, *arrays)
+        chunks = chunk_sums(columns)
+        sums = columns, chunks, layout.gather(fixed_sum(chunks))
+        return sums, layout.across(lax.pmin, jnp.min(lowest, axis=(-2, -1)))
+
     if nucleus is None:
-        weight = weight_of(s, cut)
-        if may_greedy:
-
-            def both(*a: jax.Array) -> tuple[jax.Array, jax.Array]:
-                w, z = weight(*a)
-                return w, jnp.where(z == m[:, None, None], a[-1], vocab)
-
-            columns, lowest = layout_reduce((jnp.add, jnp.minimum), (0.0, vocab), both, layout, x)
-            first = layout.across(lax.pmin, jnp.min(lowest, axis=(-2, -1)))
-            chunks = chunk_sums(columns)
-            sums = columns, chunks, layout.gather(fixed_sum(chunks))
-        else:
-            sums = block_sums(lambda *a: weight(*a)[0], layout, x)
+        sums, first = pool_sums(weight_of(s, cut), x)
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
         ids = locate(sums, None, x, top, m, s, cut, u, layout)[0][:, 0]
     else:
         p, s_p, before = nucleus
-        # The weights, stored once; the cleaned logits are recomputed inside each pass.
+        # The weights, stored once; the logits are read again by each pass.
         z = clean(x, top[:, None])
         index = token_ids(z, layout)
 
@@ -426,6 +427,12 @@ def _draw_prefix(
             return jnp.where(ahead(z, index, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
 
         w = stored(s, cut)
-        w_nucleus = None if s_p is s and before is cut else stored(s_p, before)
-        ids, first = reject(keys, x, top, w, w_nucleus, m, s, cut, p, layout, may_greedy)
+        sums, first = pool_sums(lambda wv, xv, _: (wv, clean(xv, t3)), w, x)
+        if s_p is s and before is cut:
+            w_nucleus, total = None, fixed_sum(sums[2])
+        else:  # the nucleus is measured at another scale, or before a later cut
+            w_nucleus = stored(s_p, before)
+            total = fixed_sum(block_sums(lambda wv, _: wv, layout, w_nucleus)[2])
+        limit = nucleus_limit(p, total)
+        ids = reject(keys, x, top, w, w_nucleus, sums, m, s, cut, limit, layout)
     return jnp.where(greedy, first, ids) if may_greedy else ids

@@ -25,7 +25,6 @@ from jaxsample.samplers._reference import (
     clean,
     fixed_sum,
     layout_reduce,
-    nucleus_limit,
     varying_like,
     weights,
 )
@@ -232,49 +231,35 @@ def reject(
     top: jax.Array,
     w: jax.Array,
     w_nucleus: jax.Array | None,
+    sums: tuple[jax.Array, jax.Array, jax.Array],
     m: jax.Array,
     s: jax.Array,
     cut: Pivot,
-    p: jax.Array,
+    limit: jax.Array,
     layout: Layout,
-    first_max: bool = False,
-) -> tuple[jax.Array, jax.Array | None]:
-    """Rejection rounds for a top-p part: the first candidate whose mass ahead is below the limit.
+) -> jax.Array:
+    """Rejection rounds for a top-p part: the first candidate whose mass ahead is below ``limit``.
 
     ``x`` ``[n, local]`` are the logits with row maxima ``top`` and ``m`` the
     cleaned maxima (see :func:`clean`), ``w`` the weights drawn from (scale ``s``,
-    zero outside ``cut``); the nucleus is measured with the weights ``w_nucleus``
-    (``None``: ``w``), whose total ``T`` gives the limit ``nucleus_limit(p, T)``.
-    Each round is one pass, which only compares and adds, for every pivot at
-    once: it gives the masses ahead of the last round's candidates and of the
-    middle value, and the column sums the next candidates are drawn from. The
-    first round's pivots rule nothing out, so its pass gives ``T`` and the sums
-    of ``w``. With ``first_max`` the first pass also finds the first maximum of
-    the row (:func:`first_max_index`). Returns the tokens (int32 ``[n]``) and the
-    first maximum (int32 ``[n]``) or ``None``.
+    zero outside ``cut``) and ``sums`` their column, chunk and block sums
+    (:func:`block_sums`); the nucleus is measured with the weights ``w_nucleus``
+    (``None``: ``w``). Each round draws its candidates, then makes one pass, which
+    only compares and adds, for every pivot at once: it gives the masses ahead of
+    the candidates and of the middle value, and the sums the next candidates are
+    drawn from. Returns int32 ``[n]``.
     """
     n, c = x.shape[0], CANDIDATES
-    vocab = layout.vocab
     # The row keys, stored once before the loop (else XLA hashes once per key word).
     data = lax.optimization_barrier(jax.random.key_data(keys))  # type: ignore[no-untyped-call]
     keys = jax.random.wrap_key_data(data, impl=jax.random.key_impl(keys))
-
-    # The state, in two arrays (each array is a kernel to compile). Columns 0..c:
-    # the pivots of the next pass (the candidates, then the middle value; the
-    # first pass rules nothing out); then ``low`` (the tokens from there on are
-    # ruled out), ``high`` (values from there on are known to be in the nucleus)
-    # and the limit (set by the first round) in the floats, and the id of
-    # ``low`` and the token (-1 until accepted) in the ints.
-    def columns_of(dtype: Any, *values: Any) -> jax.Array:
-        return jnp.stack([jnp.broadcast_to(jnp.asarray(v, dtype), (n,)) for v in values], 1)
-
-    state0 = (
-        jnp.int32(0),
-        columns_of(jnp.float32, *[-jnp.inf] * (c + 1), cut[0], m, 0.0),
-        columns_of(jnp.int32, *[vocab] * (c + 1), cut[1], -1),
-        jnp.full((n,), vocab, jnp.int32) if first_max else None,  # set by the first round
-    )
-    state0 = varying_like(state0, x, keys, p, state0)
+    # The state, in few arrays (each is a kernel to compile): the value of ``low``
+    # (the tokens from there on are ruled out) and ``high`` (values from there on
+    # are known to be in the nucleus); the id of ``low`` and the token (-1 until
+    # accepted); the sums the next candidates are drawn from.
+    floats = jnp.stack([jnp.broadcast_to(cut[0], (n,)), m], 1)
+    ints = jnp.stack([jnp.broadcast_to(cut[1], (n,)), jnp.full((n,), -1, jnp.int32)], 1)
+    state0 = varying_like((jnp.int32(0), floats, ints, sums), x, keys, limit)
     # The passes compare the logits as they are: where a token has weight, they
     # rank as the cleaned logits do once an empty row reads as zeros and, in a
     # row holding +inf, the cleaned value 0 (of the +inf entries) as +inf.
@@ -284,34 +269,27 @@ def reject(
     def raw(v: jax.Array) -> jax.Array:
         return jnp.where(infinite & (v == 0.0), jnp.inf, v)
 
-    m3 = raw(m[:, None])[:, :, None]
-
     def undecided(state: Any) -> jax.Array:
-        return jnp.any(state[2][:, -1] < 0)
+        return jnp.any(state[2][:, 1] < 0)
 
     def round_(state: Any) -> Any:
-        r, f, i, first = state
-        pv, pj = f[:, : c + 1], i[:, : c + 1]
-        low, high, limit, ids = (f[:, c + 1], i[:, c + 1]), f[:, c + 2], f[:, c + 3], i[:, c + 2]
-        z_best, x_best, best = first_ranked(pv[:, :c], pj[:, :c])
+        r, f, i, sums = state
+        low, high, ids = (f[:, 0], i[:, 0]), f[:, 1], i[:, 1]
+        u = uniforms(keys, r * c + jnp.arange(c, dtype=jnp.int32))
+        cand, zc = locate(sums, None, x, top, m, s, low, u, layout)  # [n, c]
+        z_best, x_best, best = first_ranked(zc, cand)
+        mid = jnp.float32(0.5) * z_best + jnp.float32(0.5) * high
+        # The pivots [n, c + 1]: the candidates, then the middle value (id 0).
+        pv = jnp.concatenate([zc, mid[:, None]], 1)
+        pj = jnp.concatenate([cand, jnp.zeros((n, 1), jnp.int32)], 1)
 
         def masked(xv: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
-            pv4, pj4 = raw(f[:, : c + 1])[:, :, None, None], i[:, : c + 1, None, None]
+            pv4, pj4 = raw(pv)[:, :, None, None], pj[:, :, None, None]
             zv = jnp.where(empty, 0.0, xv)[:, None]
             is_ahead = jnp.where(zv == pv4, index < pj4, zv > pv4)
             return jnp.where(is_ahead, wv[:, None], 0.0)  # [n, c + 1, ...]
 
-        def with_maxima(xv: jax.Array, wv: jax.Array, index: jax.Array) -> Any:
-            return masked(xv, wv, index), jnp.where(jnp.where(empty, 0.0, xv) == m3, index, vocab)
-
-        if first_max:
-            columns, lowest = layout_reduce(
-                (jnp.add, jnp.minimum), (0.0, vocab), with_maxima, layout, x, w, lead=((c + 1,), ())
-            )
-            found = layout.across(lax.pmin, jnp.min(lowest, axis=(-2, -1)))
-            first = jnp.where(r == 0, found, first)
-        else:
-            columns = layout_reduce(jnp.add, 0.0, masked, layout, x, w, lead=(c + 1,))
+        columns = layout_reduce(jnp.add, 0.0, masked, layout, x, w, lead=(c + 1,))
         chunks = chunk_sums(columns)
         blocks = layout.gather(fixed_sum(chunks))
         if w_nucleus is not None:
@@ -319,33 +297,24 @@ def reject(
         else:
             blocks_nucleus = blocks
         ahead_mass = fixed_sum(blocks_nucleus)  # [n, c + 1]
-        start = r == 0
-        limit = jnp.where(start, nucleus_limit(p, ahead_mass[:, c]), limit)
         # The first accepted candidate, in the order they were drawn.
         chosen = ids
         for j in reversed(range(c)):
-            chosen = jnp.where((ahead_mass[:, j] < limit) & ~start, pj[:, j], chosen)
+            chosen = jnp.where(ahead_mass[:, j] < limit, cand[:, j], chosen)
         ids = jnp.where(ids < 0, chosen, ids)
         # Rejected rows: rule out from the best candidate on, or from the middle value on.
-        mid_in = (ahead_mass[:, c] < limit) | start
-        low = (
-            jnp.where(start, low[0], jnp.where(mid_in, z_best, pv[:, c])),
-            jnp.where(start, low[1], jnp.where(mid_in, x_best, 0)),
-        )
-        high = jnp.where(mid_in & ~start, pv[:, c], high)
-        chosen_pivot = jnp.where(mid_in & ~start, best, c)
-        sums = columns, chunks, pick_column(chosen_pivot, blocks)
-        u = uniforms(keys, r * c + jnp.arange(c, dtype=jnp.int32))
-        cand, zc = locate(sums, chosen_pivot, x, top, m, s, low, u, layout)  # [n, c]
-        mid = jnp.float32(0.5) * first_ranked(zc, cand)[0] + jnp.float32(0.5) * high
-        f = jnp.concatenate([zc, jnp.stack([mid, low[0], high, limit], 1)], 1)
-        i = jnp.concatenate([cand, jnp.stack([jnp.zeros_like(ids), low[1], ids], 1)], 1)
-        return r + 1, f, i, first
+        mid_in = ahead_mass[:, c] < limit
+        low = (jnp.where(mid_in, z_best, mid), jnp.where(mid_in, x_best, 0))
+        high = jnp.where(mid_in, mid, high)
+        chosen_pivot = jnp.where(mid_in, best, c)
+        sums = tuple(pick_column(chosen_pivot, a) for a in (columns, chunks, blocks))
+        f = jnp.stack([low[0], high], 1)
+        i = jnp.stack([low[1], ids], 1)
+        return r + 1, f, i, sums
 
     out = lax.while_loop(undecided, round_, state0)
     # Equal on every shard; the maximum only tells JAX so (the loop's carry varies).
-    first = None if out[3] is None else layout.across(lax.pmax, out[3])
-    return layout.across(lax.pmax, out[2][:, -1]), first
+    return layout.across(lax.pmax, out[2][:, 1])
 
 
 def token_ids(a: jax.Array, layout: Layout) -> jax.Array:
