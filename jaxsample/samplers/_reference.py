@@ -331,7 +331,11 @@ def block_sums(
     :func:`chunk_sums` ``[n, ..., blocks, chunks]`` and the sums of all ``BLOCKS``
     blocks ``[n, ..., BLOCKS]`` (gathered from every shard); ``lead`` are the axes ``...``.
     """
-    columns = layout_reduce(jnp.add, 0.0, weight, layout, *arrays, lead=lead)
+    return sums_of(layout_reduce(jnp.add, 0.0, weight, layout, *arrays, lead=lead), layout)
+
+
+def sums_of(columns: jax.Array, layout: Layout) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Column sums ``[n, ..., blocks, column]`` with their chunk sums and all block sums."""
     chunks = chunk_sums(columns)
     return columns, chunks, layout.gather(fixed_sum(chunks))
 
@@ -505,6 +509,7 @@ __all__ = [
     "prefix_state",
     "row_top",
     "sanitise",
+    "sums_of",
     "varying_like",
     "weights",
     "whole",

@@ -59,7 +59,6 @@ from jaxsample.samplers._reference import (
     Layout,
     ahead,
     block_sums,
-    chunk_sums,
     clean,
     clean_top,
     first_max_index,
@@ -70,6 +69,7 @@ from jaxsample.samplers._reference import (
     per_row,
     row_top,
     sanitise,
+    sums_of,
     weights,
     whole,
 )
@@ -327,7 +327,7 @@ def _sample(
         everything = (jnp.full(m.shape, -jnp.inf), jnp.full(m.shape, lay.vocab, jnp.int32))
         sums = block_sums(lambda v, _: weights(v, m[:, None, None], one[:, None, None]), lay, lw)
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
-        ids = locate(sums, None, lw, m, m, one, everything, u, lay)[0][:, 0]
+        ids = locate(sums, lw, m, m, one, everything, u, lay)[0][:, 0]
         return layout.across(lax.pmax, ids).reshape(lead)  # equal on every shard
     return _draw_prefix(rows, top, parts, keys, lead, layout).reshape(lead)
 
@@ -406,14 +406,12 @@ def _draw_prefix(
             return w, jnp.where(z == m[:, None, None], a[-1], vocab)
 
         columns, lowest = layout_reduce((jnp.add, jnp.minimum), (0.0, vocab), both, layout, *arrays)
-        chunks = chunk_sums(columns)
-        sums = columns, chunks, layout.gather(fixed_sum(chunks))
-        return sums, layout.across(lax.pmin, jnp.min(lowest, axis=(-2, -1)))
+        return sums_of(columns, layout), layout.across(lax.pmin, jnp.min(lowest, axis=(-2, -1)))
 
     if nucleus is None:
         sums, first = pool_sums(weight_of(s, cut), x)
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
-        ids = locate(sums, None, x, top, m, s, cut, u, layout)[0][:, 0]
+        ids = locate(sums, x, top, m, s, cut, u, layout)[0][:, 0]
     else:
         p, s_p, before = nucleus
         # The weights, stored once; the logits are read again by each pass.
@@ -429,10 +427,12 @@ def _draw_prefix(
         w = stored(s, cut)
         sums, first = pool_sums(lambda wv, xv, _: (wv, clean(xv, t3)), w, x)
         if s_p is s and before is cut:
-            w_nucleus, total = None, fixed_sum(sums[2])
+            total = fixed_sum(sums[2])
         else:  # the nucleus is measured at another scale, or before a later cut
-            w_nucleus = stored(s_p, before)
-            total = fixed_sum(block_sums(lambda wv, _: wv, layout, w_nucleus)[2])
+            total = fixed_sum(block_sums(lambda *a: weight_of(s_p, before)(*a)[0], layout, x)[2])
+        # The mass ahead of a candidate (inside ``cut``, a prefix) is the same with or
+        # without a later cut: only another scale needs weights of its own.
+        w_nucleus = None if s_p is s else stored(s_p, before)
         limit = nucleus_limit(p, total)
         ids = reject(keys, x, top, w, w_nucleus, sums, m, s, cut, limit, layout)
     return jnp.where(greedy, first, ids) if may_greedy else ids

@@ -21,10 +21,10 @@ from jaxsample.samplers._reference import (
     Layout,
     ahead,
     block_sums,
-    chunk_sums,
     clean,
     fixed_sum,
     layout_reduce,
+    sums_of,
     varying_like,
     weights,
 )
@@ -139,9 +139,8 @@ def pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
     Returns the first entry whose prefix sum exceeds the target, and the target
     less the prefix sum before it. A target at or above the total (which rounding
     may reach) picks the first entry that completes it, so the entry has positive
-    weight. More than
-    ``FAN`` entries are searched in chunks of ``FAN``: a chunk by the chunks' sums,
-    then an entry of it. The prefix sums add left to right, as :func:`fixed_sum`,
+    weight. More than ``FAN`` entries are searched in chunks of ``FAN``: a chunk by
+    the chunks' sums, then an entry of it. The prefix sums add left to right, as :func:`fixed_sum`,
     so every program forms the same bits.
     """
     size = w.shape[-1]
@@ -168,7 +167,6 @@ def pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def locate(
     sums: tuple[jax.Array, jax.Array, jax.Array],
-    pivot: jax.Array | None,
     x: jax.Array,
     top: jax.Array,
     m: jax.Array,
@@ -179,11 +177,10 @@ def locate(
 ) -> tuple[jax.Array, jax.Array]:
     """Inverse-CDF draws among the tokens ahead of ``low``, one per uniform.
 
-    ``sums`` are the column sums held here ``[n, (P,) blocks, column]``, their
-    chunk sums ``[n, (P,) blocks, chunks]`` and all block sums ``[n, BLOCKS]``
-    (:func:`block_sums`) of those tokens' weights; with a pivot axis ``P``,
-    ``pivot`` ``[n]`` says which of them the block sums belong to. ``x`` ``[n,
-    local]`` are the float32 logits with row maxima ``top`` (see :func:`clean`),
+    ``sums`` are the column sums held here ``[n, blocks, column]``, their chunk
+    sums ``[n, blocks, chunks]`` and all block sums ``[n, BLOCKS]``
+    (:func:`block_sums`) of those tokens' weights. ``x`` ``[n, local]`` are the
+    float32 logits with row maxima ``top`` (see :func:`clean`),
     ``m``, ``s`` ``[n]`` the maximum and inverse temperature, ``low`` a pivot
     ``([n], [n])``, ``u`` ``[n, c]``. The target ``u * total`` picks a block, a
     chunk of its columns, a column, then a token of the column (weights
@@ -191,15 +188,13 @@ def locate(
     token ids (int32 ``[n, c]``) and their cleaned logits (float32 ``[n, c]``).
     """
     columns, chunks, blocks = sums
-    n = x.shape[0]
-    if pivot is None:
-        columns, chunks, pivot = columns[:, None], chunks[:, None], jnp.zeros((n,), jnp.int32)
-    held, width, count = columns.shape[2], columns.shape[3], chunks.shape[3]
+    n, held, width = columns.shape
+    count = chunks.shape[-1]
     target = u * fixed_sum(blocks)[:, None]
     b, rest = pick(blocks[:, None], target)
     here = b - layout.offset() // layout.block
     mine = (here >= 0) & (here < layout.blocks)
-    row = (pivot[:, None] * held + jnp.clip(here, 0, held - 1))[..., None]  # [n, c, 1]
+    row = jnp.clip(here, 0, held - 1)[..., None]  # [n, c, 1]
     k, rest = pick(take(chunks.reshape(n, 1, -1), row * count + jnp.arange(count)), rest)
     col = k[..., None] * SLICES + jnp.arange(SLICES)
     vals = take(columns.reshape(n, 1, -1), row * width + jnp.minimum(col, width - 1))
@@ -276,7 +271,7 @@ def reject(
         r, f, i, sums = state
         low, high, ids = (f[:, 0], i[:, 0]), f[:, 1], i[:, 1]
         u = uniforms(keys, r * c + jnp.arange(c, dtype=jnp.int32))
-        cand, zc = locate(sums, None, x, top, m, s, low, u, layout)  # [n, c]
+        cand, zc = locate(sums, x, top, m, s, low, u, layout)  # [n, c]
         z_best, x_best, best = first_ranked(zc, cand)
         mid = jnp.float32(0.5) * z_best + jnp.float32(0.5) * high
         # The pivots [n, c + 1]: the candidates, then the middle value (id 0).
@@ -290,8 +285,7 @@ def reject(
             return jnp.where(is_ahead, wv[:, None], 0.0)  # [n, c + 1, ...]
 
         columns = layout_reduce(jnp.add, 0.0, masked, layout, x, w, lead=(c + 1,))
-        chunks = chunk_sums(columns)
-        blocks = layout.gather(fixed_sum(chunks))
+        _, chunks, blocks = sums_of(columns, layout)
         if w_nucleus is not None:
             blocks_nucleus = block_sums(masked, layout, x, w_nucleus, lead=(c + 1,))[2]
         else:
