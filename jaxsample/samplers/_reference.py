@@ -57,6 +57,25 @@ VOCAB_MULTIPLE = BLOCKS * SLICES
 UNROLL = 2
 
 
+def where(c: Any, a: Any, b: Any) -> jax.Array:
+    """``jnp.where(c, a, b)`` traced as one ``lax.select``: no nested ``jit`` to trace and lower.
+
+    ``a`` and ``b`` are arrays or scalars of one result type (``jnp.result_type``);
+    all three broadcast as in NumPy. The sampler core calls it often, so its
+    first compile is shorter.
+    """
+    dtype = jnp.result_type(a, b)
+    shape = jnp.broadcast_shapes(jnp.shape(c), jnp.shape(a), jnp.shape(b))
+
+    def full(t: Any, kind: Any) -> jax.Array:
+        t = lax.convert_element_type(t, kind)
+        if t.shape == shape:
+            return t
+        return lax.broadcast_in_dim(t, shape, tuple(range(len(shape) - t.ndim, len(shape))))
+
+    return lax.select(full(c, jnp.bool_), full(a, dtype), full(b, dtype))
+
+
 def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
     """A parameter broadcast against the leading axes ``lead`` of the logits, as ``[n]``."""
     return jnp.broadcast_to(jnp.asarray(value, dtype), lead).reshape(-1)
@@ -71,7 +90,7 @@ def row_top(x: jax.Array, axis: str | None = None) -> jax.Array:
     top = jnp.max(x, axis=-1)
     out: jax.Array = lax.cond(
         jnp.any(jnp.isnan(top)),
-        lambda: jnp.max(jnp.where(jnp.isnan(x), -jnp.inf, x), axis=-1),
+        lambda: jnp.max(where(jnp.isnan(x), -jnp.inf, x), axis=-1),
         lambda: top,
     )
     if axis is None:
@@ -86,15 +105,15 @@ def clean(x: jax.Array, top: jax.Array) -> jax.Array:
     NaN becomes ``-inf``; a row holding ``+inf`` keeps only its ``+inf`` entries (as
     0); a row with no usable entry becomes all 0 (uniform); ``-0.0`` becomes 0.
     """
-    z = jnp.where(jnp.isnan(x), -jnp.inf, x)
-    z = jnp.where(top == jnp.inf, jnp.where(z == jnp.inf, 0.0, -jnp.inf), z)
-    out: jax.Array = jnp.where(top == -jnp.inf, jnp.float32(0.0), z) + jnp.float32(0.0)
+    z = where(jnp.isnan(x), -jnp.inf, x)
+    z = where(top == jnp.inf, where(z == jnp.inf, 0.0, -jnp.inf), z)
+    out: jax.Array = where(top == -jnp.inf, jnp.float32(0.0), z) + jnp.float32(0.0)
     return out
 
 
 def clean_top(top: jax.Array) -> jax.Array:
     """The row maximum after :func:`clean` (finite): ``top``, or 0 for an ``inf`` or empty row."""
-    out: jax.Array = jnp.where(jnp.isfinite(top), top, jnp.float32(0.0)) + jnp.float32(0.0)
+    out: jax.Array = where(jnp.isfinite(top), top, jnp.float32(0.0)) + jnp.float32(0.0)
     return out
 
 
@@ -108,12 +127,12 @@ def sanitise(x: jax.Array) -> tuple[jax.Array, jax.Array]:
 def inverse_temperature(tau: jax.Array) -> jax.Array:
     """``1 / tau`` as float32, and 1 where ``tau`` is greedy (``tau <= GREEDY_TAU``, NaN)."""
     t = jnp.asarray(tau, jnp.float32)
-    return jnp.where(t > GREEDY_TAU, 1.0 / jnp.where(t > GREEDY_TAU, t, 1.0), jnp.float32(1.0))
+    return where(t > GREEDY_TAU, 1.0 / where(t > GREEDY_TAU, t, 1.0), jnp.float32(1.0))
 
 
 def weights(z: jax.Array, m: jax.Array, s: jax.Array) -> jax.Array:
     """``exp((z - m) * s)``, 0 at ``-inf`` (``s = 0`` is ``tau = inf``); ``m``, ``s`` broadcast."""
-    return jnp.where(z > -jnp.inf, jnp.exp((z - m) * s), jnp.float32(0.0))
+    return where(z > -jnp.inf, jnp.exp((z - m) * s), jnp.float32(0.0))
 
 
 def ahead(z: jax.Array, index: jax.Array, value: jax.Array, pivot: jax.Array) -> jax.Array:
@@ -220,11 +239,11 @@ def whole(vocab: int) -> Layout:
 
 def _add_along(a: jax.Array) -> jax.Array:
     """The entries of the last axis of ``a`` added left to right, with elementwise adds."""
-    parts = [lax.index_in_dim(a, i, a.ndim - 1, keepdims=False) for i in range(a.shape[-1])]
+    parts = lax.split(a, (1,) * a.shape[-1], a.ndim - 1)
     total = parts[0]
     for part in parts[1:]:
         total = lax.add(total, part)
-    return total
+    return total.reshape(a.shape[:-1])
 
 
 def chunk_sums(a: jax.Array) -> jax.Array:
@@ -283,9 +302,15 @@ def layout_reduce(
         for a in arrays:
             a = a[:, first * size : (first + count) * size]
             if a.shape[-1] < count * size:
-                a = jnp.pad(a, [(0, 0), (0, count * size - a.shape[-1])])
+                a = lax.pad(
+                    a,
+                    jnp.float32(0.0).astype(a.dtype),
+                    [(0, 0, 0), (0, count * size - a.shape[-1], 0)],
+                )
             a = a.reshape(a.shape[0], count, SLICES, column)
-            parts.append(lax.dynamic_index_in_dim(a, g, axis=2, keepdims=False))
+            parts.append(
+                lax.dynamic_slice_in_dim(a, g, 1, axis=2).reshape(a.shape[0], count, column)
+            )
         # Token ids of the slice: a constant of the program, plus the slice's offset.
         ids = (np.arange(count)[:, None] + first) * size + np.arange(column)[None]
         index = jnp.asarray(ids.astype(np.int32)) + (g * column + layout.offset())
@@ -295,7 +320,7 @@ def layout_reduce(
         # unsharded row, which is static).
         if (first + count) * size > layout.vocab or layout.axis is not None:
             outs = tuple(
-                jnp.where(index < layout.vocab, o, i) for o, i in zip(outs, inits, strict=True)
+                where(index < layout.vocab, o, i) for o, i in zip(outs, inits, strict=True)
             )
         return tuple(outs)
 
@@ -362,7 +387,7 @@ def first_max_index(x: jax.Array, top: jax.Array, layout: Layout | None = None) 
     m = clean_top(top)[:, None, None]
 
     def hit(v: jax.Array, index: jax.Array) -> jax.Array:
-        return jnp.where(clean(v, top[:, None, None]) == m, index, lay.vocab)
+        return where(clean(v, top[:, None, None]) == m, index, lay.vocab)
 
     first = jnp.min(layout_reduce(jnp.minimum, lay.vocab, hit, lay, x), axis=(-2, -1))
     return lay.across(lax.pmin, first)
@@ -386,7 +411,7 @@ def nucleus_limit(p: jax.Array, total: jax.Array) -> jax.Array:
     Every token but the first has the first token's weight (1) ahead of it, so
     0.5 keeps only the first.
     """
-    return jnp.where(p > 0, (p + jnp.float32(TOP_P_SLACK)) * total, jnp.float32(0.5))
+    return where(p > 0, (p + jnp.float32(TOP_P_SLACK)) * total, jnp.float32(0.5))
 
 
 def _nucleus(z: jax.Array, w: jax.Array, limit: jax.Array) -> jax.Array:
@@ -402,13 +427,13 @@ def _nucleus(z: jax.Array, w: jax.Array, limit: jax.Array) -> jax.Array:
     def kept(r: jax.Array) -> jax.Array:
         x = jnp.take_along_axis(order, r[:, None], axis=-1)
         zx = jnp.take_along_axis(z, x, axis=-1)
-        return mass(jnp.where(ahead(z, index, zx, x), w, 0.0)) < limit
+        return mass(where(ahead(z, index, zx, x), w, 0.0)) < limit
 
     def step(_: int, bounds: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
         lo, hi = bounds  # rank lo is kept, rank hi (or V) is not
         mid = (lo + hi) // 2
         ok = kept(jnp.minimum(mid, vocab - 1))
-        return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
+        return where(ok, mid, lo), where(ok, hi, mid)
 
     start = varying_like(
         (jnp.zeros((n,), jnp.int32), jnp.full((n,), vocab, jnp.int32)), z, w, limit
@@ -447,7 +472,7 @@ def prefix_state(
             _, rank = _ranks(z)
             keep = keep & ((rank < k[:, None]) | ~((k > 0) & (k < vocab))[:, None])
         elif isinstance(part, TopP):
-            w = jnp.where(keep, weights(z, m, s[:, None]), 0.0)
+            w = where(keep, weights(z, m, s[:, None]), 0.0)
             p = per_row(part.p, lead, jnp.float32)
             keep = keep & _nucleus(z, w, nucleus_limit(p, mass(w)))
     return s, keep, greedy
@@ -458,10 +483,10 @@ def prefix_log_weights(z: jax.Array, parts: Sequence[Strategy]) -> jax.Array:
     rows = z.reshape(-1, z.shape[-1])
     s, keep, greedy = prefix_state(rows, parts, z.shape[:-1])
     first = _token_index(rows) == first_argmax(rows)[:, None]
-    keep = jnp.where(greedy[:, None], first, keep)
+    keep = where(greedy[:, None], first, keep)
     m = jnp.max(rows, axis=-1, keepdims=True)
-    scaled = jnp.where(rows > -jnp.inf, (rows - m) * s[:, None], -jnp.inf)
-    return jnp.where(keep, scaled, -jnp.inf).reshape(z.shape)
+    scaled = where(rows > -jnp.inf, (rows - m) * s[:, None], -jnp.inf)
+    return where(keep, scaled, -jnp.inf).reshape(z.shape)
 
 
 def chain_log_weights(z: jax.Array, parts: Sequence[Strategy], shift: bool = True) -> jax.Array:
@@ -512,5 +537,6 @@ __all__ = [
     "sums_of",
     "varying_like",
     "weights",
+    "where",
     "whole",
 ]

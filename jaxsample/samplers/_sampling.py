@@ -71,6 +71,7 @@ from jaxsample.samplers._reference import (
     sanitise,
     sums_of,
     weights,
+    where,
     whole,
 )
 from jaxsample.samplers._search import Pivot, locate, reject, select, token_ids, top_k_cut
@@ -143,7 +144,7 @@ def _rows(x: jax.Array, layout: Layout) -> jax.Array:
     rows = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
     if layout.axis is not None and layout.vocab < layout.width:
         index = lax.broadcasted_iota(jnp.int32, rows.shape, 1) + layout.offset()
-        rows = jnp.where(index < layout.vocab, rows, -jnp.inf)
+        rows = where(index < layout.vocab, rows, -jnp.inf)
     return rows
 
 
@@ -340,7 +341,7 @@ def _scales(tau: Any) -> bool:
 def _earlier(a: Pivot, b: Pivot) -> Pivot:
     """The pivot of the two that ranks first (its prefix is the smaller)."""
     first = ahead(a[0], a[1], b[0], b[1])
-    return jnp.where(first, a[0], b[0]), jnp.where(first, a[1], b[1])
+    return where(first, a[0], b[0]), where(first, a[1], b[1])
 
 
 def _param(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
@@ -381,7 +382,7 @@ def _draw_prefix(
             kth, after = select(slot, -1, values, indices)
             after = after + 1
             on = (k > 0) & (k < vocab)
-            cut = _earlier(cut, (jnp.where(on, kth, -jnp.inf), jnp.where(on, after, vocab)))
+            cut = _earlier(cut, (where(on, kth, -jnp.inf), where(on, after, vocab)))
         elif isinstance(part, TopP):
             nucleus = (_param(part.p, lead, jnp.float32), s, cut)
 
@@ -391,7 +392,7 @@ def _draw_prefix(
             w = weights(z, m[:, None, None], scale[:, None, None])
             if pivot is not everything:  # static: a cut to apply
                 p0, p1 = pivot[0][:, None, None], pivot[1][:, None, None]
-                w = jnp.where(ahead(z, index, p0, p1), w, 0.0)
+                w = where(ahead(z, index, p0, p1), w, 0.0)
             return w, z
 
         return fn
@@ -403,7 +404,7 @@ def _draw_prefix(
 
         def both(*a: jax.Array) -> tuple[jax.Array, jax.Array]:
             w, z = weight(*a)
-            return w, jnp.where(z == m[:, None, None], a[-1], vocab)
+            return w, where(z == m[:, None, None], a[-1], vocab)
 
         columns, lowest = layout_reduce((jnp.add, jnp.minimum), (0.0, vocab), both, layout, *arrays)
         return sums_of(columns, layout), layout.across(lax.pmin, jnp.min(lowest, axis=(-2, -1)))
@@ -422,7 +423,7 @@ def _draw_prefix(
             w = weights(z, m[:, None], scale[:, None])
             if pivot is everything:
                 return w
-            return jnp.where(ahead(z, index, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
+            return where(ahead(z, index, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
 
         w = stored(s, cut)
         sums, first = pool_sums(lambda wv, xv, _: (wv, clean(xv, t3)), w, x)
@@ -435,4 +436,4 @@ def _draw_prefix(
         w_nucleus = None if s_p is s else stored(s_p, before)
         limit = nucleus_limit(p, total)
         ids = reject(keys, x, top, w, w_nucleus, sums, m, s, cut, limit, layout)
-    return jnp.where(greedy, first, ids) if may_greedy else ids
+    return where(greedy, first, ids) if may_greedy else ids

@@ -27,6 +27,7 @@ from jaxsample.samplers._reference import (
     sums_of,
     varying_like,
     weights,
+    where,
 )
 
 __all__ = [
@@ -90,7 +91,7 @@ def top_k_cut(
         chosen = jnp.sort(chosen, axis=-1)  # members in token order, so ties go to the lowest
         token = (chosen[:, :, None] * GROUP + jnp.arange(GROUP)).reshape(n, width * GROUP)
         picked = clean(take(x, jnp.minimum(token, vocab - 1), axis=-1), tc)
-        values, slots = lax.top_k(jnp.where(token < vocab, picked, -jnp.inf), width)
+        values, slots = lax.top_k(where(token < vocab, picked, -jnp.inf), width)
         indices = take(token, slots, axis=-1)
     indices = indices.astype(jnp.int32) + layout.offset()
     if layout.axis is not None:
@@ -125,7 +126,7 @@ def select(i: jax.Array, axis: int, *arrays: jax.Array) -> Any:
     axis = axis % len(shape)
     hit = lax.broadcasted_iota(jnp.int32, shape, axis) == i
     out = lax.reduce(
-        tuple(jnp.where(hit, a, jnp.zeros((), a.dtype)) for a in arrays),
+        tuple(where(hit, a, jnp.zeros((), a.dtype)) for a in arrays),
         tuple(jnp.zeros((), a.dtype) for a in arrays),
         lambda x, y: tuple(p + q for p, q in zip(x, y, strict=True)),
         (axis,),
@@ -157,7 +158,7 @@ def pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
     # less the largest of them is the least of the differences.
     below = (cum <= target[..., None]) & (cum < cum[..., -1:])
     count, rest = lax.reduce(
-        (below.astype(jnp.int32), jnp.where(below, target[..., None] - cum, target[..., None])),
+        (below.astype(jnp.int32), where(below, target[..., None] - cum, target[..., None])),
         (jnp.int32(0), jnp.float32(jnp.inf)),
         lambda a, b: (a[0] + b[0], jnp.minimum(a[1], b[1])),
         (w.ndim - 1,),
@@ -198,20 +199,20 @@ def locate(
     k, rest = pick(take(chunks.reshape(n, 1, -1), row * count + jnp.arange(count)), rest)
     col = k[..., None] * SLICES + jnp.arange(SLICES)
     vals = take(columns.reshape(n, 1, -1), row * width + jnp.minimum(col, width - 1))
-    j, rest = pick(jnp.where(col < width, vals, 0.0), rest)
+    j, rest = pick(where(col < width, vals, 0.0), rest)
     g = np.arange(SLICES, dtype=np.int32) * layout.column
     tokens = (b * layout.block + k * SLICES + j)[..., None] + g  # [n, c, SLICES]
     at = jnp.clip(tokens - layout.offset(), 0, x.shape[-1] - 1)
     zc = clean(take(x[:, None], at, axis=-1), top[:, None, None])
     inside = ahead(zc, tokens, low[0][:, None, None], low[1][:, None, None])
-    wc = jnp.where(
+    wc = where(
         inside & (tokens < layout.vocab), weights(zc, m[:, None, None], s[:, None, None]), 0.0
     )
     slot, _ = pick(wc, rest)
     ids, zs = select(slot, -1, tokens, zc)
     if layout.axis is not None:
-        ids = layout.across(lax.psum, jnp.where(mine, ids, 0))
-        zs = layout.across(lax.psum, jnp.where(mine, zs, 0.0))
+        ids = layout.across(lax.psum, where(mine, ids, 0))
+        zs = layout.across(lax.psum, where(mine, zs, 0.0))
     return ids, zs
 
 
@@ -262,7 +263,7 @@ def reject(
     infinite = (top == jnp.inf)[:, None]
 
     def raw(v: jax.Array) -> jax.Array:
-        return jnp.where(infinite & (v == 0.0), jnp.inf, v)
+        return where(infinite & (v == 0.0), jnp.inf, v)
 
     def undecided(state: Any) -> jax.Array:
         return jnp.any(state[2][:, 1] < 0)
@@ -280,9 +281,9 @@ def reject(
 
         def masked(xv: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
             pv4, pj4 = raw(pv)[:, :, None, None], pj[:, :, None, None]
-            zv = jnp.where(empty, 0.0, xv)[:, None]
-            is_ahead = jnp.where(zv == pv4, index < pj4, zv > pv4)
-            return jnp.where(is_ahead, wv[:, None], 0.0)  # [n, c + 1, ...]
+            zv = where(empty, 0.0, xv)[:, None]
+            is_ahead = where(zv == pv4, index < pj4, zv > pv4)
+            return where(is_ahead, wv[:, None], 0.0)  # [n, c + 1, ...]
 
         columns = layout_reduce(jnp.add, 0.0, masked, layout, x, w, lead=(c + 1,))
         _, chunks, blocks = sums_of(columns, layout)
@@ -294,13 +295,13 @@ def reject(
         # The first accepted candidate, in the order they were drawn.
         chosen = ids
         for j in reversed(range(c)):
-            chosen = jnp.where(ahead_mass[:, j] < limit, cand[:, j], chosen)
-        ids = jnp.where(ids < 0, chosen, ids)
+            chosen = where(ahead_mass[:, j] < limit, cand[:, j], chosen)
+        ids = where(ids < 0, chosen, ids)
         # Rejected rows: rule out from the best candidate on, or from the middle value on.
         mid_in = ahead_mass[:, c] < limit
-        low = (jnp.where(mid_in, z_best, mid), jnp.where(mid_in, x_best, 0))
-        high = jnp.where(mid_in, mid, high)
-        chosen_pivot = jnp.where(mid_in, best, c)
+        low = (where(mid_in, z_best, mid), where(mid_in, x_best, 0))
+        high = where(mid_in, mid, high)
+        chosen_pivot = where(mid_in, best, c)
         sums = tuple(pick_column(chosen_pivot, a) for a in (columns, chunks, blocks))
         f = jnp.stack([low[0], high], 1)
         i = jnp.stack([low[1], ids], 1)
@@ -320,7 +321,7 @@ def pick_column(i: jax.Array, a: jax.Array) -> jax.Array:
     """Column ``i[r]`` of each row of ``a`` ``[n, k, ...]`` (few columns): elementwise selects."""
     out = a[:, -1]
     for j in range(a.shape[1] - 1):
-        out = jnp.where((i == j).reshape(i.shape + (1,) * (out.ndim - 1)), a[:, j], out)
+        out = where((i == j).reshape(i.shape + (1,) * (out.ndim - 1)), a[:, j], out)
     return out
 
 
@@ -334,7 +335,7 @@ def first_ranked(values: jax.Array, tokens: jax.Array) -> tuple[jax.Array, jax.A
     position = jnp.zeros(token.shape, jnp.int32)
     for j in range(1, values.shape[1]):
         better = ahead(values[:, j], tokens[:, j], value, token)
-        value = jnp.where(better, values[:, j], value)
-        token = jnp.where(better, tokens[:, j], token)
-        position = jnp.where(better, j, position)
+        value = where(better, values[:, j], value)
+        token = where(better, tokens[:, j], token)
+        position = where(better, j, position)
     return value, token, position
