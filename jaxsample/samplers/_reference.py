@@ -68,10 +68,10 @@ def where(c: Any, a: Any, b: Any) -> jax.Array:
     shape = jnp.broadcast_shapes(jnp.shape(c), jnp.shape(a), jnp.shape(b))
 
     def full(t: Any, kind: Any) -> jax.Array:
-        t = lax.convert_element_type(t, kind)
-        if t.shape == shape:
-            return t
-        return lax.broadcast_in_dim(t, shape, tuple(range(len(shape) - t.ndim, len(shape))))
+        a: jax.Array = lax.convert_element_type(t, kind)
+        if a.shape == shape:
+            return a
+        return lax.broadcast_in_dim(a, shape, tuple(range(len(shape) - a.ndim, len(shape))))
 
     return lax.select(full(c, jnp.bool_), full(a, dtype), full(b, dtype))
 
