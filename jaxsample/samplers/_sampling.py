@@ -65,16 +65,23 @@ from jaxsample.samplers._reference import (
     fixed_sum,
     inverse_temperature,
     layout_reduce,
-    nucleus_limit,
     per_row,
-    row_top,
     sanitise,
     sums_of,
     weights,
     where,
     whole,
 )
-from jaxsample.samplers._search import Pivot, locate, reject, select, token_ids, top_k_cut
+from jaxsample.samplers._search import (
+    Pivot,
+    grouped,
+    locate,
+    reject,
+    row_scan,
+    select,
+    token_ids,
+    top_k_cut,
+)
 from jaxsample.samplers._strategies import GREEDY_TAU, Greedy, Strategy, TopK, TopP, prefix_parts
 
 __all__ = ["probs", "sample", "valid_rows"]
@@ -313,8 +320,12 @@ def _sample(
     """:func:`sample` of checked inputs; ``general`` forces the log-weight route (tests)."""
     lead = x.shape[:-1]
     rows = _rows(x, layout)
-    top = row_top(rows, layout.axis)
     parts = None if general else prefix_parts(strategy)
+    # One pass for the row maxima, and the group maxima when a top-k part ranks groups.
+    groups = parts is not None and any(
+        isinstance(part, TopK) and grouped(_k_bound(part, layout), rows.shape[-1]) for part in parts
+    )
+    top, maxima = row_scan(rows, layout.axis, groups)
     if parts is not None and any(isinstance(part, Greedy) for part in parts):
         return first_max_index(rows, top, layout).reshape(lead)  # no randomness needed
     keys = row_keys(key, lead)
@@ -330,7 +341,12 @@ def _sample(
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
         ids = locate(sums, lw, m, m, one, everything, u, lay)[0][:, 0]
         return layout.across(lax.pmax, ids).reshape(lead)  # equal on every shard
-    return _draw_prefix(rows, top, parts, keys, lead, layout).reshape(lead)
+    return _draw_prefix(rows, top, maxima, parts, keys, lead, layout).reshape(lead)
+
+
+def _k_bound(part: TopK, layout: Layout) -> int:
+    """The static bound on a top-k part's ``k``: its ``k_max``, or the vocabulary."""
+    return layout.vocab if part.k_max is None else part.k_max
 
 
 def _scales(tau: Any) -> bool:
@@ -353,12 +369,13 @@ def _param(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
 def _draw_prefix(
     x: jax.Array,
     top: jax.Array,
+    maxima: jax.Array | None,
     parts: tuple[Strategy, ...],
     keys: jax.Array,
     lead: tuple[int, ...],
     layout: Layout,
 ) -> jax.Array:
-    """Draw for built-in parts (at most one top-p) on float32 rows ``x`` with maxima ``top``."""
+    """Draw for built-in parts (at most one top-p) on float32 rows ``x`` (see :func:`row_scan`)."""
     vocab = layout.vocab
     m = clean_top(top)
     t3 = top[:, None, None]
@@ -377,7 +394,7 @@ def _draw_prefix(
             s = s * inverse_temperature(tau)
         if isinstance(part, TopK):
             k = _param(part.k, lead, jnp.int32)
-            values, indices = top_k_cut(x, top, vocab if part.k_max is None else part.k_max, layout)
+            values, indices = top_k_cut(x, top, maxima, _k_bound(part, layout), layout)
             slot = jnp.clip(k, 1, values.shape[-1]) - 1
             kth, after = select(slot, -1, values, indices)
             after = after + 1
@@ -426,14 +443,14 @@ def _draw_prefix(
             return where(ahead(z, index, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
 
         w = stored(s, cut)
-        sums, first = pool_sums(lambda wv, xv, _: (wv, clean(xv, t3)), w, x)
-        if s_p is s and before is cut:
-            total = fixed_sum(sums[2])
-        else:  # the nucleus is measured at another scale, or before a later cut
-            total = fixed_sum(block_sums(lambda *a: weight_of(s_p, before)(*a)[0], layout, x)[2])
-        # The mass ahead of a candidate (inside ``cut``, a prefix) is the same with or
-        # without a later cut: only another scale needs weights of its own.
+        # The nucleus is measured with weights of its own at another scale; before a
+        # later cut (same scale), the mass ahead of a candidate, which lies inside
+        # ``cut``, is the same, and only the total needs a pass of its own.
         w_nucleus = None if s_p is s else stored(s_p, before)
-        limit = nucleus_limit(p, total)
-        ids = reject(keys, x, top, w, w_nucleus, sums, m, s, cut, limit, layout)
+        total = None
+        if s_p is s and before is not cut:
+            total = fixed_sum(block_sums(lambda *a: weight_of(s, before)(*a)[0], layout, x)[2])
+        # A greedy row keeps only its first token: the bound of p <= 0.
+        p = where(greedy, jnp.float32(0.0), p) if may_greedy else p
+        return reject(keys, x, top, w, w_nucleus, m, s, cut, p, total, layout)
     return where(greedy, first, ids) if may_greedy else ids

@@ -22,8 +22,11 @@ from jaxsample.samplers._reference import (
     ahead,
     block_sums,
     clean,
+    clean_top,
     fixed_sum,
     layout_reduce,
+    nucleus_limit,
+    row_top,
     sums_of,
     varying_like,
     weights,
@@ -36,11 +39,13 @@ __all__ = [
     "GROUP",
     "Pivot",
     "first_ranked",
+    "grouped",
     "locate",
     "pick",
     "pick_column",
     "prefix_sums",
     "reject",
+    "row_scan",
     "select",
     "take",
     "token_ids",
@@ -57,36 +62,69 @@ FAN = 16
 GROUP = 16
 
 
+def grouped(k_max: int, local: int) -> bool:
+    """Whether a top-k cut of at most ``k_max`` of ``local`` tokens ranks groups first."""
+    return local > 4 * GROUP * min(k_max, local)
+
+
+def _group_maxima(x: jax.Array) -> jax.Array:
+    """Maxima of the groups of ``GROUP`` consecutive entries of each row (``-0.0`` as 0)."""
+    window = ((1, GROUP), (1, GROUP), ((0, 0), (0, -x.shape[-1] % GROUP)))
+    out: jax.Array = lax.reduce_window(x, -jnp.inf, lax.max, *window) + jnp.float32(0.0)
+    return out
+
+
+def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, jax.Array | None]:
+    """:func:`row_top` of float32 ``x`` ``[n, local]``; with ``groups``, the cleaned group maxima.
+
+    With ``groups``, one pass forms the maxima of the groups of ``GROUP`` tokens
+    ``[n, ceil(local / GROUP)]`` and the row maxima from them. They are those of
+    the cleaned logits (see :func:`clean`) when no group maximum is NaN and every
+    row maximum is finite; otherwise the maxima are formed again from the
+    cleaned logits. ``axis``: as in :func:`row_top`.
+    """
+    if not groups:
+        return row_top(x, axis), None
+    raw = _group_maxima(x)
+    top = jnp.max(raw, axis=-1)
+    if axis is not None:
+        top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
+    # A NaN maximum makes its row's sum NaN (as may a +inf, whose row is redone anyway).
+    bad = jnp.any(jnp.isnan(jnp.sum(raw, axis=-1)) | ~jnp.isfinite(top))
+    if axis is not None:
+        bad = lax.pmax(bad.astype(jnp.int32), axis) > 0  # type: ignore[no-untyped-call]
+
+    def cleaned() -> tuple[jax.Array, jax.Array]:
+        t = jnp.max(where(jnp.isnan(x), -jnp.inf, x), axis=-1)
+        if axis is not None:
+            t = lax.pmax(t, axis)  # type: ignore[no-untyped-call]
+        return t, _group_maxima(clean(x, t[:, None]))
+
+    out: tuple[jax.Array, jax.Array] = lax.cond(bad, cleaned, lambda: (top, raw))
+    return out
+
+
 def top_k_cut(
-    x: jax.Array, top: jax.Array, k_max: int, layout: Layout
+    x: jax.Array, top: jax.Array, maxima: jax.Array | None, k_max: int, layout: Layout
 ) -> tuple[jax.Array, jax.Array]:
     """The ``k_max`` first tokens of the ranking of ``clean(x, top)``: values and global ids.
 
-    ``x`` float32 ``[n, local]``, ``top`` its :func:`row_top`. Exact, ties by lowest
-    index: the first stage keeps the ``k_max`` groups of ``GROUP`` consecutive
-    tokens with the largest maxima (every token of the answer lies in one of them,
-    and groups tied on their maximum are taken lowest first), the second ranks
-    their members in token order. When every row is clean the group maxima are
-    read from ``x`` itself, with no cleaned copy. A sharded row merges the shards'
-    own cuts (gathered in shard order, so ties still go to the lowest id).
+    ``x`` float32 ``[n, local]``, ``top`` and ``maxima`` from :func:`row_scan`
+    (``maxima`` needed when :func:`grouped`). Exact, ties by lowest index: the
+    first stage keeps the ``k_max`` groups of ``GROUP`` consecutive tokens with
+    the largest maxima (every token of the answer lies in one of them, and groups
+    tied on their maximum are taken lowest first), the second ranks their members
+    in token order. A sharded row merges the shards' own cuts (gathered in shard
+    order, so ties still go to the lowest id).
     """
     n, vocab = x.shape
     width = min(k_max, vocab)
     tc = top[:, None]
-    if vocab <= 4 * GROUP * width:
+    if not grouped(k_max, vocab):
         values, indices = lax.top_k(clean(x, tc), width)
     else:
-        window = ((1, GROUP), (1, GROUP), ((0, 0), (0, -vocab % GROUP)))
-
-        def group_max(v: jax.Array) -> jax.Array:
-            out: jax.Array = lax.reduce_window(v, -jnp.inf, lax.max, *window) + jnp.float32(0.0)
-            return out
-
-        maxima = lax.cond(
-            jnp.all(jnp.isfinite(top)) & ~jnp.any(jnp.isnan(jnp.max(x, axis=-1))),
-            lambda: group_max(x),
-            lambda: group_max(clean(x, tc)),
-        )
+        if maxima is None:
+            raise ValueError("a grouped top-k cut needs the group maxima (row_scan)")
         _, chosen = lax.top_k(maxima, width)
         chosen = jnp.sort(chosen, axis=-1)  # members in token order, so ties go to the lowest
         token = (chosen[:, :, None] * GROUP + jnp.arange(GROUP)).reshape(n, width * GROUP)
@@ -227,52 +265,67 @@ def reject(
     top: jax.Array,
     w: jax.Array,
     w_nucleus: jax.Array | None,
-    sums: tuple[jax.Array, jax.Array, jax.Array],
     m: jax.Array,
     s: jax.Array,
     cut: Pivot,
-    limit: jax.Array,
+    p: jax.Array,
+    total: jax.Array | None,
     layout: Layout,
 ) -> jax.Array:
-    """Rejection rounds for a top-p part: the first candidate whose mass ahead is below ``limit``.
+    """Rejection rounds for a top-p part: the first candidate whose mass ahead is below the bound.
 
     ``x`` ``[n, local]`` are the logits with row maxima ``top`` and ``m`` the
     cleaned maxima (see :func:`clean`), ``w`` the weights drawn from (scale ``s``,
-    zero outside ``cut``) and ``sums`` their column, chunk and block sums
-    (:func:`block_sums`); the nucleus is measured with the weights ``w_nucleus``
-    (``None``: ``w``). Each round draws its candidates, then makes one pass, which
-    only compares and adds, for every pivot at once: it gives the masses ahead of
-    the candidates and of the middle value, and the sums the next candidates are
-    drawn from. Returns int32 ``[n]``.
+    zero outside ``cut``); the nucleus ``p`` is measured with the weights
+    ``w_nucleus`` (``None``: ``w``) against their total, or against ``total`` when
+    given. Each round makes one pass, which only compares and adds, for every
+    pivot at once: it gives the masses ahead of the candidates and of the middle
+    value, and the sums the next candidates are drawn from. The first round's
+    pivots are all "everything": its pass gives the total and the sums of every
+    weight. Returns int32 ``[n]``.
     """
     n, c = x.shape[0], CANDIDATES
     # The row keys, stored once before the loop (else XLA hashes once per key word).
     data = lax.optimization_barrier(jax.random.key_data(keys))  # type: ignore[no-untyped-call]
     keys = jax.random.wrap_key_data(data, impl=jax.random.key_impl(keys))
     # The state, in few arrays (each is a kernel to compile): the value of ``low``
-    # (the tokens from there on are ruled out) and ``high`` (values from there on
-    # are known to be in the nucleus); the id of ``low`` and the token (-1 until
-    # accepted); the sums the next candidates are drawn from.
-    floats = jnp.stack([jnp.broadcast_to(cut[0], (n,)), m], 1)
-    ints = jnp.stack([jnp.broadcast_to(cut[1], (n,)), jnp.full((n,), -1, jnp.int32)], 1)
-    state0 = varying_like((jnp.int32(0), floats, ints, sums), x, keys, limit)
-    # The passes compare the logits as they are: where a token has weight, they
-    # rank as the cleaned logits do once an empty row reads as zeros and, in a
-    # row holding +inf, the cleaned value 0 (of the +inf entries) as +inf.
-    empty = (top == -jnp.inf)[:, None, None]
-    infinite = (top == jnp.inf)[:, None]
-
-    def raw(v: jax.Array) -> jax.Array:
-        return where(infinite & (v == 0.0), jnp.inf, v)
+    # (the tokens from there on are ruled out), ``high`` (values from there on are
+    # known to be in the nucleus), the bound on the mass ahead, the row maximum and
+    # the candidates' cleaned logits; the id of ``low``, the token (-1 until
+    # accepted) and the candidates' ids. The first candidates are "everything" (id
+    # V, value -inf). The row maximum rides along so that XLA forms its flags in
+    # the round's kernels, not in kernels of their own.
+    limit = jnp.zeros((n,), jnp.float32) if total is None else nucleus_limit(p, total)
+    columns = [cut[0], m, limit, top]
+    floats = jnp.concatenate(
+        [jnp.stack([jnp.broadcast_to(a, (n,)) for a in columns], 1), jnp.full((n, c), -jnp.inf)],
+        1,
+    )
+    ints = jnp.concatenate(
+        [
+            jnp.stack([jnp.broadcast_to(cut[1], (n,)), jnp.full((n,), -1, jnp.int32)], 1),
+            jnp.full((n, c), layout.vocab, jnp.int32),
+        ],
+        1,
+    )
+    state0 = varying_like((jnp.int32(0), floats, ints), x, keys, p)
 
     def undecided(state: Any) -> jax.Array:
         return jnp.any(state[2][:, 1] < 0)
 
     def round_(state: Any) -> Any:
-        r, f, i, sums = state
-        low, high, ids = (f[:, 0], i[:, 0]), f[:, 1], i[:, 1]
-        u = uniforms(keys, r * c + jnp.arange(c, dtype=jnp.int32))
-        cand, zc = locate(sums, x, top, m, s, low, u, layout)  # [n, c]
+        r, f, i = state
+        low, high, limit, top, zc = (f[:, 0], i[:, 0]), f[:, 1], f[:, 2], f[:, 3], f[:, 4:]
+        m = clean_top(top)
+        # The passes compare the logits as they are: where a token has weight, they
+        # rank as the cleaned logits do once an empty row reads as zeros and, in a
+        # row holding +inf, the cleaned value 0 (of the +inf entries) as +inf.
+        empty, infinite = (top == -jnp.inf)[:, None, None], (top == jnp.inf)[:, None, None, None]
+
+        def raw(v: jax.Array) -> jax.Array:
+            return where(infinite & (v == 0.0), jnp.inf, v)
+
+        ids, cand = i[:, 1], i[:, 2:]
         z_best, x_best, best = first_ranked(zc, cand)
         mid = jnp.float32(0.5) * z_best + jnp.float32(0.5) * high
         # The pivots [n, c + 1]: the candidates, then the middle value (id 0).
@@ -280,7 +333,7 @@ def reject(
         pj = jnp.concatenate([cand, jnp.zeros((n, 1), jnp.int32)], 1)
 
         def masked(xv: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
-            pv4, pj4 = raw(pv)[:, :, None, None], pj[:, :, None, None]
+            pv4, pj4 = raw(pv[:, :, None, None]), pj[:, :, None, None]
             zv = where(empty, 0.0, xv)[:, None]
             is_ahead = where(zv == pv4, index < pj4, zv > pv4)
             return where(is_ahead, wv[:, None], 0.0)  # [n, c + 1, ...]
@@ -292,20 +345,32 @@ def reject(
         else:
             blocks_nucleus = blocks
         ahead_mass = fixed_sum(blocks_nucleus)  # [n, c + 1]
+        later = r > 0  # the first round has no candidates, and sets the bound
+        if total is None:
+            limit = where(later, limit, nucleus_limit(p, ahead_mass[:, 0]))
         # The first accepted candidate, in the order they were drawn.
         chosen = ids
         for j in reversed(range(c)):
             chosen = where(ahead_mass[:, j] < limit, cand[:, j], chosen)
-        ids = where(ids < 0, chosen, ids)
+        ids = where((ids < 0) & later, chosen, ids)
         # Rejected rows: rule out from the best candidate on, or from the middle value on.
         mid_in = ahead_mass[:, c] < limit
-        low = (where(mid_in, z_best, mid), where(mid_in, x_best, 0))
-        high = where(mid_in, mid, high)
+        low = (
+            where(later, where(mid_in, z_best, mid), low[0]),
+            where(later, where(mid_in, x_best, 0), low[1]),
+        )
+        high = where(later & mid_in, mid, high)
         chosen_pivot = where(mid_in, best, c)
-        sums = tuple(pick_column(chosen_pivot, a) for a in (columns, chunks, blocks))
-        f = jnp.stack([low[0], high], 1)
-        i = jnp.stack([low[1], ids], 1)
-        return r + 1, f, i, sums
+        sums = (
+            pick_column(chosen_pivot, columns),
+            pick_column(chosen_pivot, chunks),
+            pick_column(chosen_pivot, blocks),
+        )
+        u = uniforms(keys, r * c + jnp.arange(c, dtype=jnp.int32))
+        cand, zc = locate(sums, x, top, m, s, low, u, layout)  # [n, c]
+        f = jnp.concatenate([jnp.stack([low[0], high, limit, top], 1), zc], 1)
+        i = jnp.concatenate([jnp.stack([low[1], ids], 1), cand], 1)
+        return r + 1, f, i
 
     out = lax.while_loop(undecided, round_, state0)
     # Equal on every shard; the maximum only tells JAX so (the loop's carry varies).
