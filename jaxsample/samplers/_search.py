@@ -78,30 +78,23 @@ def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, j
     """:func:`row_top` of float32 ``x`` ``[n, local]``; with ``groups``, the cleaned group maxima.
 
     With ``groups``, one pass forms the maxima of the groups of ``GROUP`` tokens
-    ``[n, ceil(local / GROUP)]`` and the row maxima from them. They are those of
-    the cleaned logits (see :func:`clean`) when no group maximum is NaN and every
-    row maximum is finite; otherwise the maxima are formed again from the
-    cleaned logits. ``axis``: as in :func:`row_top`.
+    (again with NaN read as ``-inf`` if a row's maxima hold a NaN), and the row
+    maxima are theirs. :func:`clean` maps the logits of a row in order, so the
+    cleaned maxima ``[n, ceil(local / GROUP)]`` are the maxima, cleaned.
+    ``axis``: as in :func:`row_top`.
     """
     if not groups:
         return row_top(x, axis), None
     raw = _group_maxima(x)
+    # A NaN maximum makes its row's sum NaN (as may +inf with -inf, harmlessly).
+    bad = jnp.any(jnp.isnan(jnp.sum(raw, axis=-1)))
+    if axis is not None:
+        bad = lax.pmax(bad.astype(jnp.int32), axis) > 0  # type: ignore[no-untyped-call]
+    raw = lax.cond(bad, lambda: _group_maxima(where(jnp.isnan(x), -jnp.inf, x)), lambda: raw)
     top = jnp.max(raw, axis=-1)
     if axis is not None:
         top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
-    # A NaN maximum makes its row's sum NaN (as may a +inf, whose row is redone anyway).
-    bad = jnp.any(jnp.isnan(jnp.sum(raw, axis=-1)) | ~jnp.isfinite(top))
-    if axis is not None:
-        bad = lax.pmax(bad.astype(jnp.int32), axis) > 0  # type: ignore[no-untyped-call]
-
-    def cleaned() -> tuple[jax.Array, jax.Array]:
-        t = jnp.max(where(jnp.isnan(x), -jnp.inf, x), axis=-1)
-        if axis is not None:
-            t = lax.pmax(t, axis)  # type: ignore[no-untyped-call]
-        return t, _group_maxima(clean(x, t[:, None]))
-
-    out: tuple[jax.Array, jax.Array] = lax.cond(bad, cleaned, lambda: (top, raw))
-    return out
+    return top, clean(raw, top[:, None])
 
 
 def top_k_cut(
@@ -290,21 +283,26 @@ def reject(
     keys = jax.random.wrap_key_data(data, impl=jax.random.key_impl(keys))
     # The state, in few arrays (each is a kernel to compile): the value of ``low``
     # (the tokens from there on are ruled out), ``high`` (values from there on are
-    # known to be in the nucleus), the bound on the mass ahead, the row maximum and
-    # the candidates' cleaned logits; the id of ``low``, the token (-1 until
-    # accepted) and the candidates' ids. The first candidates are "everything" (id
-    # V, value -inf). The row maximum rides along so that XLA forms its flags in
-    # the round's kernels, not in kernels of their own.
+    # known to be in the nucleus), the bound on the mass ahead, the row maximum, and
+    # the pivots' values; the id of ``low``, the token (-1 until accepted) and the
+    # pivots' ids. The pivots [n, c + 1] are the candidates, then the middle value
+    # between the best of them and ``high`` (id 0); the first are all "everything"
+    # (value -inf). The row maximum rides along so that XLA forms its flags in the
+    # round's kernels, not in kernels of their own.
     limit = jnp.zeros((n,), jnp.float32) if total is None else nucleus_limit(p, total)
     columns = [cut[0], m, limit, top]
     floats = jnp.concatenate(
-        [jnp.stack([jnp.broadcast_to(a, (n,)) for a in columns], 1), jnp.full((n, c), -jnp.inf)],
+        [
+            jnp.stack([jnp.broadcast_to(a, (n,)) for a in columns], 1),
+            jnp.full((n, c + 1), -jnp.inf),
+        ],
         1,
     )
     ints = jnp.concatenate(
         [
             jnp.stack([jnp.broadcast_to(cut[1], (n,)), jnp.full((n,), -1, jnp.int32)], 1),
             jnp.full((n, c), layout.vocab, jnp.int32),
+            jnp.zeros((n, 1), jnp.int32),
         ],
         1,
     )
@@ -315,7 +313,9 @@ def reject(
 
     def round_(state: Any) -> Any:
         r, f, i = state
-        low, high, limit, top, zc = (f[:, 0], i[:, 0]), f[:, 1], f[:, 2], f[:, 3], f[:, 4:]
+        low, high, limit, top, pv = (f[:, 0], i[:, 0]), f[:, 1], f[:, 2], f[:, 3], f[:, 4:]
+        ids, pj = i[:, 1], i[:, 2:]
+        mid, cand = pv[:, c], pj[:, :c]
         m = clean_top(top)
         # The passes compare the logits as they are: where a token has weight, they
         # rank as the cleaned logits do once an empty row reads as zeros and, in a
@@ -325,12 +325,7 @@ def reject(
         def raw(v: jax.Array) -> jax.Array:
             return where(infinite & (v == 0.0), jnp.inf, v)
 
-        ids, cand = i[:, 1], i[:, 2:]
-        z_best, x_best, best = first_ranked(zc, cand)
-        mid = jnp.float32(0.5) * z_best + jnp.float32(0.5) * high
-        # The pivots [n, c + 1]: the candidates, then the middle value (id 0).
-        pv = jnp.concatenate([zc, mid[:, None]], 1)
-        pj = jnp.concatenate([cand, jnp.zeros((n, 1), jnp.int32)], 1)
+        z_best, x_best, best = first_ranked(pv[:, :c], cand)
 
         def masked(xv: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
             pv4, pj4 = raw(pv[:, :, None, None]), pj[:, :, None, None]
@@ -368,8 +363,9 @@ def reject(
         )
         u = uniforms(keys, r * c + jnp.arange(c, dtype=jnp.int32))
         cand, zc = locate(sums, x, top, m, s, low, u, layout)  # [n, c]
-        f = jnp.concatenate([jnp.stack([low[0], high, limit, top], 1), zc], 1)
-        i = jnp.concatenate([jnp.stack([low[1], ids], 1), cand], 1)
+        mid = jnp.float32(0.5) * first_ranked(zc, cand)[0] + jnp.float32(0.5) * high
+        f = jnp.concatenate([jnp.stack([low[0], high, limit, top], 1), zc, mid[:, None]], 1)
+        i = jnp.concatenate([jnp.stack([low[1], ids], 1), cand, jnp.zeros((n, 1), jnp.int32)], 1)
         return r + 1, f, i
 
     out = lax.while_loop(undecided, round_, state0)
