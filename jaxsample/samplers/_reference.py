@@ -107,13 +107,14 @@ def clean(x: jax.Array, top: jax.Array) -> jax.Array:
     """
     z = where(jnp.isnan(x), -jnp.inf, x)
     z = where(top == jnp.inf, where(z == jnp.inf, 0.0, -jnp.inf), z)
-    out: jax.Array = where(top == -jnp.inf, jnp.float32(0.0), z) + jnp.float32(0.0)
+    # (A select, not ``+ 0.0``, makes -0.0 into 0: XLA folds ``x + 0.0`` to ``x``.)
+    out: jax.Array = where((top == -jnp.inf) | (z == 0.0), jnp.float32(0.0), z)
     return out
 
 
 def clean_top(top: jax.Array) -> jax.Array:
     """The row maximum after :func:`clean` (finite): ``top``, or 0 for an ``inf`` or empty row."""
-    out: jax.Array = where(jnp.isfinite(top), top, jnp.float32(0.0)) + jnp.float32(0.0)
+    out: jax.Array = where(jnp.isfinite(top) & (top != 0.0), top, jnp.float32(0.0))
     return out
 
 

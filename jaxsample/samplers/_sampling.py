@@ -442,6 +442,13 @@ def _draw_prefix(
                 return w
             return where(ahead(z, index, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
 
+        if may_greedy:
+            # A greedy row keeps only its first token (the bound of p <= 0), and its
+            # weights are a spike on its maximum, so that its first candidates are it.
+            p = where(greedy, jnp.float32(0.0), p)
+            spike, same = jnp.float32(1.0 / GREEDY_TAU), s_p is s
+            s = where(greedy, spike, s)
+            s_p = s if same else where(greedy, spike, s_p)
         w = stored(s, cut)
         # The nucleus is measured with weights of its own at another scale; before a
         # later cut (same scale), the mass ahead of a candidate, which lies inside
@@ -450,7 +457,5 @@ def _draw_prefix(
         total = None
         if s_p is s and before is not cut:
             total = fixed_sum(block_sums(lambda *a: weight_of(s, before)(*a)[0], layout, x)[2])
-        # A greedy row keeps only its first token: the bound of p <= 0.
-        p = where(greedy, jnp.float32(0.0), p) if may_greedy else p
         return reject(keys, x, top, w, w_nucleus, m, s, cut, p, total, layout)
     return where(greedy, first, ids) if may_greedy else ids

@@ -161,6 +161,19 @@ def test_composition_that_leaves_one_token_keeps_one(key: jax.Array) -> None:
     assert js.probs(z, s)[0].tolist() == [0, 0, 1, 0, 0]
 
 
+def test_negative_zero_ties_with_zero(key: jax.Array) -> None:
+    # -0.0 and 0.0 are one logit: ties go to the lowest index, in the direct top-k
+    # cut and in the grouped one (V = 5000, the maximum in the first group as -0.0).
+    for vocab in (16, 5000):
+        z = np.full((2, vocab), -3.0, np.float32)
+        z[:, 0], z[:, 1], z[:, vocab - 1] = -0.0, 0.0, 0.0
+        ones = [js.Greedy(), js.TopK(1), js.TopK(1, tau=1e-3), js.chain(js.TopK(1), js.TopP(1.0))]
+        for s in ones:
+            assert js.sample(key, jnp.asarray(z), s).tolist() == [0, 0], (vocab, s)
+        two = js.sample(key, jnp.asarray(z), js.TopK(2, tau=1e-3))
+        assert set(two.tolist()) <= {0, 1}
+
+
 special = st.sampled_from([NAN, INF, -INF, 0.0, -0.0, 1e30, -1e30, 1e-30])
 finite = st.floats(-20, 20, width=32)
 

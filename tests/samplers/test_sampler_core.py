@@ -218,6 +218,13 @@ def test_equal_distributions_draw_identical_tokens(fam: str) -> None:
     np.testing.assert_array_equal(greedy, np.argmax(np.asarray(z), -1))
     for s in [js.TopK(1), js.Temperature(0.0), js.TopP(1e-9), js.TopK(1, tau=0.0)]:
         np.testing.assert_array_equal(js.sample(key, z, s), greedy, err_msg=repr(s))
+    # A greedy temperature inside top-p strategies, also per row beside sampled rows.
+    rows = z.shape[0]
+    for s in [js.TopP(0.9, tau=0.0), js.chain(js.TopP(0.7), js.Temperature(jnp.zeros(rows)))]:
+        np.testing.assert_array_equal(js.sample(key, z, s), greedy, err_msg=repr(s))
+    half = jnp.where(jnp.arange(rows) % 2 == 0, 0.0, 0.8)
+    mixed = np.asarray(js.sample(key, z, js.chain(js.TopK(40), js.TopP(0.9, tau=half))))
+    np.testing.assert_array_equal(mixed[::2], greedy[::2])
 
 
 def test_jit_equals_eager_and_rows_ignore_their_batch() -> None:
