@@ -4,9 +4,10 @@
 :func:`sample` draws from it with one algorithm for every built-in strategy and
 chain, whose cost does not depend on the distribution:
 
-1. one pass for the row maximum; the exact cuts of top-k parts from two small
-   ``lax.top_k`` stages (over maxima of 16-token groups, then inside the chosen
-   groups);
+1. one pass for the row maximum (which, with a top-k part, forms the maxima of
+   16-token groups and takes the row's from them); the exact cuts of top-k parts
+   from two small ``lax.top_k`` stages (over the group maxima, then inside the
+   chosen groups);
 2. one pass that forms the weights ``w`` of the tokens left by those cuts and
    their column, chunk and block sums (the fixed :class:`~._reference.Layout`:
    16 blocks of consecutive tokens, 16 slices per block, chunks of 16 columns);
@@ -65,6 +66,7 @@ from jaxsample.samplers._reference import (
     fixed_sum,
     inverse_temperature,
     layout_reduce,
+    nucleus_limit,
     per_row,
     sanitise,
     sums_of,
@@ -442,20 +444,15 @@ def _draw_prefix(
                 return w
             return where(ahead(z, index, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
 
-        if may_greedy:
-            # A greedy row keeps only its first token (the bound of p <= 0), and its
-            # weights are a spike on its maximum, so that its first candidates are it.
-            p = where(greedy, jnp.float32(0.0), p)
-            spike, same = jnp.float32(1.0 / GREEDY_TAU), s_p is s
-            s = where(greedy, spike, s)
-            s_p = s if same else where(greedy, spike, s_p)
         w = stored(s, cut)
-        # The nucleus is measured with weights of its own at another scale; before a
-        # later cut (same scale), the mass ahead of a candidate, which lies inside
-        # ``cut``, is the same, and only the total needs a pass of its own.
+        sums, first = pool_sums(lambda wv, xv, _: (wv, clean(xv, t3)), w, x)
+        if s_p is s and before is cut:
+            total = fixed_sum(sums[2])
+        else:  # the nucleus is measured at another scale, or before a later cut
+            total = fixed_sum(block_sums(lambda *a: weight_of(s_p, before)(*a)[0], layout, x)[2])
+        # The mass ahead of a candidate (inside ``cut``, a prefix) is the same with or
+        # without a later cut: only another scale needs weights of its own.
         w_nucleus = None if s_p is s else stored(s_p, before)
-        total = None
-        if s_p is s and before is not cut:
-            total = fixed_sum(block_sums(lambda *a: weight_of(s, before)(*a)[0], layout, x)[2])
-        return reject(keys, x, top, w, w_nucleus, m, s, cut, p, total, layout)
+        limit = nucleus_limit(p, total)
+        ids = reject(keys, x, top, w, w_nucleus, sums, m, s, cut, limit, layout)
     return where(greedy, first, ids) if may_greedy else ids

@@ -25,7 +25,6 @@ from jaxsample.samplers._reference import (
     clean_top,
     fixed_sum,
     layout_reduce,
-    nucleus_limit,
     row_top,
     sums_of,
     varying_like,
@@ -258,24 +257,23 @@ def reject(
     top: jax.Array,
     w: jax.Array,
     w_nucleus: jax.Array | None,
+    sums: tuple[jax.Array, jax.Array, jax.Array],
     m: jax.Array,
     s: jax.Array,
     cut: Pivot,
-    p: jax.Array,
-    total: jax.Array | None,
+    limit: jax.Array,
     layout: Layout,
 ) -> jax.Array:
-    """Rejection rounds for a top-p part: the first candidate whose mass ahead is below the bound.
+    """Rejection rounds for a top-p part: the first candidate whose mass ahead is below ``limit``.
 
     ``x`` ``[n, local]`` are the logits with row maxima ``top`` and ``m`` the
     cleaned maxima (see :func:`clean`), ``w`` the weights drawn from (scale ``s``,
-    zero outside ``cut``); the nucleus ``p`` is measured with the weights
-    ``w_nucleus`` (``None``: ``w``) against their total, or against ``total`` when
-    given. Each round makes one pass, which only compares and adds, for every
-    pivot at once: it gives the masses ahead of the candidates and of the middle
-    value, and the sums the next candidates are drawn from. The first round's
-    pivots are all "everything": its pass gives the total and the sums of every
-    weight. Returns int32 ``[n]``.
+    zero outside ``cut``) and ``sums`` their column, chunk and block sums
+    (:func:`block_sums`); the nucleus is measured with the weights ``w_nucleus``
+    (``None``: ``w``). Each round draws its candidates, then makes one pass, which
+    only compares and adds, for every pivot at once: it gives the masses ahead of
+    the candidates and of the middle value, and the sums the next candidates are
+    drawn from. Returns int32 ``[n]``.
     """
     n, c = x.shape[0], CANDIDATES
     # The row keys, stored once before the loop (else XLA hashes once per key word).
@@ -283,52 +281,36 @@ def reject(
     keys = jax.random.wrap_key_data(data, impl=jax.random.key_impl(keys))
     # The state, in few arrays (each is a kernel to compile): the value of ``low``
     # (the tokens from there on are ruled out), ``high`` (values from there on are
-    # known to be in the nucleus), the bound on the mass ahead, the row maximum, and
-    # the pivots' values; the id of ``low``, the token (-1 until accepted) and the
-    # pivots' ids. The pivots [n, c + 1] are the candidates, then the middle value
-    # between the best of them and ``high`` (id 0); the first are all "everything"
-    # (value -inf). The row maximum rides along so that XLA forms its flags in the
-    # round's kernels, not in kernels of their own.
-    limit = jnp.zeros((n,), jnp.float32) if total is None else nucleus_limit(p, total)
-    columns = [cut[0], m, limit, top]
-    floats = jnp.concatenate(
-        [
-            jnp.stack([jnp.broadcast_to(a, (n,)) for a in columns], 1),
-            jnp.full((n, c + 1), -jnp.inf),
-        ],
-        1,
-    )
-    ints = jnp.concatenate(
-        [
-            jnp.stack([jnp.broadcast_to(cut[1], (n,)), jnp.full((n,), -1, jnp.int32)], 1),
-            jnp.full((n, c), layout.vocab, jnp.int32),
-            jnp.zeros((n, 1), jnp.int32),
-        ],
-        1,
-    )
-    state0 = varying_like((jnp.int32(0), floats, ints), x, keys, p)
+    # known to be in the nucleus) and the row maximum; the id of ``low`` and the
+    # token (-1 until accepted); the sums the next candidates are drawn from. The
+    # row maximum rides along so that XLA forms its flags in the round's kernels,
+    # not in kernels of their own.
+    floats = jnp.stack([jnp.broadcast_to(cut[0], (n,)), m, top], 1)
+    ints = jnp.stack([jnp.broadcast_to(cut[1], (n,)), jnp.full((n,), -1, jnp.int32)], 1)
+    state0 = varying_like((jnp.int32(0), floats, ints, sums), x, keys, limit)
 
     def undecided(state: Any) -> jax.Array:
         return jnp.any(state[2][:, 1] < 0)
 
     def round_(state: Any) -> Any:
-        r, f, i = state
-        low, high, limit, top, pv = (f[:, 0], i[:, 0]), f[:, 1], f[:, 2], f[:, 3], f[:, 4:]
-        ids, pj = i[:, 1], i[:, 2:]
-        mid, cand = pv[:, c], pj[:, :c]
+        r, f, i, sums = state
+        low, high, top, ids = (f[:, 0], i[:, 0]), f[:, 1], f[:, 2], i[:, 1]
         m = clean_top(top)
+        u = uniforms(keys, r * c + jnp.arange(c, dtype=jnp.int32))
+        cand, zc = locate(sums, x, top, m, s, low, u, layout)  # [n, c]
+        z_best, x_best, best = first_ranked(zc, cand)
+        mid = jnp.float32(0.5) * z_best + jnp.float32(0.5) * high
+        # The pivots [n, c + 1]: the candidates, then the middle value (id 0).
+        pv = jnp.concatenate([zc, mid[:, None]], 1)
+        pj = jnp.concatenate([cand, jnp.zeros((n, 1), jnp.int32)], 1)
         # The passes compare the logits as they are: where a token has weight, they
         # rank as the cleaned logits do once an empty row reads as zeros and, in a
         # row holding +inf, the cleaned value 0 (of the +inf entries) as +inf.
         empty, infinite = (top == -jnp.inf)[:, None, None], (top == jnp.inf)[:, None, None, None]
 
-        def raw(v: jax.Array) -> jax.Array:
-            return where(infinite & (v == 0.0), jnp.inf, v)
-
-        z_best, x_best, best = first_ranked(pv[:, :c], cand)
-
         def masked(xv: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
-            pv4, pj4 = raw(pv[:, :, None, None]), pj[:, :, None, None]
+            pv4, pj4 = pv[:, :, None, None], pj[:, :, None, None]
+            pv4 = where(infinite & (pv4 == 0.0), jnp.inf, pv4)
             zv = where(empty, 0.0, xv)[:, None]
             is_ahead = where(zv == pv4, index < pj4, zv > pv4)
             return where(is_ahead, wv[:, None], 0.0)  # [n, c + 1, ...]
@@ -340,33 +322,24 @@ def reject(
         else:
             blocks_nucleus = blocks
         ahead_mass = fixed_sum(blocks_nucleus)  # [n, c + 1]
-        later = r > 0  # the first round has no candidates, and sets the bound
-        if total is None:
-            limit = where(later, limit, nucleus_limit(p, ahead_mass[:, 0]))
         # The first accepted candidate, in the order they were drawn.
         chosen = ids
         for j in reversed(range(c)):
             chosen = where(ahead_mass[:, j] < limit, cand[:, j], chosen)
-        ids = where((ids < 0) & later, chosen, ids)
+        ids = where(ids < 0, chosen, ids)
         # Rejected rows: rule out from the best candidate on, or from the middle value on.
         mid_in = ahead_mass[:, c] < limit
-        low = (
-            where(later, where(mid_in, z_best, mid), low[0]),
-            where(later, where(mid_in, x_best, 0), low[1]),
-        )
-        high = where(later & mid_in, mid, high)
+        low = (where(mid_in, z_best, mid), where(mid_in, x_best, 0))
+        high = where(mid_in, mid, high)
         chosen_pivot = where(mid_in, best, c)
         sums = (
             pick_column(chosen_pivot, columns),
             pick_column(chosen_pivot, chunks),
             pick_column(chosen_pivot, blocks),
         )
-        u = uniforms(keys, r * c + jnp.arange(c, dtype=jnp.int32))
-        cand, zc = locate(sums, x, top, m, s, low, u, layout)  # [n, c]
-        mid = jnp.float32(0.5) * first_ranked(zc, cand)[0] + jnp.float32(0.5) * high
-        f = jnp.concatenate([jnp.stack([low[0], high, limit, top], 1), zc, mid[:, None]], 1)
-        i = jnp.concatenate([jnp.stack([low[1], ids], 1), cand, jnp.zeros((n, 1), jnp.int32)], 1)
-        return r + 1, f, i
+        f = jnp.stack([low[0], high, top], 1)
+        i = jnp.stack([low[1], ids], 1)
+        return r + 1, f, i, sums
 
     out = lax.while_loop(undecided, round_, state0)
     # Equal on every shard; the maximum only tells JAX so (the loop's carry varies).
