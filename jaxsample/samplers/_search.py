@@ -67,10 +67,10 @@ def grouped(k_max: int, local: int) -> bool:
 
 
 def _group_maxima(x: jax.Array) -> jax.Array:
-    """Maxima of the groups of ``GROUP`` consecutive entries of each row (``-0.0`` as 0)."""
+    """Maxima of the groups of ``GROUP`` consecutive entries of each row (raw; see row_scan)."""
     window = ((1, GROUP), (1, GROUP), ((0, 0), (0, -x.shape[-1] % GROUP)))
     out: jax.Array = lax.reduce_window(x, -jnp.inf, lax.max, *window)
-    return where(out == 0.0, jnp.float32(0.0), out)
+    return out
 
 
 def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, jax.Array | None]:
