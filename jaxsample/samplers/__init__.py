@@ -8,6 +8,7 @@ The semantics of every built-in strategy is written once, in
 from jaxsample.samplers._entropy import entropy, entropy_sweep, tempered_entropy
 from jaxsample.samplers._history import History
 from jaxsample.samplers._ids import Allow, Ban, LogitBias
+from jaxsample.samplers._layout import BLOCKS, VOCAB_MULTIPLE
 from jaxsample.samplers._penalties import (
     DRY,
     FrequencyPenalty,
@@ -17,7 +18,7 @@ from jaxsample.samplers._penalties import (
     PresencePenalty,
     RepetitionPenalty,
 )
-from jaxsample.samplers._reference import BLOCKS, TOP_P_SLACK, VOCAB_MULTIPLE
+from jaxsample.samplers._reference import TOP_P_SLACK
 from jaxsample.samplers._sampling import probs, sample, valid_rows
 from jaxsample.samplers._stepping import advance, bind, init_history, needs_history, sample_step
 from jaxsample.samplers._strategies import (

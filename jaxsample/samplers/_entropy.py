@@ -10,15 +10,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxsample.samplers._reference import (
-    clean,
-    clean_top,
-    fixed_sum,
-    inverse_temperature,
-    layout_reduce,
-    row_top,
-    whole,
-)
+from jaxsample.samplers._layout import fixed_sum, layout_reduce, whole
+from jaxsample.samplers._reference import clean, clean_top, inverse_temperature, row_top
 from jaxsample.samplers._sampling import check_logits
 from jaxsample.samplers._strategies import GREEDY_TAU
 
@@ -63,7 +56,7 @@ def tempered_entropy(logits: jax.Array, tau: Any, base: float = 2.0) -> jax.Arra
     :math:`w_i = e^{\ell_i}`, :math:`S = \sum_i w_i` and :math:`T = \sum_i w_i \ell_i`,
     the entropy is :math:`H = (\log S - T / S) / \log b` (since
     :math:`\log q_i = \ell_i - \log S`). Both sums are folded over the row with the
-    exponentials (:func:`~._reference.layout_reduce`), so a sweep over many
+    exponentials (:func:`~._layout.layout_reduce`), so a sweep over many
     temperatures keeps no ``[n_tau, V]`` intermediate. Greedy temperatures (``tau <=
     GREEDY_TAU``, traced NaN) give exactly 0; ``tau = inf`` gives the entropy of the
     uniform distribution over the finite logits. Bad rows follow :func:`sample`'s

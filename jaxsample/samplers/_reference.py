@@ -22,7 +22,7 @@ The parts act in the order written:
   ahead of it in the ranking, ``A(x)``, is below ``(p + TOP_P_SLACK) * T``, where
   ``T`` is the mass of the tokens kept so far, both at the current scale (``p <=
   0``: only the first token). ``A`` and ``T`` are the sums of :func:`mass`, added
-  in one fixed order (:class:`Layout`), so the fast
+  in one fixed order (:class:`~._layout.Layout`), so the fast
   sampler decides every token exactly as this definition does.
 * ``Greedy()``, or a greedy temperature anywhere: only the first maximum.
 
@@ -33,47 +33,19 @@ without one.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
+from jaxsample.samplers._layout import mass, varying_like, where
 from jaxsample.samplers._strategies import GREEDY_TAU, Greedy, Strategy, TopK, TopP, prefix_parts
 
 #: Masses ahead of a token within this fraction of the total above ``p`` still keep it.
 TOP_P_SLACK = 1e-6
-#: Blocks of the summation layout; also the most vocabulary shards a row may span.
-BLOCKS = 16
-#: Slices per block: a column of the layout adds one token of each slice.
-SLICES = 16
-#: The layout's width is the vocabulary rounded up to a multiple of this.
-VOCAB_MULTIPLE = BLOCKS * SLICES
-#: Slices folded per round of the summing loop (the others are rounds).
-UNROLL = 2
-
-
-def where(c: Any, a: Any, b: Any) -> jax.Array:
-    """``jnp.where(c, a, b)`` traced as one ``lax.select``: no nested ``jit`` to trace and lower.
-
-    ``a`` and ``b`` are arrays or scalars of one result type (``jnp.result_type``);
-    all three broadcast as in NumPy. The sampler core calls it often, so its
-    first compile is shorter.
-    """
-    dtype = jnp.result_type(a, b)
-    shape = jnp.broadcast_shapes(jnp.shape(c), jnp.shape(a), jnp.shape(b))
-
-    def full(t: Any, kind: Any) -> jax.Array:
-        a: jax.Array = lax.convert_element_type(t, kind)
-        if a.shape == shape:
-            return a
-        return lax.broadcast_in_dim(a, shape, tuple(range(len(shape) - a.ndim, len(shape))))
-
-    return lax.select(full(c, jnp.bool_), full(a, dtype), full(b, dtype))
 
 
 def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
@@ -145,253 +117,9 @@ def ahead(z: jax.Array, index: jax.Array, value: jax.Array, pivot: jax.Array) ->
     return (z > value) | ((z == value) & (index < pivot))
 
 
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """The fixed order in which the weights of a row are summed, and which part of it is here.
-
-    The layout pads the vocabulary of ``vocab`` tokens to ``width``, the next
-    multiple of ``VOCAB_MULTIPLE``, and cuts it into ``BLOCKS`` blocks of ``block``
-    consecutive tokens; each block into ``SLICES`` slices of ``column`` tokens.
-    Column ``j`` of block ``b`` holds the tokens ``b * block + g * column + j``
-    (``g < SLICES``), added slice after slice; a block's sum adds its columns
-    in chunks (:func:`fixed_sum`), and the row's total adds the ``BLOCKS`` block
-    sums in order. Tokens ``>= vocab`` are absent (weight 0, never drawn).
-
-    The arrays a program holds may be the whole row (``axis`` None: ``local``
-    tokens, ``vocab <= local``) or one of ``shards`` equal contiguous pieces of the
-    ``width`` tokens along the mesh axis ``axis`` (``local = width // shards``,
-    ``shards`` dividing ``BLOCKS``). A shard then holds whole blocks, sums them
-    exactly as the whole row would, and exchanges only block sums: the same
-    inputs give the same bits on any number of shards.
-    """
-
-    vocab: int
-    local: int
-    axis: str | None = None
-    shards: int = 1
-
-    @property
-    def width(self) -> int:
-        """The padded width, a multiple of ``VOCAB_MULTIPLE``."""
-        return -(-self.vocab // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
-
-    @property
-    def block(self) -> int:
-        """Tokens per block."""
-        return self.width // BLOCKS
-
-    @property
-    def column(self) -> int:
-        """Columns per block (tokens per slice)."""
-        return self.block // SLICES
-
-    @property
-    def blocks(self) -> int:
-        """Blocks held here."""
-        return BLOCKS // self.shards
-
-    def offset(self) -> jax.Array:
-        """Id of the first token held here (int32 scalar)."""
-        if self.axis is None:
-            return jnp.zeros((), jnp.int32)
-        index: jax.Array = lax.axis_index(self.axis)
-        return index.astype(jnp.int32) * self.local
-
-    def across(self, collective: Any, a: jax.Array) -> jax.Array:
-        """``collective(a, axis)`` (``lax.psum``, ``lax.pmax`` ...) over the shards, or ``a``."""
-        if self.axis is None:
-            return a
-        out: jax.Array = collective(a, self.axis)
-        return out
-
-    def gather(self, a: jax.Array) -> jax.Array:
-        """Per-block values ``[..., blocks]`` of this program to those of all ``BLOCKS``."""
-        if self.axis is None:
-            return a
-        out: jax.Array = lax.all_gather(a, self.axis, axis=a.ndim - 1, tiled=True)
-        return out
-
-
-def _varying(a: Any) -> set[Any]:
-    """The mesh axes over which ``a`` varies (inside ``shard_map``; empty elsewhere)."""
-    mat = getattr(jax.typeof(a), "mat", None)
-    return set(mat.varying) if mat is not None else set()
-
-
-def varying_like(tree: Any, *refs: Any) -> Any:
-    """``tree`` with every leaf marked as varying over the mesh axes any of ``refs`` varies over.
-
-    A loop's initial carry built from constants must have the type its body
-    returns, which inside ``shard_map`` includes the axes the inputs vary over.
-    """
-    axes: set[Any] = set().union(*(_varying(r) for r in jax.tree.leaves(refs)))
-
-    def cast(a: Any) -> Any:
-        missing = tuple(sorted(axes - _varying(a), key=str))
-        return lax.pcast(a, missing, to="varying") if missing else a
-
-    return jax.tree.map(cast, tree) if axes else tree
-
-
-def whole(vocab: int) -> Layout:
-    """The layout of an unsharded row of ``vocab`` tokens."""
-    return Layout(vocab, vocab)
-
-
-def _add_along(a: jax.Array) -> jax.Array:
-    """The entries of the last axis of ``a`` added left to right, with elementwise adds."""
-    parts = lax.split(a, (1,) * a.shape[-1], a.ndim - 1)
-    total = parts[0]
-    for part in parts[1:]:
-        total = lax.add(total, part)
-    return total.reshape(a.shape[:-1])
-
-
-def chunk_sums(a: jax.Array) -> jax.Array:
-    """Sums of the chunks of ``SLICES`` consecutive entries of the last axis of ``a``.
-
-    The last chunk is padded with 0; each sum adds its entries left to right with
-    explicit elementwise adds, which XLA neither reorders nor splits, so the same
-    inputs give the same bits in every program. Returns ``[..., ceil(size / SLICES)]``.
-    """
-    size = a.shape[-1]
-    chunks = -(-size // SLICES)
-    a = lax.pad(
-        a, jnp.zeros((), a.dtype), [(0, 0, 0)] * (a.ndim - 1) + [(0, chunks * SLICES - size, 0)]
-    )
-    return _add_along(a.reshape(*a.shape[:-1], chunks, SLICES))
-
-
-def fixed_sum(a: jax.Array) -> jax.Array:
-    """Sum the last axis of ``a`` in one fixed order: explicit adds, left to right.
-
-    More than ``SLICES`` entries are summed in chunks (:func:`chunk_sums`), then
-    the chunks' sums the same way; a chain of adds is one fused loop.
-    """
-    return fixed_sum(chunk_sums(a)) if a.shape[-1] > SLICES else _add_along(a)
-
-
-def layout_reduce(
-    op: Any, init: Any, value: Any, layout: Layout, *arrays: jax.Array, lead: Any = ()
-) -> Any:
-    """Reduce ``value(*slices, index)`` over the slices of each column of ``layout``.
-
-    ``arrays`` are the ``[n, local]`` arrays held here; ``value`` maps slices of
-    them (``[n, blocks, column]``) and the token ids of the slice (int32 ``[blocks,
-    column]``) elementwise to values ``[n, ..., blocks, column]``, combined with
-    ``op`` (identity ``init``, also the value of absent tokens) one slice after
-    the other, in a loop over the ``SLICES`` slices: the loop fixes the order of
-    the operations in every program, and its result is stored before any user
-    reads it. ``value`` may return a tuple, with a tuple of ops and of inits.
-    Whole blocks are read in place; a partial last block (the arrays end before
-    the layout's width) from a padded copy of that block only, its padding given
-    ``init``. ``lead`` gives the axes ``...`` (a tuple of them per output of a
-    tuple). Returns ``[n, ..., blocks, column]`` (or a tuple).
-    """
-    many = isinstance(op, tuple)
-    ops, inits = (op, init) if many else ((op,), (init,))
-    leads = (lead or ((),) * len(ops)) if many else (lead,)
-    size, column = layout.block, layout.column
-    full = min(arrays[0].shape[-1] // size, layout.blocks)
-    # Whole blocks are read in place; a partial last block from a padded copy of it.
-    spans = [(0, full)] if full else []
-    if full < layout.blocks:
-        spans.append((full, layout.blocks - full))
-
-    def slice_(g: Any, first: int, count: int) -> tuple[jax.Array, ...]:
-        parts = []
-        for a in arrays:
-            a = a[:, first * size : (first + count) * size]
-            if a.shape[-1] < count * size:
-                a = lax.pad(
-                    a,
-                    jnp.float32(0.0).astype(a.dtype),
-                    [(0, 0, 0), (0, count * size - a.shape[-1], 0)],
-                )
-            a = a.reshape(a.shape[0], count, SLICES, column)
-            parts.append(
-                lax.dynamic_slice_in_dim(a, g, 1, axis=2).reshape(a.shape[0], count, column)
-            )
-        # Token ids of the slice: a constant of the program, plus the slice's offset.
-        ids = (np.arange(count)[:, None] + first) * size + np.arange(column)[None]
-        index = jnp.asarray(ids.astype(np.int32)) + (g * column + layout.offset())
-        out = value(*parts, index)
-        outs = out if many else (out,)
-        # Tokens past the vocabulary read as the identity (none in a whole span of an
-        # unsharded row, which is static).
-        if (first + count) * size > layout.vocab or layout.axis is not None:
-            outs = tuple(
-                where(index < layout.vocab, o, i) for o, i in zip(outs, inits, strict=True)
-            )
-        return tuple(outs)
-
-    def body(g: Any, totals: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
-        values = [slice_(g, *span) for span in spans]
-        out: list[jax.Array] = []
-        for k, f in enumerate(ops):
-            out.extend(f(totals[len(spans) * k + i], v[k]) for i, v in enumerate(values))
-        return tuple(out)
-
-    n = arrays[0].shape[0]
-    start = tuple(
-        jnp.full((n, *extra, count, column), i, jnp.asarray(i).dtype)
-        for i, extra in zip(inits, leads, strict=True)
-        for _, count in spans
-    )
-    totals = lax.fori_loop(0, SLICES, body, varying_like(start, *arrays), unroll=UNROLL)
-    outs = tuple(
-        jnp.concatenate(totals[len(spans) * k : len(spans) * (k + 1)], -2)
-        if len(spans) > 1
-        else totals[len(spans) * k]
-        for k in range(len(ops))
-    )
-    return outs if many else outs[0]
-
-
-def block_sums(
-    weight: Any, layout: Layout, *arrays: jax.Array, lead: tuple[int, ...] = ()
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Column, chunk and block sums of weights ``weight(*slices, index)`` >= 0.
-
-    Returns the column sums held here ``[n, ..., blocks, column]``, their
-    :func:`chunk_sums` ``[n, ..., blocks, chunks]`` and the sums of all ``BLOCKS``
-    blocks ``[n, ..., BLOCKS]`` (gathered from every shard); ``lead`` are the axes ``...``.
-    """
-    return sums_of(layout_reduce(jnp.add, 0.0, weight, layout, *arrays, lead=lead), layout)
-
-
-def sums_of(columns: jax.Array, layout: Layout) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Column sums ``[n, ..., blocks, column]`` with their chunk sums and all block sums."""
-    chunks = chunk_sums(columns)
-    return columns, chunks, layout.gather(fixed_sum(chunks))
-
-
-def mass(w: jax.Array, layout: Layout | None = None) -> jax.Array:
-    """The total of weights ``[n, V]`` (>= 0), added in the order of ``layout`` (default: whole)."""
-    lay = whole(w.shape[-1]) if layout is None else layout
-    return fixed_sum(block_sums(lambda v, _: v, lay, w)[2])
-
-
 def first_argmax(z: jax.Array) -> jax.Array:
     """Index of the first maximum of each row of ``z`` ``[n, V]``: int32 ``[n]``."""
     return jnp.argmax(z, axis=-1).astype(jnp.int32)
-
-
-def first_max_index(x: jax.Array, top: jax.Array, layout: Layout | None = None) -> jax.Array:
-    """:func:`first_argmax` of ``clean(x, top)`` from one vectorised pass: int32 ``[n]``.
-
-    ``x`` float32 ``[n, local]`` and its :func:`row_top` ``[n]``: the lowest index
-    whose cleaned logit equals the cleaned row maximum (over every shard of
-    ``layout``).
-    """
-    lay = whole(x.shape[-1]) if layout is None else layout
-    m = clean_top(top)[:, None, None]
-
-    def hit(v: jax.Array, index: jax.Array) -> jax.Array:
-        return where(clean(v, top[:, None, None]) == m, index, lay.vocab)
-
-    first = jnp.min(layout_reduce(jnp.minimum, lay.vocab, hit, lay, x), axis=(-2, -1))
-    return lay.across(lax.pmin, first)
 
 
 def _token_index(z: jax.Array) -> jax.Array:
@@ -512,32 +240,18 @@ def chain_log_weights(z: jax.Array, parts: Sequence[Strategy], shift: bool = Tru
 
 
 __all__ = [
-    "BLOCKS",
-    "SLICES",
     "TOP_P_SLACK",
-    "VOCAB_MULTIPLE",
-    "Layout",
     "ahead",
-    "block_sums",
     "chain_log_weights",
-    "chunk_sums",
     "clean",
     "clean_top",
     "first_argmax",
-    "first_max_index",
-    "fixed_sum",
     "inverse_temperature",
-    "layout_reduce",
-    "mass",
     "nucleus_limit",
     "per_row",
     "prefix_log_weights",
     "prefix_state",
     "row_top",
     "sanitise",
-    "sums_of",
-    "varying_like",
     "weights",
-    "where",
-    "whole",
 ]

@@ -9,7 +9,7 @@ chain, whose cost does not depend on the distribution:
    from two small ``lax.top_k`` stages (over the group maxima, then inside the
    chosen groups);
 2. one pass that forms the weights ``w`` of the tokens left by those cuts and
-   their column, chunk and block sums (the fixed :class:`~._reference.Layout`:
+   their column, chunk and block sums (the fixed :class:`~._layout.Layout`:
    16 blocks of consecutive tokens, 16 slices per block, chunks of 16 columns);
 3. inverse-CDF draws: a uniform picks a block from the block sums, a chunk of
    its columns, a column, then a token of that column;
@@ -53,29 +53,31 @@ from jax import lax
 
 from jaxsample._checks import check_key as _check_key
 from jaxsample._checks import check_strategy as _check_strategy
-from jaxsample.samplers._random import row_keys, uniforms
-from jaxsample.samplers._reference import (
+from jaxsample.samplers._layout import (
     BLOCKS,
     VOCAB_MULTIPLE,
     Layout,
-    ahead,
     block_sums,
-    clean,
-    clean_top,
-    first_max_index,
     fixed_sum,
-    inverse_temperature,
     layout_reduce,
-    nucleus_limit,
-    per_row,
-    sanitise,
     sums_of,
-    weights,
     where,
     whole,
 )
+from jaxsample.samplers._random import row_keys, uniforms
+from jaxsample.samplers._reference import (
+    ahead,
+    clean,
+    clean_top,
+    inverse_temperature,
+    nucleus_limit,
+    per_row,
+    sanitise,
+    weights,
+)
 from jaxsample.samplers._search import (
     Pivot,
+    first_max_index,
     grouped,
     locate,
     reject,

@@ -15,28 +15,26 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxsample.samplers._random import uniforms
-from jaxsample.samplers._reference import (
+from jaxsample.samplers._layout import (
     SLICES,
     Layout,
-    ahead,
     block_sums,
-    clean,
-    clean_top,
     fixed_sum,
     layout_reduce,
-    row_top,
     sums_of,
     varying_like,
-    weights,
     where,
+    whole,
 )
+from jaxsample.samplers._random import uniforms
+from jaxsample.samplers._reference import ahead, clean, clean_top, row_top, weights
 
 __all__ = [
     "CANDIDATES",
     "FAN",
     "GROUP",
     "Pivot",
+    "first_max_index",
     "first_ranked",
     "grouped",
     "locate",
@@ -94,6 +92,23 @@ def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, j
     if axis is not None:
         top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
     return top, clean(raw, top[:, None])
+
+
+def first_max_index(x: jax.Array, top: jax.Array, layout: Layout | None = None) -> jax.Array:
+    """The first index of the cleaned row maximum, from one vectorised pass: int32 ``[n]``.
+
+    ``x`` float32 ``[n, local]`` and its :func:`~._reference.row_top` ``[n]``: the lowest index
+    whose cleaned logit equals the cleaned row maximum (over every shard of
+    ``layout``).
+    """
+    lay = whole(x.shape[-1]) if layout is None else layout
+    m = clean_top(top)[:, None, None]
+
+    def hit(v: jax.Array, index: jax.Array) -> jax.Array:
+        return where(clean(v, top[:, None, None]) == m, index, lay.vocab)
+
+    first = jnp.min(layout_reduce(jnp.minimum, lay.vocab, hit, lay, x), axis=(-2, -1))
+    return lay.across(lax.pmin, first)
 
 
 def top_k_cut(

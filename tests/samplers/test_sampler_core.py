@@ -22,7 +22,7 @@ import pytest
 from jax.scipy.special import gammaincc
 
 import jaxsample as js
-from jaxsample.samplers import _reference, _sampling
+from jaxsample.samplers import _layout, _reference, _sampling
 
 V = 50_257
 DRAWS = 2048
@@ -71,7 +71,7 @@ def _drawer(kind: str, general: bool) -> Callable[..., jax.Array]:
     def draw(key: jax.Array, row: jax.Array, a: jax.Array, tau: jax.Array) -> jax.Array:
         rows = jnp.broadcast_to(row, (BATCH, row.shape[-1]))
         return _sampling._sample(
-            key, rows, build(a, tau), _reference.whole(rows.shape[-1]), general=general
+            key, rows, build(a, tau), _layout.whole(rows.shape[-1]), general=general
         )
 
     return draw
@@ -177,7 +177,7 @@ def test_top_p_boundary_decided_exactly_as_the_definition() -> None:
     zr, m = _reference.sanitise(row)
     w = _reference.weights(zr, m[:, None], jnp.float32(1.0))
     before = _reference.ahead(zr, jnp.arange(V), zr[:, tok : tok + 1], tok)
-    share = np.float32(_reference.mass(jnp.where(before, w, 0.0))[0] / _reference.mass(w)[0])
+    share = np.float32(_layout.mass(jnp.where(before, w, 0.0))[0] / _layout.mass(w)[0])
     p = np.float32(share - np.float32(js.TOP_P_SLACK))
     for _ in range(3):
         p = np.nextafter(p, np.float32(0))
