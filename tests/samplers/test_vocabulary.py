@@ -91,6 +91,50 @@ def test_typical_keeps_the_tokens_closest_to_the_entropy() -> None:
     assert np.asarray(js.probs(jnp.log(jnp.asarray(p)), js.Typical(1.0))).min() > 0
 
 
+def _typical_rows(vocab: int) -> np.ndarray:
+    """Rows of several families: Zipf-like, Gaussian (sd 3), heavy-tailed, and plateaus."""
+    rng = np.random.default_rng(11)
+    ranks = rng.permutation(vocab) + 1.0
+    zipf = -1.1 * np.log(ranks) + 0.3 * rng.standard_normal(vocab)
+    rows = [
+        zipf / 0.7,
+        zipf / 1.5,
+        3.0 * rng.standard_normal(vocab),
+        np.clip(rng.standard_cauchy(vocab), -30, 30),
+        np.round(2.0 * rng.standard_normal(vocab)) / 2.0,  # exact ties of logits and scores
+    ]
+    return np.stack(rows).astype(np.float32)
+
+
+def test_typical_keeps_the_prefix_that_float64_masses_give_at_a_large_vocabulary() -> None:
+    # The kept set is found without a sort; check it against a sort of the float32
+    # scores (ties by lowest id) with the masses ahead added in float64: a prefix of
+    # that ranking, holding every token whose mass ahead is clearly below the bound and
+    # none whose mass ahead is clearly above it (float32 sums decide within 1e-6).
+    from jaxsample.samplers._vocabulary import entropy_nats, log_probs
+
+    z = jnp.asarray(_typical_rows(50257))
+    logp = log_probs(z)
+    score = np.asarray(jnp.abs(-logp - entropy_nats(logp)))
+    x = np.asarray(z, np.float64)
+    p64 = np.exp(x - x.max(-1, keepdims=True))
+    p64 /= p64.sum(-1, keepdims=True)
+    inside = 0
+    for mass in (0.2, 0.9, 0.99):
+        kept = np.asarray(js.probs(z, js.Typical(mass))) > 0
+        for r in range(z.shape[0]):
+            order = np.lexsort((np.arange(z.shape[1]), score[r]))
+            ahead = np.concatenate([[0.0], np.cumsum(p64[r, order])[:-1]])
+            ranked = kept[r, order]
+            count = int(ranked.sum())
+            assert ranked[:count].all(), (mass, r)  # a prefix of the ranking
+            assert ranked[0]
+            assert ranked[ahead < mass - 1e-6].all(), (mass, r)
+            assert not ranked[ahead > mass + 1e-6].any(), (mass, r)
+            inside += 1 < count < z.shape[1]
+    assert inside >= 12  # most bounds cut inside the row (a flat row's top token may weigh 1%)
+
+
 def test_eta_and_epsilon_thresholds() -> None:
     p = np.array([0.6, 0.25, 0.1, 0.04, 0.01])
     z = jnp.log(jnp.asarray(p))
