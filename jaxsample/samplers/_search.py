@@ -64,19 +64,30 @@ def grouped(k_max: int, local: int) -> bool:
     return local > 4 * GROUP * min(k_max, local)
 
 
+def _group_maxima(x: jax.Array) -> jax.Array:
+    """Maxima of the groups of ``GROUP`` consecutive entries of each row (raw; see row_scan)."""
+    window = ((1, GROUP), (1, GROUP), ((0, 0), (0, -x.shape[-1] % GROUP)))
+    out: jax.Array = lax.reduce_window(x, -jnp.inf, lax.max, *window)
+    return out
+
+
 def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, jax.Array | None]:
     """:func:`row_top` of float32 ``x`` ``[n, local]``; with ``groups``, the cleaned group maxima.
 
-    With ``groups``, one pass forms the maxima of the groups of ``GROUP``
-    consecutive tokens with NaN read as ``-inf`` (the select rides in the
-    windowed reduction at no cost), and the row maxima are theirs. :func:`clean`
-    maps the logits of a row in order, so the cleaned maxima ``[n, ceil(local /
-    GROUP)]`` are the maxima, cleaned. ``axis``: as in :func:`row_top`.
+    With ``groups``, one pass forms the maxima of the groups of ``GROUP`` tokens
+    (again with NaN read as ``-inf`` if a row's maxima hold a NaN), and the row
+    maxima are theirs. :func:`clean` maps the logits of a row in order, so the
+    cleaned maxima ``[n, ceil(local / GROUP)]`` are the maxima, cleaned.
+    ``axis``: as in :func:`row_top`.
     """
     if not groups:
         return row_top(x, axis), None
-    window = ((1, GROUP), (1, GROUP), ((0, 0), (0, -x.shape[-1] % GROUP)))
-    raw = lax.reduce_window(where(jnp.isnan(x), -jnp.inf, x), -jnp.inf, lax.max, *window)
+    raw = _group_maxima(x)
+    # A NaN maximum makes its row's sum NaN (as may +inf with -inf, harmlessly).
+    bad = jnp.any(jnp.isnan(jnp.sum(raw, axis=-1)))
+    if axis is not None:
+        bad = lax.pmax(bad.astype(jnp.int32), axis) > 0  # type: ignore[no-untyped-call]
+    raw = lax.cond(bad, lambda: _group_maxima(where(jnp.isnan(x), -jnp.inf, x)), lambda: raw)
     top = jnp.max(raw, axis=-1)
     if axis is not None:
         top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
