@@ -27,8 +27,10 @@ The parts act in the order written:
 * ``Greedy()``, or a greedy temperature anywhere: only the first maximum.
 
 The distribution is ``w`` on the kept prefix, renormalised. The definition is
-computed here with a sort, for clarity; :func:`jaxsample.sample` draws from it
-without one.
+computed here in the plainest exact way that needs no sort (XLA sorts a float
+row slowly on a CPU): since the mass ahead grows along the ranking, the end of
+a kept prefix is found by bisection (:func:`kept_prefix`), one pass over the
+row per bit of a key. :func:`jaxsample.sample` draws from it with a few passes.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-from jaxsample.samplers._layout import mass, varying_like, where
+from jaxsample.samplers._layout import block_sums, fixed_sum, mass, varying_like, where, whole
 from jaxsample.samplers._strategies import GREEDY_TAU, Greedy, Strategy, TopK, TopP, prefix_parts
 
 #: Masses ahead of a token within this fraction of the total above ``p`` still keep it.
@@ -126,12 +129,57 @@ def _token_index(z: jax.Array) -> jax.Array:
     return lax.broadcasted_iota(jnp.int32, z.shape, z.ndim - 1)
 
 
-def _ranks(z: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(order, rank)`` of the ranking: ``order[r]`` is the token of rank ``r``."""
-    order = jnp.argsort(-z, axis=-1, stable=True).astype(jnp.int32)
-    rows = lax.broadcasted_iota(jnp.int32, z.shape, 0)
-    rank = jnp.zeros_like(order).at[rows, order].set(_token_index(z))
-    return order, rank
+def descending_key(z: jax.Array) -> jax.Array:
+    """uint32 keys that rank float32 ``z`` (no NaN, no -0.0) descending: the ranking's order.
+
+    The bits of a float, with the sign bit flipped for a positive value and every
+    bit for a negative one, order as the values; the complement reverses them.
+    """
+    b = lax.bitcast_convert_type(z, jnp.uint32)
+    ascending = where(lax.shift_right_logical(b, np.uint32(31)) == 1, ~b, b | np.uint32(1 << 31))
+    return ~ascending
+
+
+def kept_prefix(key: jax.Array, w: jax.Array, bound: jax.Array) -> jax.Array:
+    """The tokens whose weight ahead in the ranking by ``key`` is below ``bound``: bool ``[n, V]``.
+
+    The ranking orders the tokens of a row by uint32 ``key`` ascending, ties by
+    lowest index; the weight ahead of a token is the sum of ``w`` (>= 0, ``[n,
+    V]``) over the tokens ranked before it, added in the order of :func:`mass`.
+    It grows along the ranking, so the kept tokens are a prefix of it, found
+    without a sort: bit by bit from the top, the largest key ``U`` whose lower
+    keys weigh less than ``bound`` (32 passes over the row: every token keyed
+    below ``U`` is kept, none above), then the largest id ``I`` with the tokens
+    ahead of ``(U, I)`` below ``bound`` (``ceil(log2(V + 1))`` passes: the tokens
+    keyed ``U`` are kept up to ``I``). ``bound`` ``[n]``; one that no weight is
+    below (``<= 0``, NaN) keeps nothing.
+    """
+    n, vocab = key.shape
+    layout = whole(vocab)
+
+    def inside(u: jax.Array, i: jax.Array) -> jax.Array:
+        def weight(k: jax.Array, q: jax.Array, index: jax.Array) -> jax.Array:
+            u3, i3 = u[:, None, None], i[:, None, None]
+            return where((k < u3) | ((k == u3) & (index < i3)), q, 0.0)
+
+        return fixed_sum(block_sums(weight, layout, key, w)[2]) < bound
+
+    def largest(bits: int, start: jax.Array, test: Any) -> jax.Array:
+        """The largest value below ``2 ** bits`` passing the monotone ``test``, bit by bit."""
+
+        def step(j: jax.Array, v: jax.Array) -> jax.Array:
+            one = jnp.ones((), v.dtype)
+            grown = v | lax.shift_left(one, jnp.asarray(bits - 1 - j, v.dtype))
+            return where(test(grown), grown, v)
+
+        found: jax.Array = lax.fori_loop(0, bits, step, varying_like(start, key, w, bound))
+        return found
+
+    index_bits = max(1, math.ceil(math.log2(vocab + 1)))
+    u = largest(32, jnp.zeros((n,), jnp.uint32), lambda v: inside(v, jnp.zeros((n,), jnp.int32)))
+    last = largest(index_bits, jnp.zeros((n,), jnp.int32), lambda v: inside(u, v))
+    index = _token_index(key)
+    return (key < u[:, None]) | ((key == u[:, None]) & (index <= last[:, None]))
 
 
 def nucleus_limit(p: jax.Array, total: jax.Array) -> jax.Array:
@@ -141,35 +189,6 @@ def nucleus_limit(p: jax.Array, total: jax.Array) -> jax.Array:
     0.5 keeps only the first.
     """
     return where(p > 0, (p + jnp.float32(TOP_P_SLACK)) * total, jnp.float32(0.5))
-
-
-def _nucleus(z: jax.Array, w: jax.Array, limit: jax.Array) -> jax.Array:
-    """The kept prefix of top-p: tokens whose mass ahead (:func:`mass` of ``w``) is below ``limit``.
-
-    The mass ahead grows along the ranking, so the last kept rank is found by a
-    binary search over it. Returns bool ``[n, V]``.
-    """
-    n, vocab = z.shape
-    order, _ = _ranks(z)
-    index = _token_index(z)
-
-    def kept(r: jax.Array) -> jax.Array:
-        x = jnp.take_along_axis(order, r[:, None], axis=-1)
-        zx = jnp.take_along_axis(z, x, axis=-1)
-        return mass(where(ahead(z, index, zx, x), w, 0.0)) < limit
-
-    def step(_: int, bounds: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        lo, hi = bounds  # rank lo is kept, rank hi (or V) is not
-        mid = (lo + hi) // 2
-        ok = kept(jnp.minimum(mid, vocab - 1))
-        return where(ok, mid, lo), where(ok, hi, mid)
-
-    start = varying_like(
-        (jnp.zeros((n,), jnp.int32), jnp.full((n,), vocab, jnp.int32)), z, w, limit
-    )
-    last, _ = lax.fori_loop(0, max(1, math.ceil(math.log2(vocab + 1))), step, start)
-    x = jnp.take_along_axis(order, last[:, None], axis=-1)
-    return ahead(z, index, jnp.take_along_axis(z, x, axis=-1), x + 1)
 
 
 def prefix_state(
@@ -198,12 +217,13 @@ def prefix_state(
             k = per_row(part.k, lead, jnp.int32)
             if part.k_max is not None:
                 k = jnp.minimum(k, part.k_max)
-            _, rank = _ranks(z)
-            keep = keep & ((rank < k[:, None]) | ~((k > 0) & (k < vocab))[:, None])
+            ones = jnp.ones(z.shape, jnp.float32)
+            ranked = kept_prefix(descending_key(z), ones, k.astype(jnp.float32))
+            keep = keep & (ranked | ~((k > 0) & (k < vocab))[:, None])
         elif isinstance(part, TopP):
             w = where(keep, weights(z, m, s[:, None]), 0.0)
             p = per_row(part.p, lead, jnp.float32)
-            keep = keep & _nucleus(z, w, nucleus_limit(p, mass(w)))
+            keep = keep & kept_prefix(descending_key(z), w, nucleus_limit(p, mass(w)))
     return s, keep, greedy
 
 

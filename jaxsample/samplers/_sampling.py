@@ -215,7 +215,8 @@ def probs(
     :math:`\pi = \mathrm{softmax}(s(z))`, where :math:`s` is the strategy's
     log-weight map (for the built-in strategies, the definition in
     :mod:`jaxsample.samplers._reference`) applied to the sanitised float32 logits.
-    Computed with a sort of each row, for clarity, not speed; with ``vocab_axis``
+    Computed for clarity, not speed (a top-k or top-p part finds the end of its
+    kept prefix by bisection, about 50 passes over the row); with ``vocab_axis``
     the row is gathered from its shards first.
 
     Args:

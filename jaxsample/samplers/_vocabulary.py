@@ -24,7 +24,6 @@ traced out-of-range value does.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import jax
@@ -32,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxsample.samplers._layout import block_sums, fixed_sum, varying_like, where, whole
+from jaxsample.samplers._reference import descending_key, kept_prefix
 from jaxsample.samplers._strategies import (
     Chain,
     Strategy,
@@ -102,63 +101,6 @@ def settle(y: jax.Array, fallback: jax.Array) -> jax.Array:
     return jnp.where(empty, fallback, y)
 
 
-def typical_prefix(score: jax.Array, p: jax.Array, bound: jax.Array) -> jax.Array:
-    """The tokens whose mass ahead in the ranking by ``score`` is below ``bound``: bool ``[n, V]``.
-
-    ``score`` float32 ``[n, V]`` (>= 0, ``+inf`` allowed) ranks the tokens of a row
-    ascending, ties by lowest index; the mass ahead of a token is the sum of
-    ``p`` (``[n, V]``, >= 0) over the tokens ranked before it, added in the one
-    order of :func:`~._layout.mass`. The first token of the ranking is always kept
-    and ``bound >= 1`` (``[n]``) keeps every token; NaN or ``<= 0`` keeps the first only.
-
-    The kept tokens are a prefix of the ranking, found without a sort. The bits
-    of a score ``>= 0`` rank as its value, so a bisection over them (31 passes
-    over the row) finds the largest ``U`` for which the tokens scoring below
-    ``U`` weigh less than ``bound``: every token scoring below ``U`` is kept and
-    none scoring above. A second bisection, over the ids (``ceil(log2(V + 1))``
-    passes), finds how many of the tokens scoring exactly ``U`` are kept.
-    """
-    n, vocab = score.shape
-    key = lax.bitcast_convert_type(score, jnp.int32)
-    layout = whole(vocab)
-
-    def ahead(u: jax.Array, i: jax.Array) -> jax.Array:
-        """The mass of the tokens with key below ``u``, or equal with an id below ``i``: [n]."""
-
-        def weight(k: jax.Array, q: jax.Array, index: jax.Array) -> jax.Array:
-            u3, i3 = u[:, None, None], i[:, None, None]
-            return where((k < u3) | ((k == u3) & (index < i3)), q, 0.0)
-
-        return fixed_sum(block_sums(weight, layout, key, p)[2])
-
-    def search(steps: int, lo: jax.Array, hi: jax.Array, inside: Any) -> jax.Array:
-        """The largest ``v`` in ``[lo, hi)`` with ``inside(v)``: true at ``lo``, false at ``hi``."""
-
-        def step(_: int, bounds: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-            a, b = bounds
-            mid = a + (b - a) // 2
-            ok = inside(mid)
-            return where(ok, mid, a), where(ok, b, mid)
-
-        found: jax.Array = lax.fori_loop(0, steps, step, varying_like((lo, hi), score, p, bound))[0]
-        return found
-
-    zeros = jnp.zeros((n,), jnp.int32)
-    top = jnp.full((n,), 0x7F800001, jnp.int32)  # above the bits of +inf
-    u = search(31, zeros, top, lambda v: ahead(v, zeros) < bound)
-    last = search(
-        max(1, math.ceil(math.log2(vocab + 2))),
-        zeros,
-        jnp.full((n,), vocab + 1, jnp.int32),
-        lambda v: ahead(u, v) < bound,
-    )
-    index = lax.broadcasted_iota(jnp.int32, score.shape, 1)
-    first = index == jnp.argmin(score, axis=-1)[:, None]
-    everything = (bound >= 1) | (ahead(top, zeros) < bound)
-    kept = (key < u[:, None]) | ((key == u[:, None]) & (index <= last[:, None]))
-    return kept | first | everything[:, None]
-
-
 def _check_unit(name: str, value: Any, closed_top: bool, rule: str) -> None:
     if closed_top:
         _check_real(name, value, lambda a: (a >= 0) & (a <= 1), rule)
@@ -220,7 +162,7 @@ class Typical(Strategy):
     of the tokens ranked before it is below ``mass``. This is Hugging Face's
     ``TypicalLogitsWarper`` (llama.cpp's ``llama_sampler_typical_apply`` differs
     only when a cumulative mass equals ``mass`` exactly). ``mass = 1`` keeps every
-    token. The kept prefix is found without a sort (:func:`typical_prefix`), the
+    token. The kept prefix is found without a sort (:func:`~._reference.kept_prefix`), the
     masses ahead added in the layout's fixed order.
 
     Args:
@@ -253,7 +195,10 @@ class Typical(Strategy):
         score = jnp.where(y > -jnp.inf, jnp.abs(-logp - h), jnp.inf)
         rows = score.reshape(-1, score.shape[-1])
         bound = jnp.broadcast_to(param(self.mass), (*y.shape[:-1], 1)).reshape(-1)
-        keep = typical_prefix(rows, jnp.exp(logp).reshape(rows.shape), bound)
+        # Ascending scores rank as the negated scores descending.
+        keep = kept_prefix(descending_key(-rows), jnp.exp(logp).reshape(rows.shape), bound)
+        first = jnp.argmin(rows, axis=-1)[:, None] == lax.broadcasted_iota(jnp.int32, rows.shape, 1)
+        keep = keep | first | (bound >= 1)[:, None]
         return jnp.where(keep.reshape(y.shape), y, -jnp.inf)
 
 
