@@ -195,8 +195,8 @@ class Typical(Strategy):
         score = jnp.where(y > -jnp.inf, jnp.abs(-logp - h), jnp.inf)
         rows = score.reshape(-1, score.shape[-1])
         bound = jnp.broadcast_to(param(self.mass), (*y.shape[:-1], 1)).reshape(-1)
-        # Ascending scores rank as the negated scores descending.
-        keep = kept_prefix(descending_key(-rows), jnp.exp(logp).reshape(rows.shape), bound)
+        # The complement of the descending key ranks the scores (>= 0) ascending.
+        keep = kept_prefix(~descending_key(rows), jnp.exp(logp).reshape(rows.shape), bound)
         first = jnp.argmin(rows, axis=-1)[:, None] == lax.broadcasted_iota(jnp.int32, rows.shape, 1)
         keep = keep | first | (bound >= 1)[:, None]
         return jnp.where(keep.reshape(y.shape), y, -jnp.inf)
