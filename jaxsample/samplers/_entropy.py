@@ -40,7 +40,8 @@ def entropy(p: jax.Array, base: float = 2.0, axis: int = -1) -> jax.Array:
     q = jnp.asarray(p, jnp.float32)
     positive = q > 0
     plogp = jnp.where(positive, q * jnp.log(jnp.where(positive, q, 1.0)), 0.0)
-    h: jax.Array = -jnp.sum(plogp, axis=axis) / jnp.float32(math.log(base))
+    # 0 - sum rather than -sum: a certain outcome has entropy +0.0, not -0.0.
+    h: jax.Array = (0.0 - jnp.sum(plogp, axis=axis)) / jnp.float32(math.log(base))
     return h
 
 
