@@ -103,9 +103,16 @@ def complete(
             them), the encoded prompt plus ``max_tokens`` exceeds the model's context
             (the message names the lengths), or ``n``, ``seed``, ``max_tokens`` or
             ``strategy`` is invalid.
+        TypeError: If ``prompt`` is not a string (one prompt per call; several
+            prompts at once are :func:`jaxsample.generate_ids`'s job).
         FileNotFoundError: If ``model`` is ``None`` and the shipped model is missing.
 
     """
+    if not isinstance(prompt, str):
+        raise TypeError(
+            f"prompt must be one string, got {type(prompt).__name__}: call complete once per "
+            "prompt, or encode the prompts and use jaxsample.generate_ids for a batch"
+        )
     model = _shipped_model() if model is None else model
     tok = model.tokenizer
     ids = tok.encode(prompt, bos=True)

@@ -139,12 +139,14 @@ def entropy_sweep(logits: jax.Array, taus: jax.Array) -> jax.Array:
         ValueError: for a bad logits shape or dtype.
     """
     x = check_logits(logits)
+    taus = jnp.asarray(taus, jnp.float32)
+    if not math.prod(x.shape[:-1]):  # no rows
+        return jnp.zeros((taus.shape[0], *x.shape[:-1]), jnp.float32)
     d, f = _offsets(x)
     n = d.shape[0]
 
     def one(tau: jax.Array) -> jax.Array:
         return _entropy_of(d, f, jnp.broadcast_to(tau, (n,)), 2.0).reshape(x.shape[:-1])
 
-    taus = jnp.asarray(taus, jnp.float32)
     out: jax.Array = lax.map(one, taus, batch_size=min(SWEEP_BATCH, max(1, taus.shape[0])))
     return out

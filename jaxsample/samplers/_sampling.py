@@ -44,6 +44,7 @@ References:
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax
@@ -230,13 +231,15 @@ def probs(
         float32 ``[..., V]`` (the shard's part with ``vocab_axis``; 0 at padding;
         ``[..., vocab_size]`` for unsharded logits cut by ``vocab_size``): rows sum
         to 1 (to rounding) and are exactly 0 where a token was removed. Rows with
-        bad logits follow the rules of :func:`sample`.
+        bad logits follow the rules of :func:`sample`; no rows give an empty array.
 
     Raises:
         ValueError: for a bad logits shape or dtype, a non-strategy, or a bad sharding.
     """
     _check_strategy(strategy)
     x, layout = _prepare(logits, vocab_axis, vocab_size)
+    if not math.prod(x.shape[:-1]):  # no rows: nothing to compute
+        return jnp.zeros(x.shape, jnp.float32)
     out: jax.Array = _probs(x, strategy, layout)
     return out
 
@@ -284,6 +287,7 @@ def sample(
     * A row with no usable logit (all ``-inf`` or NaN) samples uniformly over all
       ``V`` tokens and is reported invalid by :func:`valid_rows`.
     * Huge magnitudes are handled by subtracting each row's maximum first.
+    * A batch with no rows (a leading axis of size 0) gives an empty array.
 
     Vocabulary sharding: inside ``shard_map``, ``logits`` may be this device's
     contiguous piece ``[..., W / n]`` of rows of ``W`` logits split over the ``n``
@@ -314,7 +318,10 @@ def sample(
     """
     _check_strategy(strategy)
     x, layout = _prepare(logits, vocab_axis, vocab_size)
-    ids: jax.Array = _sample(_check_key(key, x.shape[:-1]), x, strategy, layout)
+    keys = _check_key(key, x.shape[:-1])
+    if not math.prod(x.shape[:-1]):  # no rows: nothing to draw
+        return jnp.zeros(x.shape[:-1], jnp.int32)
+    ids: jax.Array = _sample(keys, x, strategy, layout)
     return ids
 
 

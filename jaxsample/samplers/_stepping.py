@@ -6,6 +6,7 @@ See :mod:`._history` for the state and the data flow.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -281,6 +282,8 @@ def sample_step(
         k = jax.random.wrap_key_data(k)
     keys = row_keys(k, lead)
     bound = bind(strategy, history, keys, lead)
+    if not math.prod(lead):  # no rows: no token, no state to advance
+        return jnp.zeros(lead, jnp.int32), history
     tokens = sample(keys.reshape(lead), x, bound)
     if history is None:
         return tokens, None

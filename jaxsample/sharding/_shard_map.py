@@ -73,8 +73,10 @@ def sample(
     """
     layout, x = _checked(logits, strategy, mesh, vocab_axis, batch_axis)
     lead = x.shape[:-1]
-    keys = _row_keys(check_key(key, lead), lead)
-    ids: jax.Array = _sample(keys, x, strategy, layout=layout)
+    keys = check_key(key, lead)
+    if not math.prod(lead):  # no rows: nothing to draw
+        return jnp.zeros(lead, jnp.int32)
+    ids: jax.Array = _sample(_row_keys(keys, lead), x, strategy, layout=layout)
     return ids
 
 
@@ -106,6 +108,8 @@ def probs(
         ValueError: As :func:`sample`.
     """
     layout, x = _checked(logits, strategy, mesh, vocab_axis, batch_axis)
+    if not math.prod(x.shape[:-1]):  # no rows: nothing to compute
+        return jnp.zeros(x.shape, jnp.float32)
     out: jax.Array = _probs(x, strategy, layout=layout)
     return out
 

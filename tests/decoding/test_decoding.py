@@ -372,6 +372,8 @@ def test_generate_returns_python_ints_without_eos(shipped: Pretrained) -> None:
     assert complete("Tomorrow she", max_tokens=12) == [tok.decode(ids)]  # shipped by default
     words = tok.decode(ids).split()
     assert words[0] == "will" or words[:2] == ["is", "going"]  # future tense
+    with pytest.raises(TypeError, match=r"one string, got list.*generate_ids"):
+        complete(["Tomorrow she", "the dog"], model=shipped)  # type: ignore[arg-type]
 
 
 def test_cli_generate(shipped: Pretrained, capsys: pytest.CaptureFixture[str]) -> None:

@@ -122,6 +122,45 @@ def test_vocabulary_of_one(key: jax.Array) -> None:
         np.testing.assert_array_equal(js.probs(z, s), 1.0)
 
 
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        js.Greedy(),
+        js.Temperature(0.7),
+        js.TopK(3, tau=0.8),
+        js.TopP(0.9, tau=0.8),
+        js.chain(js.TopK(3), js.TopP(0.8)),
+        js.MinP(0.1),
+        js.Typical(0.9),
+    ],
+)
+def test_a_batch_without_rows_gives_empty_results(strategy: js.Strategy, key: jax.Array) -> None:
+    for shape in [(0, 300), (2, 0, 7)]:
+        z = jnp.zeros(shape, jnp.float32)
+        for ids in (
+            js.sample(key, z, strategy),
+            jax.jit(lambda k, x: js.sample(k, x, strategy))(key, z),
+            js.sample(jax.random.split(key, 0).reshape(shape[:-1]), z, strategy),
+        ):
+            assert ids.shape == shape[:-1] and ids.dtype == jnp.int32
+        q = js.probs(z, strategy)
+        assert q.shape == shape and q.dtype == jnp.float32
+    assert js.probs(jnp.zeros((0, 300)), strategy, vocab_size=200).shape == (0, 200)
+    assert js.entropy_sweep(jnp.zeros((0, 5)), jnp.array([0.5, 1.0])).shape == (2, 0)
+    mesh = jax.make_mesh((1, 1), ("dp", "tp"))
+    assert js.sharding.sample(key, jnp.zeros((0, 300)), strategy, mesh=mesh).shape == (0,)
+    assert js.sharding.probs(jnp.zeros((0, 300)), strategy, mesh=mesh).shape == (0, 300)
+
+
+def test_sample_step_without_rows_keeps_the_state(key: jax.Array) -> None:
+    s = js.chain(js.RepetitionPenalty(1.3), js.TopP(0.9))
+    history = js.init_history(s, 5, jnp.zeros((0, 3), jnp.int32))
+    tokens, after = js.sample_step(key, jnp.zeros((0, 5)), s, history)
+    assert tokens.shape == (0,) and after is history
+    with pytest.raises(ValueError, match="history"):  # the same error as with rows
+        js.sample_step(key, jnp.zeros((0, 5)), s, None)
+
+
 def test_traced_invalid_parameters_have_defined_behaviour(key: jax.Array) -> None:
     z = jnp.broadcast_to(jnp.array([2.0, 1.0, 0.5, 0.0, -1.0]), (1, 5))
 
