@@ -35,7 +35,7 @@ maximum. Put penalties first, as every engine does.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -95,6 +95,9 @@ class HistoryPart(Strategy):
     """
 
     history: History | None
+    #: Fields that hold the generation's state (rows first, then axes of their own),
+    #: not parameters.
+    STATE: ClassVar[frozenset[str]] = frozenset({"history"})
 
     def needs(self) -> Needs:
         """The fields of :class:`History` this part reads."""

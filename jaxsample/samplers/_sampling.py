@@ -87,7 +87,15 @@ from jaxsample.samplers._search import (
     token_ids,
     top_k_cut,
 )
-from jaxsample.samplers._strategies import GREEDY_TAU, Greedy, Strategy, TopK, TopP, prefix_parts
+from jaxsample.samplers._strategies import (
+    GREEDY_TAU,
+    Greedy,
+    Strategy,
+    TopK,
+    TopP,
+    check_broadcast,
+    prefix_parts,
+)
 
 __all__ = ["probs", "sample", "valid_rows"]
 
@@ -234,10 +242,12 @@ def probs(
         bad logits follow the rules of :func:`sample`; no rows give an empty array.
 
     Raises:
-        ValueError: for a bad logits shape or dtype, a non-strategy, or a bad sharding.
+        ValueError: for a bad logits shape or dtype, a non-strategy, a parameter that
+            does not broadcast against ``[...]``, or a bad sharding.
     """
     _check_strategy(strategy)
     x, layout = _prepare(logits, vocab_axis, vocab_size)
+    check_broadcast(strategy, x.shape[:-1])
     if not math.prod(x.shape[:-1]):  # no rows: nothing to compute
         return jnp.zeros(x.shape, jnp.float32)
     out: jax.Array = _probs(x, strategy, layout)
@@ -314,10 +324,12 @@ def sample(
 
     Raises:
         ValueError: for a bad logits shape or dtype, a key of the wrong shape or type,
-            a non-strategy, or a sharding that breaks the rules above.
+            a non-strategy, a parameter that does not broadcast against ``[...]``, or
+            a sharding that breaks the rules above.
     """
     _check_strategy(strategy)
     x, layout = _prepare(logits, vocab_axis, vocab_size)
+    check_broadcast(strategy, x.shape[:-1])
     keys = _check_key(key, x.shape[:-1])
     if not math.prod(x.shape[:-1]):  # no rows: nothing to draw
         return jnp.zeros(x.shape[:-1], jnp.int32)

@@ -29,10 +29,10 @@ from jaxsample.samplers._strategies import (
     Chain,
     Strategy,
     _pytree,
+    leaf_parts,
 )
 from jaxsample.samplers._vocabulary import (
     XTC,
-    _parts,
     log_probs,
 )
 
@@ -40,7 +40,7 @@ __all__ = ["Bound", "advance", "bind", "init_history", "needs_history", "sample_
 
 
 def _history_parts(strategy: Strategy) -> list[HistoryPart]:
-    return [p for p in _parts(strategy) if isinstance(p, HistoryPart)]
+    return [p for p in leaf_parts(strategy) if isinstance(p, HistoryPart)]
 
 
 def needs_history(strategy: Strategy) -> bool:
@@ -58,7 +58,7 @@ def _needs(strategy: Strategy) -> Needs:
 
 
 def _mirostat(strategy: Strategy) -> Mirostat2 | None:
-    found = [p for p in _parts(strategy) if isinstance(p, Mirostat2)]
+    found = [p for p in leaf_parts(strategy) if isinstance(p, Mirostat2)]
     if len(found) > 1:
         raise ValueError("a strategy may hold at most one Mirostat2 part (one mu per row)")
     return found[0] if found else None
@@ -170,7 +170,7 @@ def bind(
     Raises:
         ValueError: if the strategy reads a history and ``history`` is ``None``.
     """
-    parts = _parts(strategy)
+    parts = leaf_parts(strategy)
     has_history = any(isinstance(p, HistoryPart) for p in parts)
     has_xtc = keys is not None and any(isinstance(p, XTC) for p in parts)
     if not has_history and not has_xtc:

@@ -315,3 +315,56 @@ def prefix_parts(strategy: Strategy) -> tuple[Strategy, ...] | None:
             out.extend(sub)
         return tuple(out)
     return None
+
+
+def leaf_parts(strategy: Strategy) -> list[Strategy]:
+    """The strategies ``strategy`` is made of, in order: compositions flattened.
+
+    A composition is a strategy whose ``parts`` are strategies (a :class:`Chain`,
+    or the bound form of a strategy that reads a history).
+    """
+    parts = getattr(strategy, "parts", None)
+    if isinstance(parts, tuple) and all(isinstance(p, Strategy) for p in parts):
+        return [q for part in parts for q in leaf_parts(part)]
+    return [strategy]
+
+
+def parameter_shapes(strategy: Strategy) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
+    """``(name, shape, rows)`` of every numeric parameter of ``strategy``.
+
+    ``name`` is ``Class.field``; ``rows`` is the shape that must fit the rows of
+    the logits: the whole shape, less the last axis for the fields a strategy
+    lists in ``TRAILING`` (a bias ``[V]``, an id list ``[n]``). The fields a
+    strategy lists in ``STATE`` (a generation's history) are not parameters.
+    """
+    out = []
+    for part in leaf_parts(strategy):
+        trailing: frozenset[str] = getattr(type(part), "TRAILING", frozenset())
+        state: frozenset[str] = getattr(type(part), "STATE", frozenset())
+        for field in dataclasses.fields(part):  # type: ignore[arg-type]
+            if field.metadata.get("static") or field.name in state:
+                continue
+            for leaf in jax.tree_util.tree_leaves(getattr(part, field.name)):
+                shape = tuple(np.shape(leaf))
+                rows = shape[:-1] if field.name in trailing else shape
+                out.append((f"{type(part).__name__}.{field.name}", shape, rows))
+    return out
+
+
+def check_broadcast(strategy: Strategy, lead: tuple[int, ...]) -> None:
+    """Check that every parameter of ``strategy`` broadcasts against the rows ``lead``.
+
+    Raises:
+        ValueError: naming the parameter, its shape and ``lead``, for one that does
+            not broadcast to ``lead`` (``np.broadcast_shapes(shape, lead) != lead``).
+    """
+    for name, shape, rows in parameter_shapes(strategy):
+        try:
+            fits = np.broadcast_shapes(rows, lead) == lead
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"strategy parameters must be scalars or broadcast against the rows of the "
+                f"logits, logits.shape[:-1] = {lead}; got {name} of shape {shape}"
+            )

@@ -28,17 +28,16 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from jaxsample.samplers._reference import descending_key, kept_prefix
 from jaxsample.samplers._strategies import (
-    Chain,
     Strategy,
     Temperature,
     _check_real,
     _check_tau,
     _pytree,
+    parameter_shapes,
 )
 
 __all__ = [
@@ -395,12 +394,6 @@ class XTC(Strategy):
         return settle(jnp.logaddexp(keep_all, cut), z)
 
 
-def _parts(strategy: Strategy) -> list[Strategy]:
-    if isinstance(strategy, Chain):
-        return [q for part in strategy.parts for q in _parts(part)]
-    return [strategy]
-
-
 def check_rows(strategy: Strategy, batch: int) -> None:
     """Check that every parameter of ``strategy`` is a scalar or has one value per row.
 
@@ -411,18 +404,9 @@ def check_rows(strategy: Strategy, batch: int) -> None:
         ValueError: naming the parameter and its shape, for a parameter that does not
             match a batch of ``batch`` rows.
     """
-    for part in _parts(strategy):
-        trailing: frozenset[str] = getattr(type(part), "TRAILING", frozenset())
-        for field in dataclasses.fields(part):  # type: ignore[arg-type]
-            if field.metadata.get("static"):
-                continue
-            value = getattr(part, field.name)
-            for leaf in jax.tree_util.tree_leaves(value):
-                shape = np.shape(leaf)
-                lead = shape[:-1] if field.name in trailing else shape
-                if lead not in ((), (1,), (batch,)):
-                    raise ValueError(
-                        f"strategy parameters must be scalars or have one value per row, "
-                        f"shape ({batch},); got {type(part).__name__}.{field.name} of "
-                        f"shape {shape}"
-                    )
+    for name, shape, rows in parameter_shapes(strategy):
+        if rows not in ((), (1,), (batch,)):
+            raise ValueError(
+                f"strategy parameters must be scalars or have one value per row, "
+                f"shape ({batch},); got {name} of shape {shape}"
+            )

@@ -152,6 +152,26 @@ def test_a_batch_without_rows_gives_empty_results(strategy: js.Strategy, key: ja
     assert js.sharding.probs(jnp.zeros((0, 300)), strategy, mesh=mesh).shape == (0, 300)
 
 
+def test_parameters_that_do_not_fit_the_rows_raise_before_tracing(key: jax.Array) -> None:
+    z = jnp.zeros((3, 10))
+    for strategy, name in [
+        (js.TopP(jnp.array([0.5, 0.9])), r"TopP\.p of shape \(2,\)"),
+        (js.chain(js.Temperature(0.5), js.TopK(jnp.array([1, 2]))), r"TopK\.k of shape \(2,\)"),
+        (js.Temperature(jnp.ones((3, 1))), r"Temperature\.tau of shape \(3, 1\)"),
+        (js.LogitBias(jnp.zeros((2, 10))), r"LogitBias\.bias of shape \(2, 10\)"),
+    ]:
+        pattern = r"logits.shape\[:-1\] = \(3,\); got " + name
+        with pytest.raises(ValueError, match=pattern):
+            js.sample(key, z, strategy)
+        with pytest.raises(ValueError, match=pattern):
+            js.probs(z, strategy)
+    # Shapes that broadcast are accepted, as NumPy broadcasts them.
+    z3 = jnp.zeros((2, 3, 10))
+    for tau in (jnp.ones((2, 1)), jnp.ones((3,)), jnp.ones((1, 3)), 0.7):
+        assert js.sample(key, z3, js.Temperature(tau)).shape == (2, 3)
+    assert js.sample(key, z, js.LogitBias(jnp.zeros((3, 10)))).shape == (3,)
+
+
 def test_sample_step_without_rows_keeps_the_state(key: jax.Array) -> None:
     s = js.chain(js.RepetitionPenalty(1.3), js.TopP(0.9))
     history = js.init_history(s, 5, jnp.zeros((0, 3), jnp.int32))
