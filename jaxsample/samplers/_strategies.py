@@ -366,5 +366,6 @@ def check_broadcast(strategy: Strategy, lead: tuple[int, ...]) -> None:
         if not fits:
             raise ValueError(
                 f"strategy parameters must be scalars or broadcast against the rows of the "
-                f"logits, logits.shape[:-1] = {lead}; got {name} of shape {shape}"
+                f"logits (one value per row), logits.shape[:-1] = {lead}; got {name} of "
+                f"shape {shape}"
             )

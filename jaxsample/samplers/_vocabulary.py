@@ -37,7 +37,7 @@ from jaxsample.samplers._strategies import (
     _check_real,
     _check_tau,
     _pytree,
-    parameter_shapes,
+    check_broadcast,
 )
 
 __all__ = [
@@ -397,16 +397,14 @@ class XTC(Strategy):
 def check_rows(strategy: Strategy, batch: int) -> None:
     """Check that every parameter of ``strategy`` is a scalar or has one value per row.
 
-    Fields listed in a strategy's ``TRAILING`` (a bias ``[V]``, an id list ``[n]``)
-    carry a last axis of their own: only their leading axes are checked.
+    :func:`~._strategies.check_broadcast` against ``(batch,)``: the shapes that
+    broadcast against one axis of ``batch`` rows are ``()``, ``(1,)`` and
+    ``(batch,)``. Fields listed in a strategy's ``TRAILING`` (a bias ``[V]``, an
+    id list ``[n]``) carry a last axis of their own: only their leading axes are
+    checked.
 
     Raises:
         ValueError: naming the parameter and its shape, for a parameter that does not
             match a batch of ``batch`` rows.
     """
-    for name, shape, rows in parameter_shapes(strategy):
-        if rows not in ((), (1,), (batch,)):
-            raise ValueError(
-                f"strategy parameters must be scalars or have one value per row, "
-                f"shape ({batch},); got {name} of shape {shape}"
-            )
+    check_broadcast(strategy, (batch,))
