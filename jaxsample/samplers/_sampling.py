@@ -4,10 +4,9 @@
 :func:`sample` draws from it with one algorithm for every built-in strategy and
 chain, whose cost does not depend on the distribution:
 
-1. one pass for the row maximum (which, with a top-k part, forms the maxima of
-   16-token groups and takes the row's from them); the exact cuts of top-k parts
-   from two small ``lax.top_k`` stages (over the group maxima, then inside the
-   chosen groups);
+1. one pass for the row maximum (and, with a top-k part, one for the maxima of
+   16-token groups); the exact cuts of top-k parts from two small ``lax.top_k``
+   stages (over the group maxima, then inside the chosen groups);
 2. one pass that forms the weights ``w`` of the tokens left by those cuts and
    their column, chunk and block sums (the fixed :class:`~._layout.Layout`:
    16 blocks of consecutive tokens, 16 slices per block, chunks of 16 columns);
@@ -345,7 +344,7 @@ def _sample(
     lead = x.shape[:-1]
     rows = _rows(x, layout)
     parts = None if general else prefix_parts(strategy)
-    # One pass for the row maxima, and the group maxima when a top-k part ranks groups.
+    # The row maxima, and the group maxima when a top-k part ranks groups.
     groups = parts is not None and any(
         isinstance(part, TopK) and grouped(_k_bound(part, layout), rows.shape[-1]) for part in parts
     )

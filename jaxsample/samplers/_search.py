@@ -27,7 +27,7 @@ from jaxsample.samplers._layout import (
     whole,
 )
 from jaxsample.samplers._random import uniforms
-from jaxsample.samplers._reference import ahead, clean, clean_top, row_top, weights
+from jaxsample.samplers._reference import ahead, clean, clean_top, row_maximum, weights
 
 __all__ = [
     "CANDIDATES",
@@ -74,23 +74,23 @@ def _group_maxima(x: jax.Array) -> jax.Array:
 def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, jax.Array | None]:
     """:func:`row_top` of float32 ``x`` ``[n, local]``; with ``groups``, the cleaned group maxima.
 
-    With ``groups``, one pass forms the maxima of the groups of ``GROUP`` tokens
-    (again with NaN read as ``-inf`` if a row's maxima hold a NaN), and the row
-    maxima are theirs. :func:`clean` maps the logits of a row in order, so the
-    cleaned maxima ``[n, ceil(local / GROUP)]`` are the maxima, cleaned.
-    ``axis``: as in :func:`row_top`.
+    With ``groups``, a second pass forms the maxima of the groups of ``GROUP``
+    consecutive tokens, of the logits with NaN read as ``-inf`` when any holds a
+    NaN (next to one, XLA's CPU reduction may miss a maximum: see
+    :func:`~._reference.row_maximum`). :func:`clean` maps the logits of a row in
+    order, so the cleaned maxima ``[n, ceil(local / GROUP)]`` are the maxima,
+    cleaned. ``axis``: as in :func:`row_top`.
     """
-    if not groups:
-        return row_top(x, axis), None
-    raw = _group_maxima(x)
-    # A NaN maximum makes its row's sum NaN (as may +inf with -inf, harmlessly).
-    bad = jnp.any(jnp.isnan(jnp.sum(raw, axis=-1)))
-    if axis is not None:
-        bad = lax.pmax(bad.astype(jnp.int32), axis) > 0  # type: ignore[no-untyped-call]
-    raw = lax.cond(bad, lambda: _group_maxima(where(jnp.isnan(x), -jnp.inf, x)), lambda: raw)
-    top = jnp.max(raw, axis=-1)
+    top, bad = row_maximum(x)
     if axis is not None:
         top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
+    if not groups:
+        return top, None
+    raw = lax.cond(
+        bad,
+        lambda: _group_maxima(where(jnp.isnan(x), -jnp.inf, x)),
+        lambda: _group_maxima(x),
+    )
     return top, clean(raw, top[:, None])
 
 
