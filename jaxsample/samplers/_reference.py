@@ -56,30 +56,18 @@ def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
     return jnp.broadcast_to(jnp.asarray(value, dtype), lead).reshape(-1)
 
 
-#: Contiguous slices of a row that :func:`row_maximum` folds into one.
-FOLD = 16
-
-
 def row_maximum(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The maximum of each row of float32 ``x`` ``[n, V]`` ignoring NaN, and whether any is NaN.
 
     Returns float32 ``[n]`` and a bool scalar. XLA's max reductions on CPU do not
-    propagate NaN, and next to a NaN they may miss a row's maximum. So the row's
-    ``FOLD`` contiguous slices of ``ceil(V / FOLD)`` entries (the last one ending
-    at the row's end, overlapping the one before) are folded with elementwise
-    maxima, which do propagate NaN, and reduced; only when a NaN reaches the
-    folded entries is the row reduced again with NaN read as ``-inf``.
+    propagate NaN, and next to a NaN they may return less than the row's
+    maximum, so a NaN is found by a sum (NaN wherever a NaN is added, and where
+    ``+inf`` meets ``-inf``, harmlessly); only then is the row reduced again with
+    NaN read as ``-inf``. Both are plain reductions, which XLA partitions over a
+    sharded vocabulary without gathering the rows.
     """
-    vocab = x.shape[-1]
-    size = -(-vocab // FOLD)
-    folded = None
-    for start in sorted({min(i * size, vocab - size) for i in range(FOLD)}):
-        part = lax.slice_in_dim(x, start, start + size, axis=1)
-        folded = part if folded is None else lax.max(folded, part)
-    assert folded is not None
-    # A NaN makes its row's sum NaN (as may +inf with -inf, harmlessly).
-    bad = jnp.any(jnp.isnan(jnp.sum(folded, axis=-1)))
-    top = jnp.max(folded, axis=-1)
+    bad = jnp.any(jnp.isnan(jnp.sum(x, axis=-1)))
+    top = jnp.max(x, axis=-1)
     top = lax.cond(bad, lambda: jnp.max(where(jnp.isnan(x), -jnp.inf, x), axis=-1), lambda: top)
     return top, bad
 
