@@ -56,34 +56,33 @@ def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
     return jnp.broadcast_to(jnp.asarray(value, dtype), lead).reshape(-1)
 
 
-def row_maximum(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+def row_maximum(x: jax.Array, axis: str | None = None) -> tuple[jax.Array, jax.Array]:
     """The maximum of each row of float32 ``x`` ``[n, V]`` ignoring NaN, and whether any is NaN.
 
-    Returns float32 ``[n]`` and a bool scalar. XLA's max reductions on CPU do not
-    propagate NaN, and next to a NaN they may return less than the row's
-    maximum, so a NaN is found by a sum (NaN wherever a NaN is added, and where
-    ``+inf`` meets ``-inf``, harmlessly); only then is the row reduced again with
-    NaN read as ``-inf``. Both are plain reductions, which XLA partitions over a
-    sharded vocabulary without gathering the rows.
+    Returns float32 ``[n]`` and a bool scalar (for the ``x`` held here). XLA's max
+    reductions on CPU do not propagate NaN, and next to a NaN they may return less
+    than the row's maximum, so a NaN is found by a sum (NaN wherever a NaN is
+    added, and where ``+inf`` meets ``-inf``, harmlessly); only then is the row
+    reduced again with NaN read as ``-inf``. Both are plain reductions, which XLA
+    partitions over a sharded vocabulary without gathering the rows. With a mesh
+    ``axis``, ``x`` is a shard of the row and the maximum is over all.
     """
     bad = jnp.any(jnp.isnan(jnp.sum(x, axis=-1)))
     top = jnp.max(x, axis=-1)
     top = lax.cond(bad, lambda: jnp.max(where(jnp.isnan(x), -jnp.inf, x), axis=-1), lambda: top)
+    if axis is not None:
+        top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
     return top, bad
 
 
 def row_top(x: jax.Array, axis: str | None = None) -> jax.Array:
     """The maximum of each row of float32 ``x`` ``[n, V]`` ignoring NaN: ``[n]``.
 
-    One pass over ``x`` (:func:`row_maximum`); a second, without NaN, only when some
-    row holds a NaN. With a mesh ``axis``, ``x`` is a shard of the row and the
-    maximum is over all.
+    A sum and a max over ``x`` (:func:`row_maximum`); one more pass, without NaN,
+    only when some row holds a NaN. With a mesh ``axis``, ``x`` is a shard of the
+    row and the maximum is over all.
     """
-    top = row_maximum(x)[0]
-    if axis is None:
-        return top
-    whole_top: jax.Array = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
-    return whole_top
+    return row_maximum(x, axis)[0]
 
 
 def clean(x: jax.Array, top: jax.Array) -> jax.Array:

@@ -4,9 +4,10 @@
 :func:`sample` draws from it with one algorithm for every built-in strategy and
 chain, whose cost does not depend on the distribution:
 
-1. one pass for the row maximum (and, with a top-k part, one for the maxima of
-   16-token groups); the exact cuts of top-k parts from two small ``lax.top_k``
-   stages (over the group maxima, then inside the chosen groups);
+1. a max and a sum over the row for its maximum (and, with a top-k part, one
+   pass for the maxima of 16-token groups); the exact cuts of top-k parts from
+   two small ``lax.top_k`` stages (over the group maxima, then inside the chosen
+   groups);
 2. one pass that forms the weights ``w`` of the tokens left by those cuts and
    their column, chunk and block sums (the fixed :class:`~._layout.Layout`:
    16 blocks of consecutive tokens, 16 slices per block, chunks of 16 columns);

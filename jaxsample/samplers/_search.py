@@ -81,9 +81,7 @@ def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, j
     order, so the cleaned maxima ``[n, ceil(local / GROUP)]`` are the maxima,
     cleaned. ``axis``: as in :func:`row_top`.
     """
-    top, bad = row_maximum(x)
-    if axis is not None:
-        top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
+    top, bad = row_maximum(x, axis)
     if not groups:
         return top, None
     raw = lax.cond(

@@ -264,9 +264,9 @@ def test_property_random_logits(z: np.ndarray, tau: float, p: float, k: int, see
 
 
 def test_nan_next_to_the_maximum(key: jax.Array) -> None:
-    # XLA's CPU max reduction may miss a row's maximum next to a NaN (about a third
-    # of these rows on the old code): the row maximum, the greedy token, the top-k
-    # set and the weights must not depend on where the NaNs are.
+    # XLA's CPU max reduction may miss a row's maximum next to a NaN: the row
+    # maximum, the greedy token, the top-k set and the weights must not depend on
+    # where the NaNs are.
     rng = np.random.default_rng(11)
     x = rng.standard_normal((48, 5003)).astype(np.float32) * 3
     for r in range(48):
