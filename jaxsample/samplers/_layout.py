@@ -47,6 +47,9 @@ VOCAB_MULTIPLE = BLOCKS * SLICES
 #: Slices folded per round of the summing loop (the others are rounds).
 UNROLL = 2
 
+#: Entries added per round of the chunk-summing loop.
+CHUNK_UNROLL = 5
+
 
 def where(c: Any, a: Any, b: Any) -> jax.Array:
     """``jnp.where(c, a, b)`` traced as one ``lax.select``: no nested ``jit`` to trace and lower.
@@ -75,9 +78,11 @@ class Layout:
     multiple of ``VOCAB_MULTIPLE``, and cuts it into ``BLOCKS`` blocks of ``block``
     consecutive tokens; each block into ``SLICES`` slices of ``column`` tokens.
     Column ``j`` of block ``b`` holds the tokens ``b * block + g * column + j``
-    (``g < SLICES``), added slice after slice; a block's sum adds its columns
-    in chunks (:func:`fixed_sum`), and the row's total adds the ``BLOCKS`` block
-    sums in order. Tokens ``>= vocab`` are absent (weight 0, never drawn).
+    (``g < SLICES``), added slice after slice. A block's ``column`` columns form
+    ``c = ceil(column / SLICES)`` chunks, chunk ``k`` the columns ``k + c * m``
+    (:func:`chunk_sums`); a block's sum adds its chunk sums in order, and the
+    row's total the ``BLOCKS`` block sums (:func:`fixed_sum`). Tokens ``>= vocab``
+    are absent (weight 0, never drawn).
 
     The arrays a program holds may be the whole row (``axis`` None: ``local``
     tokens, ``vocab <= local``) or one of ``shards`` equal contiguous pieces of the
@@ -161,7 +166,7 @@ def whole(vocab: int) -> Layout:
 
 
 def _add_along(a: jax.Array) -> jax.Array:
-    """The entries of the last axis of ``a`` added left to right, with elementwise adds."""
+    """The entries of the last axis of ``a`` (a few) added left to right, with elementwise adds."""
     parts = lax.split(a, (1,) * a.shape[-1], a.ndim - 1)
     total = parts[0]
     for part in parts[1:]:
@@ -170,25 +175,35 @@ def _add_along(a: jax.Array) -> jax.Array:
 
 
 def chunk_sums(a: jax.Array) -> jax.Array:
-    """Sums of the chunks of ``SLICES`` consecutive entries of the last axis of ``a``.
+    """Sums of the ``c = ceil(size / SLICES)`` chunks of the last axis of ``a``, strided.
 
-    The last chunk is padded with 0; each sum adds its entries left to right with
-    explicit elementwise adds, which XLA neither reorders nor splits, so the same
-    inputs give the same bits in every program. Returns ``[..., ceil(size / SLICES)]``.
+    Chunk ``k`` holds the entries ``k + c * m`` (``m < SLICES``; those past the
+    axis read as 0). A loop adds them in the order of ``m``, one entry of every
+    chunk per step: the order is fixed in every program (XLA neither reorders nor
+    splits the adds), each step adds contiguous memory, and each step is a small
+    kernel, where a chain of adds fused with its users compiles slowly. Returns
+    ``[..., c]``.
     """
-    size = a.shape[-1]
+    size, last = a.shape[-1], a.ndim
     chunks = -(-size // SLICES)
     a = lax.pad(
-        a, jnp.zeros((), a.dtype), [(0, 0, 0)] * (a.ndim - 1) + [(0, chunks * SLICES - size, 0)]
+        a, jnp.zeros((), a.dtype), [(0, 0, 0)] * (last - 1) + [(0, chunks * SLICES - size, 0)]
     )
-    return _add_along(a.reshape(*a.shape[:-1], chunks, SLICES))
+    a = a.reshape(*a.shape[:-1], SLICES, chunks)
+
+    def step(m: Any, total: jax.Array) -> jax.Array:
+        return lax.add(total, lax.dynamic_index_in_dim(a, m, axis=last - 1, keepdims=False))
+
+    first = lax.index_in_dim(a, 0, axis=last - 1, keepdims=False)
+    out: jax.Array = lax.fori_loop(1, SLICES, step, first, unroll=CHUNK_UNROLL)
+    return out
 
 
 def fixed_sum(a: jax.Array) -> jax.Array:
-    """Sum the last axis of ``a`` in one fixed order: explicit adds, left to right.
+    """Sum the last axis of ``a`` in one fixed order, with explicit adds.
 
-    More than ``SLICES`` entries are summed in chunks (:func:`chunk_sums`), then
-    the chunks' sums the same way; a chain of adds is one fused loop.
+    Up to ``SLICES`` entries are added left to right; more are summed in chunks
+    (:func:`chunk_sums`), then the chunks' sums the same way.
     """
     return fixed_sum(chunk_sums(a)) if a.shape[-1] > SLICES else _add_along(a)
 

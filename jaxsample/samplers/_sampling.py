@@ -10,7 +10,8 @@ chain, whose cost does not depend on the distribution:
    groups);
 2. one pass that forms the weights ``w`` of the tokens left by those cuts and
    their column, chunk and block sums (the fixed :class:`~._layout.Layout`:
-   16 blocks of consecutive tokens, 16 slices per block, chunks of 16 columns);
+   16 blocks of consecutive tokens, 16 slices per block, chunks of 16 columns
+   a stride apart);
 3. inverse-CDF draws: a uniform picks a block from the block sums, a chunk of
    its columns, a column, then a token of that column;
 4. for a top-p part, rejection with a rising pivot (after FlashInfer's sort-free

@@ -240,11 +240,11 @@ def locate(
     mine = (here >= 0) & (here < layout.blocks)
     row = jnp.clip(here, 0, held - 1)[..., None]  # [n, c, 1]
     k, rest = pick(take(chunks.reshape(n, 1, -1), row * count + jnp.arange(count)), rest)
-    col = k[..., None] * SLICES + jnp.arange(SLICES)
+    col = k[..., None] + count * jnp.arange(SLICES)  # the chunk's columns (chunk_sums)
     vals = take(columns.reshape(n, 1, -1), row * width + jnp.minimum(col, width - 1))
     j, rest = pick(where(col < width, vals, 0.0), rest)
     g = np.arange(SLICES, dtype=np.int32) * layout.column
-    tokens = (b * layout.block + k * SLICES + j)[..., None] + g  # [n, c, SLICES]
+    tokens = (b * layout.block + k + count * j)[..., None] + g  # [n, c, SLICES]
     at = jnp.clip(tokens - layout.offset(), 0, x.shape[-1] - 1)
     zc = clean(take(x[:, None], at, axis=-1), top[:, None, None])
     inside = ahead(zc, tokens, low[0][:, None, None], low[1][:, None, None])
