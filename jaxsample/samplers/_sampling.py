@@ -61,8 +61,6 @@ from jaxsample.samplers._layout import (
     Layout,
     block_sums,
     fixed_sum,
-    layout_reduce,
-    sums_of,
     where,
     whole,
 )
@@ -374,11 +372,6 @@ def _k_bound(part: TopK, layout: Layout) -> int:
     return layout.vocab if part.k_max is None else part.k_max
 
 
-def _scales(tau: Any) -> bool:
-    """Whether a ``tau`` leaf may change the scale (not the constant 1, for which it is exact)."""
-    return not (isinstance(tau, int | float) and not isinstance(tau, bool) and tau == 1.0)
-
-
 def _earlier(a: Pivot, b: Pivot) -> Pivot:
     """The pivot of the two that ranks first (its prefix is the smaller)."""
     first = ahead(a[0], a[1], b[0], b[1])
@@ -407,16 +400,13 @@ def _draw_prefix(
     # Values shared by every row stay [1] (constants of the program); others are [n].
     s = jnp.ones((1,), jnp.float32)
     greedy = jnp.zeros((1,), bool)
-    may_greedy = False
     everything: Pivot = (jnp.full((1,), -jnp.inf), jnp.full((1,), vocab, jnp.int32))
     cut = everything
     nucleus: tuple[jax.Array, jax.Array, Pivot] | None = None
     for part in parts:
-        if _scales(part.tau):  # type: ignore[attr-defined]
-            tau = _param(part.tau, lead, jnp.float32)  # type: ignore[attr-defined]
-            greedy = greedy | ~(tau > GREEDY_TAU)
-            may_greedy = True
-            s = s * inverse_temperature(tau)
+        tau = _param(part.tau, lead, jnp.float32)  # type: ignore[attr-defined]
+        greedy = greedy | ~(tau > GREEDY_TAU)
+        s = s * inverse_temperature(tau)
         if isinstance(part, TopK):
             k = _param(part.k, lead, jnp.int32)
             values, indices = top_k_cut(x, top, maxima, _k_bound(part, layout), layout)
@@ -429,35 +419,23 @@ def _draw_prefix(
             nucleus = (_param(part.p, lead, jnp.float32), s, cut)
 
     def weight_of(scale: jax.Array, pivot: Pivot) -> Any:
-        def fn(v: jax.Array, index: jax.Array) -> tuple[jax.Array, jax.Array]:
+        def fn(v: jax.Array, index: jax.Array) -> jax.Array:
             z = clean(v, t3)
             w = weights(z, m[:, None, None], scale[:, None, None])
             if pivot is not everything:  # static: a cut to apply
                 p0, p1 = pivot[0][:, None, None], pivot[1][:, None, None]
                 w = where(ahead(z, index, p0, p1), w, 0.0)
-            return w, z
+            return w
 
         return fn
 
-    def pool_sums(weight: Any, *arrays: jax.Array) -> tuple[Any, Any]:
-        """Sums of the weights drawn from (``weight``'s first output); the first maximum."""
-        if not may_greedy:
-            return block_sums(lambda *a: weight(*a)[0], layout, *arrays), None
-
-        def both(*a: jax.Array) -> tuple[jax.Array, jax.Array]:
-            w, z = weight(*a)
-            return w, where(z == m[:, None, None], a[-1], vocab)
-
-        columns, lowest = layout_reduce((jnp.add, jnp.minimum), (0.0, vocab), both, layout, *arrays)
-        return sums_of(columns, layout), layout.across(lax.pmin, jnp.min(lowest, axis=(-2, -1)))
-
     if nucleus is None:
-        sums, first = pool_sums(weight_of(s, cut), x)
+        sums = block_sums(weight_of(s, cut), layout, x)
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
         ids = locate(sums, x, top, m, s, cut, u, layout)[0][:, 0]
     else:
         p, s_p, before = nucleus
-        # The weights, stored once; the logits are read again by each pass.
+        # The weights, stored once; the logits are read again by each round's pass.
         z = clean(x, top[:, None])
         index = token_ids(z, layout)
 
@@ -468,14 +446,44 @@ def _draw_prefix(
             return where(ahead(z, index, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
 
         w = stored(s, cut)
-        sums, first = pool_sums(lambda wv, xv, _: (wv, clean(xv, t3)), w, x)
+        sums = block_sums(lambda wv, _: wv, layout, w)
         if s_p is s and before is cut:
             total = fixed_sum(sums[2])
         else:  # the nucleus is measured at another scale, or before a later cut
-            total = fixed_sum(block_sums(lambda *a: weight_of(s_p, before)(*a)[0], layout, x)[2])
+            total = fixed_sum(block_sums(weight_of(s_p, before), layout, x)[2])
         # The mass ahead of a candidate (inside ``cut``, a prefix) is the same with or
         # without a later cut: only another scale needs weights of its own.
         w_nucleus = None if s_p is s else stored(s_p, before)
         limit = nucleus_limit(p, total)
         ids = reject(keys, x, top, w, w_nucleus, sums, m, s, cut, limit, layout)
-    return where(greedy, first, ids) if may_greedy else ids
+    # Greedy rows take the first maximum, from a pass made only when a row is greedy.
+    return where(greedy, _greedy_first(greedy, x, top, layout), ids)
+
+
+def _greedy_first(greedy: jax.Array, x: jax.Array, top: jax.Array, layout: Layout) -> jax.Array:
+    """:func:`first_max_index` of the rows, formed only when a row of ``greedy`` is greedy.
+
+    Under ``vmap`` the pass is made without the condition (a batched condition
+    would batch the logits too, though they are often shared by the batch).
+    """
+
+    @jax.custom_batching.custom_vmap
+    def first(greedy: jax.Array, x: jax.Array, top: jax.Array) -> jax.Array:
+        out: jax.Array = lax.cond(
+            jnp.any(greedy),
+            lambda: first_max_index(x, top, layout),
+            lambda: jnp.zeros_like(top, jnp.int32),  # over the mesh axes the result varies over
+        )
+        return out
+
+    @first.def_vmap
+    def _(size: int, batched: list[bool], greedy: jax.Array, x: jax.Array, top: jax.Array) -> Any:
+        if not (batched[1] or batched[2]):  # the rows are shared by the batch
+            return first_max_index(x, top, layout), False
+        xb = x if batched[1] else jnp.broadcast_to(x, (size, *x.shape))
+        tb = top if batched[2] else jnp.broadcast_to(top, (size, *top.shape))
+        out = first_max_index(xb.reshape(-1, xb.shape[-1]), tb.reshape(-1), layout)
+        return out.reshape(size, -1), True
+
+    out: jax.Array = first(greedy, x, top)
+    return out
