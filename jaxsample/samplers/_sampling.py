@@ -26,6 +26,8 @@ chain, whose cost does not depend on the distribution:
    a superset of the nucleus in proportion to the weights.
 
 A strategy of another kind is drawn by the same inverse CDF over its log-weights.
+A row with a greedy temperature takes its first maximum instead, from a pass made
+only when some row is greedy.
 Strategies with the same distribution draw the same token for the same key:
 every draw starts with the same uniform, sums and search.
 
@@ -472,7 +474,9 @@ def _greedy_first(greedy: jax.Array, x: jax.Array, top: jax.Array, layout: Layou
         out: jax.Array = lax.cond(
             jnp.any(greedy),
             lambda: first_max_index(x, top, layout),
-            lambda: jnp.zeros_like(top, jnp.int32),  # over the mesh axes the result varies over
+            # Zeros typed like ``top``: under shard_map both branches then vary over
+            # the same mesh axes, as lax.cond requires.
+            lambda: jnp.zeros_like(top, jnp.int32),
         )
         return out
 
