@@ -27,7 +27,10 @@ chain, whose cost does not depend on the distribution:
 
 A strategy of another kind is drawn by the same inverse CDF over its log-weights.
 A row with a greedy temperature takes its first maximum instead, from a pass made
-only when some row is greedy.
+only when some row is greedy. On a single CPU device, a batch whose float32 rows
+exceed 16 MiB is drawn in equal blocks of rows, one after another
+(:func:`row_block`): the same tokens, without the fresh memory pages a large
+store of weights costs on every call.
 Strategies with the same distribution draw the same token for the same key:
 every draw starts with the same uniform, sums and search.
 
@@ -338,25 +341,60 @@ def sample(
     return ids
 
 
-@functools.partial(jax.jit, static_argnames=("layout", "general"))
+#: Bytes of float32 logits drawn in one piece on a CPU (see :func:`row_block`).
+CPU_BLOCK_BYTES = 8 << 20
+
+
+def _one_cpu() -> bool:
+    """Whether programs run on a single CPU device (the case :func:`row_block` serves)."""
+    return jax.default_backend() == "cpu" and jax.device_count() == 1
+
+
+def row_block(n: int, width: int, layout: Layout) -> int:
+    """The rows drawn at a time: ``n``, or fewer on a single CPU device for large rows.
+
+    A top-p part stores its weights as ``[n, width]`` float32. Past 32 MB the C
+    allocator hands XLA fresh pages on every call, and touching them costs more
+    than the draw (at ``[256, 50257]`` on a 2-core CPU, 75 ms for top-p against
+    36 ms in blocks). So on a single CPU device rows of more than ``2 *
+    CPU_BLOCK_BYTES`` are drawn in equal blocks of at most ``CPU_BLOCK_BYTES`` (at
+    least one row each), in a loop. Elsewhere (accelerators, several devices,
+    where XLA may split the rows, a sharded vocabulary) the rows are drawn at
+    once. A row's token does not depend on the other rows: the tokens are the
+    same either way.
+    """
+    row = 4 * width
+    if layout.axis is not None or n * row <= 2 * CPU_BLOCK_BYTES or not _one_cpu():
+        return n
+    blocks = -(-n // max(1, CPU_BLOCK_BYTES // row))
+    return -(-n // blocks)
+
+
+@functools.partial(jax.jit, static_argnames=("layout", "general", "block"))
 def _sample(
-    key: jax.Array, x: jax.Array, strategy: Strategy, layout: Layout, general: bool = False
+    key: jax.Array,
+    x: jax.Array,
+    strategy: Strategy,
+    layout: Layout,
+    general: bool = False,
+    block: int | None = None,
 ) -> jax.Array:
-    """:func:`sample` of checked inputs; ``general`` forces the log-weight route (tests)."""
+    """:func:`sample` of checked inputs.
+
+    ``general`` forces the log-weight route and ``block`` the rows drawn at a time
+    (tests; default :func:`row_block`).
+    """
     lead = x.shape[:-1]
-    rows = _rows(x, layout)
-    parts = None if general else prefix_parts(strategy)
-    # The row maxima, and the group maxima when a top-k part ranks groups.
-    groups = parts is not None and any(
-        isinstance(part, TopK) and grouped(_k_bound(part, layout), rows.shape[-1]) for part in parts
-    )
-    top, maxima = row_scan(rows, layout.axis, groups)
-    if parts is not None and any(isinstance(part, Greedy) for part in parts):
-        return first_max_index(rows, top, layout).reshape(lead)  # no randomness needed
     keys = row_keys(key, lead)
-    if parts is None or sum(isinstance(part, TopP) for part in parts) > 1:
+    parts = None if general else prefix_parts(strategy)
+    if parts is None or (
+        sum(isinstance(part, TopP) for part in parts) > 1
+        and not any(isinstance(part, Greedy) for part in parts)
+    ):
         # Another kind of strategy, or a nucleus of a nucleus: the inverse CDF
         # over the log-weights of the definition, on the whole row.
+        rows = _rows(x, layout)
+        top, _ = row_scan(rows, layout.axis, False)
         rows, lay = _whole_row(rows, layout), whole(layout.vocab)
         lw = strategy.log_weights(clean(rows, top[:, None]).reshape(*lead, -1)).reshape(rows.shape)
         m = jnp.max(lw, axis=-1)
@@ -366,7 +404,52 @@ def _sample(
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
         ids = locate(sums, lw, m, m, one, everything, u, lay)[0][:, 0]
         return layout.across(lax.pmax, ids).reshape(lead)  # equal on every shard
-    return _draw_prefix(rows, top, maxima, parts, keys, lead, layout).reshape(lead)
+    n = keys.shape[0]
+    flat = x.reshape(n, -1)
+    size = row_block(n, flat.shape[-1], layout) if block is None else block
+    if size >= n:
+        return _draw_rows(_rows(flat, layout), keys, parts, lead, layout).reshape(lead)
+
+    def per_row_or_one(a: Any) -> Any:
+        # A parameter as one value for all rows, or one per row [n], cut with the rows.
+        return a if jnp.ndim(a) == 0 else per_row(a, lead, jnp.asarray(a).dtype)
+
+    per = [jax.tree.map(per_row_or_one, part) for part in parts]
+
+    def body(i: jax.Array, ids: jax.Array) -> jax.Array:
+        start = jnp.minimum(i * size, n - size)  # the last block may overlap the one before
+
+        def cut(a: Any) -> Any:
+            return a if jnp.ndim(a) == 0 else lax.dynamic_slice_in_dim(a, start, size)
+
+        these = tuple(jax.tree.map(cut, part) for part in per)
+        drawn = _draw_rows(_rows(cut(flat), layout), cut(keys), these, (size,), layout)
+        return lax.dynamic_update_slice_in_dim(ids, drawn, start, 0)
+
+    out: jax.Array = lax.fori_loop(0, -(-n // size), body, jnp.zeros((n,), jnp.int32))
+    return out.reshape(lead)
+
+
+def _draw_rows(
+    rows: jax.Array,
+    keys: jax.Array,
+    parts: tuple[Strategy, ...],
+    lead: tuple[int, ...],
+    layout: Layout,
+) -> jax.Array:
+    """Draw ``[n]`` tokens for built-in ``parts`` on float32 ``rows`` ``[n, local]``.
+
+    ``keys`` ``[n]`` and ``lead`` (the axes the parameters broadcast against) as in
+    :func:`_draw_prefix`; a greedy part takes the first maximum.
+    """
+    groups = any(
+        isinstance(part, TopK) and grouped(_k_bound(part, layout), rows.shape[-1]) for part in parts
+    )
+    # The row maxima, and the group maxima when a top-k part ranks groups.
+    top, maxima = row_scan(rows, layout.axis, groups)
+    if any(isinstance(part, Greedy) for part in parts):
+        return first_max_index(rows, top, layout)  # no randomness needed
+    return _draw_prefix(rows, top, maxima, parts, keys, lead, layout)
 
 
 def _k_bound(part: TopK, layout: Layout) -> int:
