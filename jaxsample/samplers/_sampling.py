@@ -77,6 +77,7 @@ from jaxsample.samplers._reference import (
     inverse_temperature,
     nucleus_limit,
     per_row,
+    row_top,
     sanitise,
     weights,
 )
@@ -394,7 +395,7 @@ def _sample(
         # Another kind of strategy, or a nucleus of a nucleus: the inverse CDF
         # over the log-weights of the definition, on the whole row.
         rows = _rows(x, layout)
-        top, _ = row_scan(rows, layout.axis, False)
+        top = row_top(rows, layout.axis)
         rows, lay = _whole_row(rows, layout), whole(layout.vocab)
         lw = strategy.log_weights(clean(rows, top[:, None]).reshape(*lead, -1)).reshape(rows.shape)
         m = jnp.max(lw, axis=-1)
