@@ -122,13 +122,43 @@ def weights(z: jax.Array, m: jax.Array, s: jax.Array) -> jax.Array:
     return where(z > -jnp.inf, jnp.exp((z - m) * s), jnp.float32(0.0))
 
 
+def logit_weights(x: jax.Array, top: jax.Array, s: jax.Array) -> jax.Array:
+    """``weights(clean(x, top), clean_top(top), s)`` bit for bit, from the raw logits.
+
+    ``x`` float32 ``[n, ...]``, ``top`` its :func:`row_top` and ``s`` the inverse
+    temperatures, both broadcast against ``x``. The bad-input rules become
+    per-row choices (a row holding ``+inf`` weighs its ``+inf`` entries 1, an
+    empty row weighs every entry 1, NaN weighs 0), so each token costs one
+    comparison and two selects around its exponential, not :func:`clean`'s seven.
+    """
+    finite = jnp.isfinite(top)
+    # Tokens with weight: above -inf, above the largest float in a row holding +inf.
+    low = where(top == jnp.inf, jnp.float32(np.finfo(np.float32).max), -jnp.inf)
+    arg = where(finite, (x - clean_top(top)) * s, 0.0)
+    return where((x > low) | (top == -jnp.inf), jnp.exp(arg), jnp.float32(0.0))
+
+
+def logit_ahead(
+    x: jax.Array, index: jax.Array, top: jax.Array, value: jax.Array, pivot: jax.Array
+) -> jax.Array:
+    """:func:`ahead` of the cleaned logits, compared on the raw ``x``, for tokens with weight.
+
+    Where a token has weight the raw logits rank as the cleaned ones once an
+    empty row (``top`` is ``-inf``) reads as zeros and, in a row holding ``+inf``,
+    the cleaned value 0 of its ``+inf`` entries (``value``) reads as ``+inf``.
+    Tokens without weight may read either way. All arguments broadcast.
+    """
+    v = where((top == jnp.inf) & (value == 0.0), jnp.inf, value)
+    return ahead(where(top == -jnp.inf, 0.0, x), index, v, pivot)
+
+
 def ahead(z: jax.Array, index: jax.Array, value: jax.Array, pivot: jax.Array) -> jax.Array:
     """Whether each token ``(z, index)`` ranks strictly ahead of the pivot ``(value, pivot)``.
 
     Ahead means a larger logit, or the same logit and a lower index; the tokens a
     kept prefix ending at token ``x`` holds are those ahead of ``(z_x, x + 1)``.
     """
-    return (z > value) | ((z == value) & (index < pivot))
+    return where(z == value, index < pivot, z > value)
 
 
 def first_argmax(z: jax.Array) -> jax.Array:
@@ -278,6 +308,8 @@ __all__ = [
     "clean_top",
     "first_argmax",
     "inverse_temperature",
+    "logit_ahead",
+    "logit_weights",
     "nucleus_limit",
     "per_row",
     "prefix_log_weights",

@@ -15,15 +15,16 @@ chain, whose cost does not depend on the distribution:
 3. inverse-CDF draws: a uniform picks a block from the block sums, a chunk of
    its columns, a column, then a token of that column;
 4. for a top-p part, rejection with a rising pivot (after FlashInfer's sort-free
-   sampling): several candidates are drawn from the tokens still possible and the
-   first whose mass ahead is below the nucleus bound is returned; if none is,
-   the tokens from the best candidate on are ruled out, or, when a value half way
-   up is already out of the nucleus, everything from that value on. One pass per
-   round gives the masses ahead of every pivot and the sums for the next round.
-   Each rejected round rules out at least one token and at least half of the
-   range of logits between the candidate and the known part of the nucleus, and
-   the accepted token follows the definition exactly: every round proposes from
-   a superset of the nucleus in proportion to the weights.
+   sampling): candidates are drawn from the tokens still possible (three in the
+   first round, two in a later one) and the first whose mass ahead is below the
+   nucleus bound is returned; if none is, the tokens from the best candidate on
+   are ruled out, or, in a later round, when a value half way up is already out
+   of the nucleus, everything from that value on. One pass per round gives the
+   masses ahead of every pivot and the sums for the next round. Each rejected
+   round rules out at least one token, each after the first also at least half
+   of the range of logits between the candidate and the known part of the
+   nucleus, and the accepted token follows the definition exactly: every round
+   proposes from a superset of the nucleus in proportion to the weights.
 
 A strategy of another kind is drawn by the same inverse CDF over its log-weights.
 A row with a greedy temperature takes its first maximum instead, from a pass made
@@ -75,6 +76,8 @@ from jaxsample.samplers._reference import (
     clean,
     clean_top,
     inverse_temperature,
+    logit_ahead,
+    logit_weights,
     nucleus_limit,
     per_row,
     row_top,
@@ -506,11 +509,10 @@ def _draw_prefix(
 
     def weight_of(scale: jax.Array, pivot: Pivot) -> Any:
         def fn(v: jax.Array, index: jax.Array) -> jax.Array:
-            z = clean(v, t3)
-            w = weights(z, m[:, None, None], scale[:, None, None])
+            w = logit_weights(v, t3, scale[:, None, None])
             if pivot is not everything:  # static: a cut to apply
                 p0, p1 = pivot[0][:, None, None], pivot[1][:, None, None]
-                w = where(ahead(z, index, p0, p1), w, 0.0)
+                w = where(logit_ahead(v, index, t3, p0, p1), w, 0.0)
             return w
 
         return fn
@@ -522,14 +524,14 @@ def _draw_prefix(
     else:
         p, s_p, before = nucleus
         # The weights, stored once; the logits are read again by each round's pass.
-        z = clean(x, top[:, None])
-        index = token_ids(z, layout)
+        index = token_ids(x, layout)
+        t2 = top[:, None]
 
         def stored(scale: jax.Array, pivot: Pivot) -> jax.Array:
-            w = weights(z, m[:, None], scale[:, None])
+            w = logit_weights(x, t2, scale[:, None])
             if pivot is everything:
                 return w
-            return where(ahead(z, index, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
+            return where(logit_ahead(x, index, t2, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
 
         w = stored(s, cut)
         sums = block_sums(lambda wv, _: wv, layout, w)

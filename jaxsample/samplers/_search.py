@@ -27,7 +27,14 @@ from jaxsample.samplers._layout import (
     whole,
 )
 from jaxsample.samplers._random import uniforms
-from jaxsample.samplers._reference import ahead, clean, clean_top, row_maximum, weights
+from jaxsample.samplers._reference import (
+    ahead,
+    clean,
+    clean_top,
+    logit_ahead,
+    row_maximum,
+    weights,
+)
 
 __all__ = [
     "CANDIDATES",
@@ -49,7 +56,8 @@ __all__ = [
     "top_k_cut",
 ]
 
-#: Candidates drawn per rejection round.
+#: Candidates drawn in the first rejection round (a later round draws one fewer and
+#: tests the middle value in its place).
 CANDIDATES = 3
 
 
@@ -100,13 +108,16 @@ def first_max_index(x: jax.Array, top: jax.Array, layout: Layout | None = None) 
     ``layout``).
     """
     lay = whole(x.shape[-1]) if layout is None else layout
-    m = clean_top(top)[:, None, None]
+    t3 = top[:, None, None]
 
     def hit(v: jax.Array, index: jax.Array) -> jax.Array:
-        return where(clean(v, top[:, None, None]) == m, index, lay.vocab)
+        # The raw logits equal to the raw maximum are those whose cleaned value is the
+        # cleaned maximum (NaN equals nothing), but in an empty row, all of whose
+        # cleaned logits are 0.
+        return where(v == t3, index, lay.vocab)
 
     first = jnp.min(layout_reduce(jnp.minimum, lay.vocab, hit, lay, x), axis=(-2, -1))
-    return lay.across(lax.pmin, first)
+    return where(top == -jnp.inf, 0, lay.across(lax.pmin, first))
 
 
 def top_k_cut(
@@ -283,10 +294,11 @@ def reject(
     cleaned maxima (see :func:`clean`), ``w`` the weights drawn from (scale ``s``,
     zero outside ``cut``) and ``sums`` their column, chunk and block sums
     (:func:`block_sums`); the nucleus is measured with the weights ``w_nucleus``
-    (``None``: ``w``). Each round draws its candidates, then makes one pass, which
-    only compares and adds, for every pivot at once: it gives the masses ahead of
-    the candidates and of the middle value, and the sums the next candidates are
-    drawn from. Returns int32 ``[n]``.
+    (``None``: ``w``). Each round draws its candidates (``CANDIDATES`` in the
+    first, one fewer and the value half way between the best of them and the
+    known part of the nucleus in a later one), then makes one pass, which only
+    compares and adds, for every pivot at once: it gives the masses ahead of the
+    pivots and the sums the next candidates are drawn from. Returns int32 ``[n]``.
     """
     n, c = x.shape[0], CANDIDATES
     # The row keys, stored once before the loop (else XLA hashes once per key word).
@@ -311,40 +323,40 @@ def reject(
         m = clean_top(top)
         u = uniforms(keys, r * c + jnp.arange(c, dtype=jnp.int32))
         cand, zc = locate(sums, x, top, m, s, low, u, layout)  # [n, c]
-        z_best, x_best, best = first_ranked(zc, cand)
+        # The first round tests c candidates; a later one c - 1 and the middle value
+        # (in the last lane), which bounds the rounds.
+        later = r > 0
+        z_best, x_best, best = first_ranked(zc, cand, ~later)
         mid = jnp.float32(0.5) * z_best + jnp.float32(0.5) * high
-        # The pivots [n, c + 1]: the candidates, then the middle value (id 0).
-        pv = jnp.concatenate([zc, mid[:, None]], 1)
-        pj = jnp.concatenate([cand, jnp.zeros((n, 1), jnp.int32)], 1)
-        # The passes compare the logits as they are: where a token has weight, they
-        # rank as the cleaned logits do once an empty row reads as zeros and, in a
-        # row holding +inf, the cleaned value 0 (of the +inf entries) as +inf.
-        empty, infinite = (top == -jnp.inf)[:, None, None], (top == jnp.inf)[:, None, None, None]
+        pv = where(later, jnp.concatenate([zc[:, :-1], mid[:, None]], 1), zc)
+        pj = where(later, jnp.concatenate([cand[:, :-1], jnp.zeros((n, 1), jnp.int32)], 1), cand)
+        # The passes compare the logits as they are (see logit_ahead).
+        t4, pv4, pj4 = top[:, None, None, None], pv[:, :, None, None], pj[:, :, None, None]
 
         def masked(xv: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
-            pv4, pj4 = pv[:, :, None, None], pj[:, :, None, None]
-            pv4 = where(infinite & (pv4 == 0.0), jnp.inf, pv4)
-            zv = where(empty, 0.0, xv)[:, None]
-            is_ahead = where(zv == pv4, index < pj4, zv > pv4)
-            return where(is_ahead, wv[:, None], 0.0)  # [n, c + 1, ...]
+            is_ahead = logit_ahead(xv[:, None], index, t4, pv4, pj4)
+            return where(is_ahead, wv[:, None], 0.0)  # [n, c, ...]
 
-        columns = layout_reduce(jnp.add, 0.0, masked, layout, x, w, lead=(c + 1,))
+        columns = layout_reduce(jnp.add, 0.0, masked, layout, x, w, lead=(c,))
         _, chunks, blocks = sums_of(columns, layout)
         if w_nucleus is not None:
-            blocks_nucleus = block_sums(masked, layout, x, w_nucleus, lead=(c + 1,))[2]
+            blocks_nucleus = block_sums(masked, layout, x, w_nucleus, lead=(c,))[2]
         else:
             blocks_nucleus = blocks
-        ahead_mass = fixed_sum(blocks_nucleus)  # [n, c + 1]
+        inside = fixed_sum(blocks_nucleus) < limit[:, None]  # [n, c]: mass ahead below the bound
         # The first accepted candidate, in the order they were drawn.
         chosen = ids
         for j in reversed(range(c)):
-            chosen = where(ahead_mass[:, j] < limit, cand[:, j], chosen)
+            accept = inside[:, j] if j < c - 1 else inside[:, j] & ~later
+            chosen = where(accept, cand[:, j], chosen)
         ids = where(ids < 0, chosen, ids)
-        # Rejected rows: rule out from the best candidate on, or from the middle value on.
-        mid_in = ahead_mass[:, c] < limit
-        low = (where(mid_in, z_best, mid), where(mid_in, x_best, 0))
+        # Rejected rows: rule out from the best candidate on, or, when the middle value
+        # is tested and out of the nucleus, from the middle value on.
+        mid_in = later & inside[:, c - 1]
+        mid_out = later & ~inside[:, c - 1]
+        low = (where(mid_out, mid, z_best), where(mid_out, 0, x_best))
         high = where(mid_in, mid, high)
-        chosen_pivot = where(mid_in, best, c)
+        chosen_pivot = where(mid_out, c - 1, best)
         sums = (
             pick_column(chosen_pivot, columns),
             pick_column(chosen_pivot, chunks),
@@ -372,16 +384,21 @@ def pick_column(i: jax.Array, a: jax.Array) -> jax.Array:
     return out
 
 
-def first_ranked(values: jax.Array, tokens: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def first_ranked(
+    values: jax.Array, tokens: jax.Array, last: jax.Array | bool = True
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The candidate of ``[n, c]`` that ranks first (largest value, then lowest id).
 
     Returns its value, its token id and its position, each ``[n]``, from
-    elementwise comparisons along the few candidates.
+    elementwise comparisons along the few candidates; the last candidate takes
+    part only where ``last`` (a bool scalar) holds.
     """
     value, token = values[:, 0], tokens[:, 0]
     position = jnp.zeros(token.shape, jnp.int32)
     for j in range(1, values.shape[1]):
         better = ahead(values[:, j], tokens[:, j], value, token)
+        if j == values.shape[1] - 1:
+            better = better & last
         value = where(better, values[:, j], value)
         token = where(better, tokens[:, j], token)
         position = where(better, j, position)
