@@ -13,7 +13,11 @@ chain, whose cost does not depend on the distribution:
    16 blocks of consecutive tokens, 16 slices per block, chunks of 16 columns
    a stride apart);
 3. inverse-CDF draws: a uniform picks a block from the block sums, a chunk of
-   its columns, a column, then a token of that column;
+   its columns, a column, then a token of that column; a strategy with a top-k
+   part and no top-p part skips 2 and 3 and draws by inverse CDF among the
+   candidates of its cut, which hold every kept token (a row whose cut is off,
+   ``k = 0`` or ``k >= V``, takes 2 and 3, in a pass made only when such a row
+   is present);
 4. for a top-p part, rejection with a rising pivot (after FlashInfer's sort-free
    sampling): candidates are drawn from the tokens still possible (three in the
    first round, two in a later one) and the first whose mass ahead is below the
@@ -32,8 +36,10 @@ only when some row is greedy. On a single CPU device, a batch whose float32 rows
 exceed 16 MiB is drawn in equal blocks of rows, one after another
 (:func:`row_block`): the same tokens, without the fresh memory pages a large
 store of weights costs on every call.
-Strategies with the same distribution draw the same token for the same key:
-every draw starts with the same uniform, sums and search.
+Strategies whose distributions coincide for any logits (``TopP(1, tau)``,
+``TopK(0, tau)``, ``TopK(V, tau)`` and ``Temperature(tau)``; ``Greedy()``,
+``TopK(1)`` and ``Temperature(0)``) draw the same token for the same key: they
+take the same route, with the same uniform, sums and search.
 
 The same algorithm runs on a vocabulary split over the devices of a mesh axis
 (``vocab_axis``): each device holds whole blocks, so it forms the same column
@@ -89,6 +95,8 @@ from jaxsample.samplers._search import (
     first_max_index,
     grouped,
     locate,
+    pick,
+    prefix_sums,
     reject,
     row_scan,
     select,
@@ -492,6 +500,9 @@ def _draw_prefix(
     everything: Pivot = (jnp.full((1,), -jnp.inf), jnp.full((1,), vocab, jnp.int32))
     cut = everything
     nucleus: tuple[jax.Array, jax.Array, Pivot] | None = None
+    # The candidates of the top-k part with the smallest bound: its bound, values,
+    # ids and whether its cut is on.
+    candidates: tuple[int, jax.Array, jax.Array, jax.Array] | None = None
     for part in parts:
         tau = _param(part.tau, lead, jnp.float32)  # type: ignore[attr-defined]
         greedy = greedy | ~(tau > GREEDY_TAU)
@@ -504,6 +515,9 @@ def _draw_prefix(
             after = after + 1
             on = (k > 0) & (k < vocab)
             cut = _earlier(cut, (where(on, kth, -jnp.inf), where(on, after, vocab)))
+            bound = _k_bound(part, layout)
+            if candidates is None or bound < candidates[0]:
+                candidates = (bound, values, indices, on)
         elif isinstance(part, TopP):
             nucleus = (_param(part.p, lead, jnp.float32), s, cut)
 
@@ -518,9 +532,25 @@ def _draw_prefix(
         return fn
 
     if nucleus is None:
-        sums = block_sums(weight_of(s, cut), layout, x)
         u = uniforms(keys, jnp.zeros((1,), jnp.int32))
-        ids = locate(sums, x, top, m, s, cut, u, layout)[0][:, 0]
+
+        def whole_row() -> jax.Array:
+            sums = block_sums(weight_of(s, cut), layout, x)
+            out: jax.Array = locate(sums, x, top, m, s, cut, u, layout)[0][:, 0]
+            return out
+
+        if candidates is None:
+            ids = whole_row()
+        else:
+            # A top-k cut keeps only its candidates: the draw reads them, not the row.
+            # Rows whose cut is off (k = 0 or k >= V) draw from the whole row, in a
+            # pass made only when such a row is present.
+            _, values, indices, on = candidates
+            drawn = _draw_candidates(values, indices, m, s, cut, u[:, 0])
+            rest = lax.cond(jnp.any(~on), whole_row, lambda: jnp.zeros_like(top, jnp.int32))
+            # Equal on every shard; the maximum only tells JAX so (the candidates were
+            # gathered).
+            ids = layout.across(lax.pmax, where(on, drawn, rest))
     else:
         p, s_p, before = nucleus
         # The weights, stored once; the logits are read again by each round's pass.
@@ -546,6 +576,25 @@ def _draw_prefix(
         ids = reject(keys, x, top, w, w_nucleus, sums, m, s, cut, limit, layout)
     # Greedy rows take the first maximum, from a pass made only when a row is greedy.
     return where(greedy, _greedy_first(greedy, x, top, layout), ids)
+
+
+def _draw_candidates(
+    values: jax.Array, ids: jax.Array, m: jax.Array, s: jax.Array, cut: Pivot, u: jax.Array
+) -> jax.Array:
+    """Inverse-CDF draw among top-k candidates: int32 ``[n]``.
+
+    ``values`` and ``ids`` ``[n, K]`` are the first ``K`` tokens of the ranking
+    (cleaned logits and global ids, from :func:`top_k_cut`), which hold every
+    token ahead of the pivot ``cut``; ``m``, ``s`` the cleaned row maxima and
+    inverse temperatures, ``u`` ``[n]`` uniforms. The candidates ahead of ``cut``
+    weigh as in the definition, the others 0; the target ``u * total`` (added left
+    to right) picks the first candidate whose prefix sum exceeds it.
+    """
+    inside = ahead(values, ids, cut[0][:, None], cut[1][:, None])
+    w = where(inside, weights(values, m[:, None], s[:, None]), 0.0)
+    slot, _ = pick(w, u * prefix_sums(w)[:, -1])
+    out: jax.Array = select(slot, -1, ids)
+    return out
 
 
 def _greedy_first(greedy: jax.Array, x: jax.Array, top: jax.Array, layout: Layout) -> jax.Array:

@@ -227,6 +227,31 @@ def test_equal_distributions_draw_identical_tokens(fam: str) -> None:
     np.testing.assert_array_equal(mixed[::2], greedy[::2])
 
 
+def test_top_k_rows_with_the_cut_off_draw_from_the_whole_row() -> None:
+    # A top-k draw reads its candidates; a row whose cut is off (k = 0 or k >= V) draws
+    # from the whole row, as Temperature does, also beside rows with a cut and under vmap.
+    # (A traced k may exceed k_max: V disables the cut; a concrete one is refused.)
+    z = jnp.asarray(family("zipf", 6))
+    ks = jnp.array([0, 5, V, 50, 0, 1], jnp.int32)
+    key = jax.random.key(8)
+
+    @jax.jit
+    def top_k(key: jax.Array, x: jax.Array, k: jax.Array) -> jax.Array:
+        return js.sample(key, x, js.TopK(k, tau=0.9, k_max=64))
+
+    got = np.asarray(top_k(key, z, ks))
+    temperature = np.asarray(js.sample(key, z, js.Temperature(0.9)))
+    off = np.asarray((ks == 0) | (ks >= V))
+    np.testing.assert_array_equal(got[off], temperature[off])
+    assert got[5] == int(jnp.argmax(z[5]))
+    q = np.asarray(js.probs(z, js.TopK(ks, tau=0.9)))
+    assert np.all(q[np.arange(6), got] > 0)
+    keys = jax.random.split(key, 6)
+    mapped = np.asarray(jax.vmap(top_k, in_axes=(0, None, 0))(keys, z[0], ks))
+    for i in range(6):
+        assert mapped[i] == int(top_k(keys[i], z[0], ks[i])), i
+
+
 def test_jit_equals_eager_and_rows_ignore_their_batch() -> None:
     z = jnp.asarray(family("zipf", 8))
     key = jax.random.key(4)
