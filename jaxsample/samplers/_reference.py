@@ -67,12 +67,22 @@ def row_maximum(x: jax.Array, axis: str | None = None) -> tuple[jax.Array, jax.A
     partitions over a sharded vocabulary without gathering the rows. With a mesh
     ``axis``, ``x`` is a shard of the row and the maximum is over all.
     """
-    bad = jnp.any(jnp.isnan(jnp.sum(x, axis=-1)))
-    top = jnp.max(x, axis=-1)
-    top = lax.cond(bad, lambda: jnp.max(where(jnp.isnan(x), -jnp.inf, x), axis=-1), lambda: top)
+    top, bad = nan_safe(lambda v: jnp.max(v, axis=-1), x)
     if axis is not None:
         top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
     return top, bad
+
+
+def nan_safe(reduce: Any, x: jax.Array) -> tuple[Any, jax.Array]:
+    """``reduce(x)`` of max reductions, with NaN read as ``-inf``, and whether ``x`` holds a NaN.
+
+    ``reduce(x)`` runs beside the sum that finds a NaN (see :func:`row_maximum`);
+    only when there is one is it formed again from ``x`` with NaN as ``-inf``.
+    """
+    bad = jnp.any(jnp.isnan(jnp.sum(x, axis=-1)))
+    plain = reduce(x)
+    out = lax.cond(bad, lambda: reduce(where(jnp.isnan(x), -jnp.inf, x)), lambda: plain)
+    return out, bad
 
 
 def row_top(x: jax.Array, axis: str | None = None) -> jax.Array:

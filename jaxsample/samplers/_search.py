@@ -32,6 +32,7 @@ from jaxsample.samplers._reference import (
     clean,
     clean_top,
     logit_ahead,
+    nan_safe,
     row_maximum,
     weights,
 )
@@ -82,21 +83,24 @@ def _group_maxima(x: jax.Array) -> jax.Array:
 def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, jax.Array | None]:
     """:func:`row_top` of float32 ``x`` ``[n, local]``; with ``groups``, the cleaned group maxima.
 
-    With ``groups``, a second pass forms the maxima of the groups of ``GROUP``
-    consecutive tokens, of the logits with NaN read as ``-inf`` when any holds a
-    NaN (next to one, XLA's CPU reduction may miss a maximum: see
-    :func:`~._reference.row_maximum`). :func:`clean` maps the logits of a row in
+    With ``groups``, the pass for the maximum forms the maxima of the groups of
+    ``GROUP`` consecutive tokens instead, and the row maximum from them, beside
+    the sum that finds a NaN (with one, again from the logits with NaN read as
+    ``-inf``: next to a NaN, XLA's CPU reduction may miss a maximum; see
+    :func:`~._reference.nan_safe`). :func:`clean` maps the logits of a row in
     order, so the cleaned maxima ``[n, ceil(local / GROUP)]`` are the maxima,
     cleaned. ``axis``: as in :func:`row_top`.
     """
-    top, bad = row_maximum(x, axis)
     if not groups:
-        return top, None
-    raw = lax.cond(
-        bad,
-        lambda: _group_maxima(where(jnp.isnan(x), -jnp.inf, x)),
-        lambda: _group_maxima(x),
-    )
+        return row_maximum(x, axis)[0], None
+
+    def scan(v: jax.Array) -> tuple[jax.Array, jax.Array]:
+        maxima = _group_maxima(v)
+        return jnp.max(maxima, axis=-1), maxima
+
+    (top, raw), _ = nan_safe(scan, x)
+    if axis is not None:
+        top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
     return top, clean(raw, top[:, None])
 
 
