@@ -73,6 +73,8 @@ from jaxsample.samplers._layout import (
     Layout,
     block_sums,
     fixed_sum,
+    layout_reduce,
+    sums_of,
     where,
     whole,
 )
@@ -564,18 +566,28 @@ def _draw_prefix(
             return where(logit_ahead(x, index, t2, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
 
         w = stored(s, cut)
-        sums = block_sums(lambda wv, _: wv, layout, w)
-        if s_p is s and before is cut:
+        if s_p is s:
+            # The top-p part is the last (every later part scales): the nucleus is
+            # measured with the weights drawn from.
+            w_nucleus = None
+            sums = block_sums(lambda wv, _: wv, layout, w)
             total = fixed_sum(sums[2])
-        else:  # the nucleus is measured at another scale, or before a later cut
-            total = fixed_sum(block_sums(weight_of(s_p, before), layout, x)[2])
-        # The mass ahead of a candidate (inside ``cut``, a prefix) is the same with or
-        # without a later cut: only another scale needs weights of its own.
-        w_nucleus = None if s_p is s else stored(s_p, before)
+        else:
+            # A later part: the nucleus has weights of its own, at its scale and before
+            # any later cut, summed in the same pass as ``w``.
+            w_nucleus = stored(s_p, before)
+            both = layout_reduce((jnp.add, jnp.add), (0.0, 0.0), _held, layout, w, w_nucleus)
+            sums = sums_of(both[0], layout)
+            total = fixed_sum(sums_of(both[1], layout)[2])
         limit = nucleus_limit(p, total)
         ids = reject(keys, x, top, w, w_nucleus, sums, m, s, cut, limit, layout)
     # Greedy rows take the first maximum, from a pass made only when a row is greedy.
     return where(greedy, _greedy_first(greedy, x, top, layout), ids)
+
+
+def _held(*arrays: jax.Array) -> tuple[jax.Array, ...]:
+    """Slices of stored arrays as they are (the last argument, the token ids, dropped)."""
+    return arrays[:-1]
 
 
 def _draw_candidates(

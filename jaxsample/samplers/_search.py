@@ -18,7 +18,6 @@ from jax import lax
 from jaxsample.samplers._layout import (
     SLICES,
     Layout,
-    block_sums,
     fixed_sum,
     layout_reduce,
     sums_of,
@@ -302,7 +301,8 @@ def reject(
     first, one fewer and the value half way between the best of them and the
     known part of the nucleus in a later one), then makes one pass, which only
     compares and adds, for every pivot at once: it gives the masses ahead of the
-    pivots and the sums the next candidates are drawn from. Returns int32 ``[n]``.
+    pivots (from ``w_nucleus`` too, read in the same pass) and the sums the next
+    candidates are drawn from. Returns int32 ``[n]``.
     """
     n, c = x.shape[0], CANDIDATES
     # The row keys, stored once before the loop (else XLA hashes once per key word).
@@ -337,16 +337,25 @@ def reject(
         # The passes compare the logits as they are (see logit_ahead).
         t4, pv4, pj4 = top[:, None, None, None], pv[:, :, None, None], pj[:, :, None, None]
 
-        def masked(xv: jax.Array, wv: jax.Array, index: jax.Array) -> jax.Array:
-            is_ahead = logit_ahead(xv[:, None], index, t4, pv4, pj4)
-            return where(is_ahead, wv[:, None], 0.0)  # [n, c, ...]
+        def masked(xv: jax.Array, *wv: jax.Array) -> tuple[jax.Array, ...]:
+            # ``wv``: the weights held (one or two arrays), then the token ids.
+            is_ahead = logit_ahead(xv[:, None], wv[-1], t4, pv4, pj4)
+            return tuple(where(is_ahead, v[:, None], 0.0) for v in wv[:-1])  # [n, c, ...]
 
-        columns = layout_reduce(jnp.add, 0.0, masked, layout, x, w, lead=(c,))
+        # One pass over the logits and the weights (both kinds, at two scales).
+        held = (w,) if w_nucleus is None else (w, w_nucleus)
+        found = layout_reduce(
+            (jnp.add,) * len(held),
+            (0.0,) * len(held),
+            masked,
+            layout,
+            x,
+            *held,
+            lead=((c,),) * len(held),
+        )
+        columns = found[0]
         _, chunks, blocks = sums_of(columns, layout)
-        if w_nucleus is not None:
-            blocks_nucleus = block_sums(masked, layout, x, w_nucleus, lead=(c,))[2]
-        else:
-            blocks_nucleus = blocks
+        blocks_nucleus = blocks if w_nucleus is None else sums_of(found[1], layout)[2]
         inside = fixed_sum(blocks_nucleus) < limit[:, None]  # [n, c]: mass ahead below the bound
         # The first accepted candidate, in the order they were drawn.
         chosen = ids

@@ -60,6 +60,16 @@ KINDS: dict[str, tuple[Callable[..., js.Strategy], tuple[float, ...]]] = {
         lambda a, tau: js.chain(js.Temperature(tau), js.TopK(200), js.TopP(a)),
         (0.95,),
     ),
+    # The nucleus measured at another scale than the draw (temperature after it),
+    # and before a later cut (top-k after it): the passes read two kinds of weights.
+    "top-p-then-temperature": (
+        lambda a, tau: js.chain(js.TopP(a, tau=tau), js.Temperature(0.6)),
+        (0.9,),
+    ),
+    "top-p-then-top-k": (
+        lambda a, tau: js.chain(js.TopP(a, tau=tau), js.TopK(100)),
+        (0.95,),
+    ),
 }
 
 
