@@ -31,6 +31,8 @@ strategies = {
     "top_k": js.TopK(40, tau=0.8),
     "top_p": js.TopP(0.9, tau=0.7),
     "chain": js.chain(js.Temperature(1.2), js.TopK(100), js.TopP(0.8)),
+    # The nucleus at another scale than the draw: two kinds of weights per pass.
+    "top_p_then_temperature": js.chain(js.TopP(0.85), js.Temperature(1.4)),
 }
 key = jax.random.key(11)
 row_keys = jax.random.split(jax.random.key(12), B)
@@ -80,7 +82,7 @@ def test_sharded_tokens_equal_unsharded_for_every_strategy(
     sampler_checks: dict[str, Any],
 ) -> None:
     tokens = sampler_checks["tokens"]
-    assert len(tokens) == 3 * 5 + 1
+    assert len(tokens) == 3 * 6 + 1  # three meshes, six strategies, one per-row-key case
     differ = {case: pair for case, pair in tokens.items() if pair[0] != pair[1]}
     assert not differ, differ
     assert sampler_checks["presharded"][0] == sampler_checks["presharded"][1]
