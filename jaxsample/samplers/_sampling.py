@@ -566,19 +566,14 @@ def _draw_prefix(
             return where(logit_ahead(x, index, t2, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
 
         w = stored(s, cut)
-        if s_p is s:
-            # The top-p part is the last (every later part scales): the nucleus is
-            # measured with the weights drawn from.
-            w_nucleus = None
-            sums = block_sums(lambda wv, _: wv, layout, w)
-            total = fixed_sum(sums[2])
-        else:
-            # A later part: the nucleus has weights of its own, at its scale and before
-            # any later cut, summed in the same pass as ``w``.
-            w_nucleus = stored(s_p, before)
-            both = layout_reduce((jnp.add, jnp.add), (0.0, 0.0), _held, layout, w, w_nucleus)
-            sums = sums_of(both[0], layout)
-            total = fixed_sum(sums_of(both[1], layout)[2])
+        # With the top-p part last (every later part scales) the nucleus is measured
+        # with the weights drawn from; else with weights of its own, at its scale and
+        # before any later cut, summed in the same pass as ``w``.
+        w_nucleus = None if s_p is s else stored(s_p, before)
+        held = (w,) if w_nucleus is None else (w, w_nucleus)
+        found = layout_reduce((jnp.add,) * len(held), (0.0,) * len(held), _held, layout, *held)
+        sums = sums_of(found[0], layout)
+        total = fixed_sum((sums if w_nucleus is None else sums_of(found[1], layout))[2])
         limit = nucleus_limit(p, total)
         ids = reject(keys, x, top, w, w_nucleus, sums, m, s, cut, limit, layout)
     # Greedy rows take the first maximum, from a pass made only when a row is greedy.

@@ -337,10 +337,10 @@ def reject(
         # The passes compare the logits as they are (see logit_ahead).
         t4, pv4, pj4 = top[:, None, None, None], pv[:, :, None, None], pj[:, :, None, None]
 
-        def masked(xv: jax.Array, *wv: jax.Array) -> tuple[jax.Array, ...]:
-            # ``wv``: the weights held (one or two arrays), then the token ids.
-            is_ahead = logit_ahead(xv[:, None], wv[-1], t4, pv4, pj4)
-            return tuple(where(is_ahead, v[:, None], 0.0) for v in wv[:-1])  # [n, c, ...]
+        def masked(xv: jax.Array, *rest: jax.Array) -> tuple[jax.Array, ...]:
+            *weights_held, index = rest  # one or two kinds of weights, then the token ids
+            is_ahead = logit_ahead(xv[:, None], index, t4, pv4, pj4)
+            return tuple(where(is_ahead, v[:, None], 0.0) for v in weights_held)  # [n, c, ...]
 
         # One pass over the logits and the weights (both kinds, at two scales).
         held = (w,) if w_nucleus is None else (w, w_nucleus)
