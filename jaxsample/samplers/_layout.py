@@ -29,6 +29,7 @@ __all__ = [
     "fixed_sum",
     "layout_reduce",
     "mass",
+    "masses_ahead",
     "sums_of",
     "varying_like",
     "where",
@@ -307,3 +308,68 @@ def mass(w: jax.Array, layout: Layout | None = None) -> jax.Array:
     """The total of weights ``[n, V]`` (>= 0), added in the order of ``layout`` (default: whole)."""
     lay = whole(w.shape[-1]) if layout is None else layout
     return fixed_sum(block_sums(lambda v, _: v, lay, w)[2])
+
+
+def _chunk_digits(k: jax.Array, size: int) -> list[jax.Array]:
+    """Where entry ``k`` of ``size`` sits in :func:`fixed_sum`'s order: digits, outermost first.
+
+    Up to ``SLICES`` entries are added left to right (one digit, ``k``); more are
+    summed in :func:`chunk_sums` groups (entry ``k`` in group ``k % c``, at step
+    ``k // c``), whose sums are then added the same way.
+    """
+    if size <= SLICES:
+        return [k]
+    groups = -(-size // SLICES)
+    return [*_chunk_digits(k % groups, groups), k // groups]
+
+
+def masses_ahead(w: jax.Array, ids: jax.Array, layout: Layout) -> jax.Array:
+    """Sums of a few weights in the layout's order: the mass ahead of each, and the total.
+
+    ``w`` ``[n, K]`` (>= 0) are the weights of ``K`` distinct tokens of each row,
+    in ranking order, ``ids`` int32 ``[n, K]`` their global ids. Entry ``j < K``
+    of the result is the sum of ``w[:, :j]``, entry ``K`` the sum of all of them,
+    each bit for bit the sum :func:`mass` forms over a whole row that holds these
+    weights and zeros elsewhere: the layout adds in a fixed nesting (a column's
+    slices, a chunk's columns, a block's chunks, the row's blocks), and adding 0
+    changes nothing, so the sum is that nesting over the nonzero weights alone.
+    The tokens are put in the layout's order (each id read as its digits, block
+    outermost, slice innermost, 4 bits each), then one loop over them keeps a
+    running sum per level of the nesting and adds a level into the next whenever
+    a digit at or above that level changes. Returns float32 ``[n, K + 1]``.
+    """
+    n, size = w.shape
+    b = ids // layout.block
+    r = ids - b * layout.block
+    g = r // layout.column
+    j = r - g * layout.column
+    chunks = -(-layout.column // SLICES)
+    digits = [b, *_chunk_digits(j % chunks, chunks), j // chunks, g]  # outermost first
+    pos = jnp.zeros_like(ids)
+    for d in digits:
+        pos = pos * SLICES + d
+    rank = lax.broadcasted_iota(jnp.int32, w.shape, 1)
+    pos, w, rank = lax.sort((pos, w, rank), dimension=1, num_keys=1)
+    pos_t, w_t, rank_t = pos.T, w.T, rank.T  # one token of every row per step
+    lanes = jnp.arange(size + 1, dtype=jnp.int32)
+    depth = len(digits)
+
+    def step(e: Any, sums: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+        now, before = pos_t[e], pos_t[jnp.maximum(e - 1, 0)]
+        out = list(sums)
+        for level in range(1, depth):  # close the inner levels whose group ends here
+            shift = np.int32(4 * level)
+            new = lax.shift_right_logical(now, shift) != lax.shift_right_logical(before, shift)
+            new = new[:, None]
+            out[level] = where(new, out[level] + out[level - 1], out[level])
+            out[level - 1] = where(new, jnp.float32(0.0), out[level - 1])
+        # Lane ``j`` holds the tokens ranked before ``j``; lane ``K`` every token.
+        out[0] = out[0] + where(rank_t[e][:, None] < lanes, w_t[e][:, None], jnp.float32(0.0))
+        return tuple(out)
+
+    start = varying_like(tuple(jnp.zeros((n, size + 1), jnp.float32) for _ in range(depth)), w)
+    sums = list(lax.fori_loop(0, size, step, start))
+    for level in range(1, depth):
+        sums[level] = sums[level] + sums[level - 1]
+    out: jax.Array = sums[-1]
+    return out

@@ -107,4 +107,16 @@ def uniforms(keys: jax.Array, counters: jax.Array) -> jax.Array:
         return out
     data = jax.random.key_data(keys)
     b0, b1 = threefry2x32(data[:, 0:1], data[:, 1:2], jnp.zeros_like(c)[None], c[None])
-    return _bits_to_uniform(b0 ^ b1)
+    return _bits_to_uniform(_stored(b0 ^ b1))
+
+
+def _stored(bits: jax.Array) -> jax.Array:
+    """``bits`` unchanged, computed in a kernel of their own rather than inside each reader.
+
+    XLA fuses cheap integer ops into every consumer, also into a reduction that
+    reads each entry many times, where the hash is then compiled (and run) again
+    per read. An integer division is among the ops it does not fuse into such a
+    reader; dividing by ``(bits >> 31) | 1``, which is 1, changes no bit.
+    """
+    one = lax.shift_right_logical(bits, np.uint32(31)) | np.uint32(1)
+    return lax.div(bits, one)

@@ -74,6 +74,7 @@ from jaxsample.samplers._layout import (
     block_sums,
     fixed_sum,
     layout_reduce,
+    masses_ahead,
     sums_of,
     where,
     whole,
@@ -111,6 +112,7 @@ from jaxsample.samplers._strategies import (
     Strategy,
     TopK,
     TopP,
+    _concrete,
     check_broadcast,
     prefix_parts,
 )
@@ -351,8 +353,28 @@ def sample(
     keys = _check_key(key, x.shape[:-1])
     if not math.prod(x.shape[:-1]):  # no rows: nothing to draw
         return jnp.zeros(x.shape[:-1], jnp.int32)
-    ids: jax.Array = _sample(keys, x, strategy, layout)
+    ids: jax.Array = _sample(keys, x, strategy, layout, cuts_on=cuts_known_on(strategy, layout))
     return ids
+
+
+def cuts_known_on(strategy: Strategy, layout: Layout) -> bool:
+    """Whether every top-k part of ``strategy`` is known, from concrete values, to cut every row.
+
+    True when the strategy is a run of built-in parts with at least one
+    :class:`TopK`, and every top-k part has a concrete ``k >= 1`` and a bound
+    ``k_max`` below the vocabulary (so ``k < V``). The draw then needs no route
+    for rows whose cut is off, and none is compiled; a traced ``k`` (a ``vmap``
+    over strategies, a strategy passed into ``jit``) keeps both routes.
+    """
+    parts = prefix_parts(strategy)
+    tops = [part for part in parts or () if isinstance(part, TopK)]
+    if not tops:
+        return False
+    for part in tops:
+        k = _concrete(part.k)
+        if k is None or not k.size or int(k.min()) < 1 or _k_bound(part, layout) >= layout.vocab:
+            return False
+    return True
 
 
 #: Bytes of float32 logits drawn in one piece on a CPU (see :func:`row_block`).
@@ -384,7 +406,7 @@ def row_block(n: int, width: int, layout: Layout) -> int:
     return -(-n // blocks)
 
 
-@functools.partial(jax.jit, static_argnames=("layout", "general", "block"))
+@functools.partial(jax.jit, static_argnames=("layout", "general", "block", "cuts_on"))
 def _sample(
     key: jax.Array,
     x: jax.Array,
@@ -392,11 +414,12 @@ def _sample(
     layout: Layout,
     general: bool = False,
     block: int | None = None,
+    cuts_on: bool = False,
 ) -> jax.Array:
     """:func:`sample` of checked inputs.
 
     ``general`` forces the log-weight route and ``block`` the rows drawn at a time
-    (tests; default :func:`row_block`).
+    (tests; default :func:`row_block`); ``cuts_on``: see :func:`cuts_known_on`.
     """
     lead = x.shape[:-1]
     keys = row_keys(key, lead)
@@ -422,7 +445,7 @@ def _sample(
     flat = x.reshape(n, -1)
     size = row_block(n, flat.shape[-1], layout) if block is None else block
     if size >= n:
-        return _draw_rows(_rows(flat, layout), keys, parts, lead, layout).reshape(lead)
+        return _draw_rows(_rows(flat, layout), keys, parts, lead, layout, cuts_on).reshape(lead)
 
     def per_row_or_one(a: Any) -> Any:
         # A parameter as one value for all rows, or one per row [n], cut with the rows.
@@ -437,7 +460,7 @@ def _sample(
             return a if jnp.ndim(a) == 0 else lax.dynamic_slice_in_dim(a, start, size)
 
         these = tuple(jax.tree.map(cut, part) for part in per)
-        drawn = _draw_rows(_rows(cut(flat), layout), cut(keys), these, (size,), layout)
+        drawn = _draw_rows(_rows(cut(flat), layout), cut(keys), these, (size,), layout, cuts_on)
         return lax.dynamic_update_slice_in_dim(ids, drawn, start, 0)
 
     out: jax.Array = lax.fori_loop(0, -(-n // size), body, jnp.zeros((n,), jnp.int32))
@@ -450,11 +473,12 @@ def _draw_rows(
     parts: tuple[Strategy, ...],
     lead: tuple[int, ...],
     layout: Layout,
+    cuts_on: bool = False,
 ) -> jax.Array:
     """Draw ``[n]`` tokens for built-in ``parts`` on float32 ``rows`` ``[n, local]``.
 
-    ``keys`` ``[n]`` and ``lead`` (the axes the parameters broadcast against) as in
-    :func:`_draw_prefix`; a greedy part takes the first maximum.
+    ``keys`` ``[n]``, ``lead`` (the axes the parameters broadcast against) and
+    ``cuts_on`` as in :func:`_draw_prefix`; a greedy part takes the first maximum.
     """
     groups = any(
         isinstance(part, TopK) and grouped(_k_bound(part, layout), rows.shape[-1]) for part in parts
@@ -463,7 +487,7 @@ def _draw_rows(
     top, maxima = row_scan(rows, layout.axis, groups)
     if any(isinstance(part, Greedy) for part in parts):
         return first_max_index(rows, top, layout)  # no randomness needed
-    return _draw_prefix(rows, top, maxima, parts, keys, lead, layout)
+    return _draw_prefix(rows, top, maxima, parts, keys, lead, layout, cuts_on)
 
 
 def _k_bound(part: TopK, layout: Layout) -> int:
@@ -491,8 +515,17 @@ def _draw_prefix(
     keys: jax.Array,
     lead: tuple[int, ...],
     layout: Layout,
+    cuts_on: bool = False,
 ) -> jax.Array:
-    """Draw for built-in parts (at most one top-p) on float32 rows ``x`` (see :func:`row_scan`)."""
+    """Draw for built-in parts (at most one top-p) on float32 rows ``x`` (see :func:`row_scan`).
+
+    A top-k cut keeps only its candidates, so the draw reads them, not the row,
+    and a top-p part after a cut measures its nucleus on them too
+    (:func:`candidate_nucleus`). Rows whose cut is off (``k = 0`` or ``k >= V``)
+    take the whole-row route, compiled and run only when such a row may be present
+    (``cuts_on``: known from concrete parameters that none is, see
+    :func:`cuts_known_on`).
+    """
     vocab = layout.vocab
     m = clean_top(top)
     t3 = top[:, None, None]
@@ -501,7 +534,8 @@ def _draw_prefix(
     greedy = jnp.zeros((1,), bool)
     everything: Pivot = (jnp.full((1,), -jnp.inf), jnp.full((1,), vocab, jnp.int32))
     cut = everything
-    nucleus: tuple[jax.Array, jax.Array, Pivot] | None = None
+    # The nucleus: p, the scale, the cut before it and the candidates known then.
+    nucleus: tuple[jax.Array, jax.Array, Pivot, Any] | None = None
     # The candidates of the top-k part with the smallest bound: its bound, values,
     # ids and whether its cut is on.
     candidates: tuple[int, jax.Array, jax.Array, jax.Array] | None = None
@@ -515,13 +549,13 @@ def _draw_prefix(
             slot = jnp.clip(k, 1, values.shape[-1]) - 1
             kth, after = select(slot, -1, values, indices)
             after = after + 1
-            on = (k > 0) & (k < vocab)
+            on = jnp.ones((1,), bool) if cuts_on else (k > 0) & (k < vocab)
             cut = _earlier(cut, (where(on, kth, -jnp.inf), where(on, after, vocab)))
             bound = _k_bound(part, layout)
             if candidates is None or bound < candidates[0]:
                 candidates = (bound, values, indices, on)
         elif isinstance(part, TopP):
-            nucleus = (_param(part.p, lead, jnp.float32), s, cut)
+            nucleus = (_param(part.p, lead, jnp.float32), s, cut, candidates)
 
     def weight_of(scale: jax.Array, pivot: Pivot) -> Any:
         def fn(v: jax.Array, index: jax.Array) -> jax.Array:
@@ -533,28 +567,18 @@ def _draw_prefix(
 
         return fn
 
-    if nucleus is None:
-        u = uniforms(keys, jnp.zeros((1,), jnp.int32))
+    u = uniforms(keys, jnp.zeros((1,), jnp.int32))
 
-        def whole_row() -> jax.Array:
-            sums = block_sums(weight_of(s, cut), layout, x)
-            out: jax.Array = locate(sums, x, top, m, s, cut, u, layout)[0][:, 0]
-            return out
+    def whole_row() -> jax.Array:
+        """The inverse-CDF draw over the row (no top-p part)."""
+        sums = block_sums(weight_of(s, cut), layout, x)
+        out: jax.Array = locate(sums, x, top, m, s, cut, u, layout)[0][:, 0]
+        return out
 
-        if candidates is None:
-            ids = whole_row()
-        else:
-            # A top-k cut keeps only its candidates: the draw reads them, not the row.
-            # Rows whose cut is off (k = 0 or k >= V) draw from the whole row, in a
-            # pass made only when such a row is present.
-            _, values, indices, on = candidates
-            drawn = _draw_candidates(values, indices, m, s, cut, u[:, 0])
-            rest = lax.cond(jnp.any(~on), whole_row, lambda: jnp.zeros_like(top, jnp.int32))
-            # Equal on every shard; the maximum only tells JAX so (the candidates were
-            # gathered).
-            ids = layout.across(lax.pmax, where(on, drawn, rest))
-    else:
-        p, s_p, before = nucleus
+    def rejection() -> jax.Array:
+        """The rejection rounds of the top-p part over the row."""
+        assert nucleus is not None
+        p, s_p, before, _ = nucleus
         # The weights, stored once; the logits are read again by each round's pass.
         index = token_ids(x, layout)
         t2 = top[:, None]
@@ -574,10 +598,62 @@ def _draw_prefix(
         found = layout_reduce((jnp.add,) * len(held), (0.0,) * len(held), _held, layout, *held)
         sums = sums_of(found[0], layout)
         total = fixed_sum((sums if w_nucleus is None else sums_of(found[1], layout))[2])
-        limit = nucleus_limit(p, total)
-        ids = reject(keys, x, top, w, w_nucleus, sums, m, s, cut, limit, layout)
+        out: jax.Array = reject(
+            keys, x, top, w, w_nucleus, sums, m, s, cut, nucleus_limit(p, total), layout
+        )
+        return out
+
+    row_route = whole_row if nucleus is None else rejection
+    # The candidates that hold every kept token (for a nucleus, those known before it).
+    held_by = candidates if nucleus is None else nucleus[3]
+    if held_by is None:
+        ids = row_route()
+    else:
+        _, values, indices, on = held_by
+        final = cut
+        if nucleus is not None:
+            p, s_p, before, _ = nucleus
+            final = _earlier(cut, candidate_nucleus(values, indices, m, s_p, before, p, layout))
+        drawn = _draw_candidates(values, indices, m, s, final, u[:, 0])
+        if not cuts_on:
+            # Rows whose cut is off draw from the whole row, in a pass made only when
+            # such a row is present.
+            zeros = functools.partial(jnp.zeros_like, top, jnp.int32)
+            drawn = where(on, drawn, lax.cond(jnp.any(~on), row_route, zeros))
+        # Equal on every shard; the maximum only tells JAX so (the candidates were
+        # gathered).
+        ids = layout.across(lax.pmax, drawn)
     # Greedy rows take the first maximum, from a pass made only when a row is greedy.
     return where(greedy, _greedy_first(greedy, x, top, layout), ids)
+
+
+def candidate_nucleus(
+    values: jax.Array,
+    ids: jax.Array,
+    m: jax.Array,
+    s: jax.Array,
+    before: Pivot,
+    p: jax.Array,
+    layout: Layout,
+) -> Pivot:
+    """The top-p cut of a row whose kept tokens all lie among its top-k candidates.
+
+    ``values``, ``ids`` ``[n, K]`` are the first ``K`` tokens of the ranking (from
+    :func:`top_k_cut`), ``before`` the cut in force before the top-p part, which
+    keeps only candidates; ``m``, ``s`` the cleaned row maxima and the top-p
+    part's inverse temperature, ``p`` its nucleus. The weights ahead of ``before``
+    are those of the definition, and their masses ahead and total are summed in
+    the layout's order (:func:`~._layout.masses_ahead`), so a candidate is kept
+    exactly when the definition keeps it. Returns the pivot after the last kept
+    candidate (the kept ones form a prefix; the first is always kept).
+    """
+    inside = ahead(values, ids, before[0][:, None], before[1][:, None])
+    w = where(inside, weights(values, m[:, None], s[:, None]), 0.0)
+    mass_ahead = masses_ahead(w, ids, layout)
+    kept = mass_ahead[:, :-1] < nucleus_limit(p, mass_ahead[:, -1])[:, None]
+    last = jnp.maximum(jnp.sum(kept, -1, dtype=jnp.int32) - 1, 0)
+    value, index = select(last, -1, values, ids)
+    return value, index + 1
 
 
 def _held(*arrays: jax.Array) -> tuple[jax.Array, ...]:

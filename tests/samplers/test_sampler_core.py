@@ -73,16 +73,20 @@ KINDS: dict[str, tuple[Callable[..., js.Strategy], tuple[float, ...]]] = {
 }
 
 
+#: Kinds whose top-k parts always cut (k >= 1 and below V): the program without the
+#: whole-row route for rows whose cut is off is what ``js.sample`` compiles for them.
+CUTS_ON = {"top-k", "chain", "top-p-then-top-k"}
+
+
 @functools.cache
-def _drawer(kind: str, general: bool) -> Callable[..., jax.Array]:
+def _drawer(kind: str, general: bool, cuts_on: bool = False) -> Callable[..., jax.Array]:
     build = KINDS[kind][0]
 
     @jax.jit
     def draw(key: jax.Array, row: jax.Array, a: jax.Array, tau: jax.Array) -> jax.Array:
         rows = jnp.broadcast_to(row, (BATCH, row.shape[-1]))
-        return _sampling._sample(
-            key, rows, build(a, tau), _layout.whole(rows.shape[-1]), general=general
-        )
+        layout = _layout.whole(rows.shape[-1])
+        return _sampling._sample(key, rows, build(a, tau), layout, general, None, cuts_on)
 
     return draw
 
@@ -94,9 +98,15 @@ def _definition(kind: str) -> Callable[..., jax.Array]:
 
 
 def counts_of(
-    kind: str, row: np.ndarray, a: float, tau: float, seed: int, general: bool = False
+    kind: str,
+    row: np.ndarray,
+    a: float,
+    tau: float,
+    seed: int,
+    general: bool = False,
+    cuts_on: bool = False,
 ) -> np.ndarray:
-    draw = _drawer(kind, general)
+    draw = _drawer(kind, general, cuts_on)
     out = np.zeros(row.shape[-1], np.int64)
     for b in range(DRAWS // BATCH):
         ids = draw(
@@ -142,9 +152,54 @@ def test_draws_follow_the_definition(fam: str, tau: float, kind: str) -> None:
     p = np.asarray(
         _definition(kind)(jnp.asarray(row), jnp.float32(a), jnp.float32(tau)), np.float64
     )
-    counts = counts_of(kind, row, a, tau, zlib.crc32(f"{fam}{tau}{kind}".encode()))
+    seed = zlib.crc32(f"{fam}{tau}{kind}".encode())
+    counts = counts_of(kind, row, a, tau, seed, cuts_on=kind in CUTS_ON)
     assert counts[p == 0].sum() == 0, "a draw outside the support"
     assert chi_square(counts, p / p.sum()) > ALPHA
+
+
+@pytest.mark.parametrize("kind", sorted(CUTS_ON))
+def test_known_cuts_draw_as_the_program_with_both_routes(kind: str) -> None:
+    # The program compiled when every cut is known to be on and the one that can also
+    # draw rows whose cut is off give the same tokens.
+    row = jnp.asarray(family("gaussian", 1)[0])
+    (a,) = KINDS[kind][1]
+    for seed in range(3):
+        args = (jax.random.key(seed), row, jnp.float32(a), jnp.float32(1.2))
+        np.testing.assert_array_equal(
+            _drawer(kind, False, True)(*args), _drawer(kind, False)(*args)
+        )
+
+
+@pytest.mark.parametrize("vocab", [300, 50_257, 131_072])
+def test_masses_ahead_are_the_layout_sums(vocab: int) -> None:
+    # A top-p part after a top-k cut sums the candidates' weights alone: every mass
+    # ahead and the total must be the bits the definition forms over the whole row.
+    # Tokens crowd into shared columns and chunks, where the nesting of the sums shows.
+    layout = _layout.whole(vocab)
+    rng = np.random.default_rng(vocab)
+    rows, k = 3, 64
+    ids = np.stack([rng.choice(vocab, k, replace=False) for _ in range(rows)])
+    start = int(rng.integers(0, vocab - 40 * layout.column))
+    crowd = np.concatenate(
+        [start + layout.column * np.arange(20), start + 1 + layout.column * np.arange(12)]
+    )
+    crowd = np.concatenate([crowd, start + np.arange(2, 30)])
+    crowd = np.unique(crowd)[:k]
+    rest = rng.choice(np.setdiff1d(np.arange(vocab), crowd), k - crowd.size, replace=False)
+    ids[1] = rng.permutation(np.concatenate([crowd, rest]))
+    ids = ids.astype(np.int32)
+    w = (rng.exponential(1.0, (rows, k)) * 10.0 ** rng.integers(-7, 3, (rows, k))).astype(
+        np.float32
+    )
+    w[:, :: k // 5] = 0.0
+    got = np.asarray(jax.jit(_layout.masses_ahead, static_argnums=2)(w, ids, layout))
+    total = jax.jit(lambda a: _layout.mass(a, layout))
+    for r in range(rows):
+        full = np.zeros((k + 1, vocab), np.float32)
+        for j in range(k + 1):
+            full[j, ids[r, :j]] = w[r, :j]
+        np.testing.assert_array_equal(got[r], np.asarray(total(jnp.asarray(full))), err_msg=r)
 
 
 @pytest.mark.parametrize("kind", ["top-p", "chain"])
@@ -179,13 +234,17 @@ def _boundary_row() -> tuple[np.ndarray, int]:
     return z, int(top[2])
 
 
-def test_top_p_boundary_decided_exactly_as_the_definition() -> None:
+@pytest.mark.parametrize("kind", ["top-p", "chain"])
+def test_top_p_boundary_decided_exactly_as_the_definition(kind: str) -> None:
     # p walks ulp by ulp across the value at which the heavy token leaves the nucleus;
-    # the fast draw must keep it exactly when the definition does.
+    # the fast draw must keep it exactly when the definition does (the chain measures
+    # its nucleus on the top-k candidates).
     z, tok = _boundary_row()
     row = jnp.asarray(z)[None]
     zr, m = _reference.sanitise(row)
     w = _reference.weights(zr, m[:, None], jnp.float32(1.0))
+    if kind == "chain":  # only the 200 first tokens of the ranking weigh
+        w = jnp.where(jnp.argsort(jnp.argsort(-zr, stable=True), stable=True) < 200, w, 0.0)
     before = _reference.ahead(zr, jnp.arange(V), zr[:, tok : tok + 1], tok)
     share = np.float32(_layout.mass(jnp.where(before, w, 0.0))[0] / _layout.mass(w)[0])
     p = np.float32(share - np.float32(js.TOP_P_SLACK))
@@ -193,8 +252,9 @@ def test_top_p_boundary_decided_exactly_as_the_definition() -> None:
         p = np.nextafter(p, np.float32(0))
     decided = set()
     for step in range(7):
-        kept = bool(np.asarray(js.probs(row, js.TopP(p)))[0, tok] > 0)
-        counts = counts_of("top-p", z, float(p), 1.0, 23 + step)
+        q = _definition(kind)(row[0], jnp.float32(p), jnp.float32(1.0))
+        kept = bool(np.asarray(q)[tok] > 0)
+        counts = counts_of(kind, z, float(p), 1.0, 23 + step, cuts_on=kind in CUTS_ON)
         assert (counts[tok] > 0) == kept, (float(p), kept, int(counts[tok]))
         decided.add(kept)
         p = np.nextafter(p, np.float32(1))
