@@ -9,7 +9,11 @@ figures follow the timing rules of :mod:`benchmarks.timing`, on the logit famili
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -173,24 +177,17 @@ def _clear_caches() -> None:
 COMPILED = ("temperature", "top-k", "top-p", "chain")
 
 
-def compile_suite(
-    batch: int,
-    vocab: int,
-    rounds: int,
-    log: Callable[[str], None],
-    samplers: Sequence[str] = COMPILED,
-) -> dict[str, Any]:
-    """Wall time of the first compile of jaxsample's samplers and of ``jax.random.categorical``.
+def compile_once(batch: int, vocab: int, names: Sequence[str]) -> dict[str, float]:
+    """Seconds of the first compile of each function of ``names``, in this process, in order.
 
-    Each measurement builds a fresh function ``f(key, x)`` (``jaxsample.sample``
-    with the strategy as a constant, or ``jax.random.categorical(key, x)``), clears
-    JAX's in-memory caches (:func:`jax.clear_caches`) and times
-    ``jax.jit(f).lower(key, x).compile()`` for float32 ``x`` of shape ``[batch,
-    vocab]``: tracing, lowering and the XLA compile, as on the first call. Each round
-    measures every function once, categorical first; a figure is the median over
-    ``rounds`` and each sampler's ratio is its median over categorical's.
-    ``samplers``: which of :data:`COMPILED` to time.
+    ``"categorical"`` is ``jax.random.categorical(key, x)``; another name is
+    ``jaxsample.sample(key, x, strategy)`` for the :data:`SPECS` strategy of that
+    name, the strategy a constant of the function. Before the first, a small
+    unrelated program is compiled (the backend's and the compiler's start-up are no
+    function's cost); each is then timed as ``jax.jit(f).lower(key, x).compile()``
+    for float32 ``x`` of shape ``[batch, vocab]``, after :func:`jax.clear_caches`.
     """
+    jax.jit(lambda a: jnp.sin(a) * 2.0).lower(jnp.zeros(8, jnp.float32)).compile()
     x = jnp.zeros((batch, vocab), jnp.float32)  # only its shape and dtype are used
     key = jax.random.key(0)
     specs = {s.name: s for s in SPECS}
@@ -209,25 +206,67 @@ def compile_suite(
 
         return g
 
+    out: dict[str, float] = {}
+    for name in names:
+        fn = build(name)
+        _clear_caches()
+        t0 = time.perf_counter()
+        jax.jit(fn).lower(key, x).compile()
+        out[name] = time.perf_counter() - t0
+    return out
+
+
+def _probe_env() -> dict[str, str]:
+    """The environment of a compile probe: this one, with the project importable."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [root, env.get("PYTHONPATH", "")] if p)
+    return env
+
+
+def compile_suite(
+    batch: int,
+    vocab: int,
+    rounds: int,
+    log: Callable[[str], None],
+    samplers: Sequence[str] = COMPILED,
+) -> dict[str, Any]:
+    """Wall time of the first compile of jaxsample's samplers and of ``jax.random.categorical``.
+
+    A first compile is what a program pays the first time it calls a sampler at a
+    new shape, so each round runs in a fresh Python process (``python -m
+    benchmarks.compile_probe``, :func:`compile_once`): it compiles ``categorical``
+    and every sampler once, the order rotated from round to round, so that each
+    function comes first in some round and later in others. (In a process that
+    has compiled many programs, as the benchmark's own has by now, a compile takes
+    longer, and longer for a larger program: such figures are recompiles, not
+    first compiles.) A figure is the median over ``rounds``; each sampler's ratio
+    is its median over categorical's. ``samplers``: which of :data:`COMPILED` to
+    time.
+    """
     names = ["categorical", *samplers]
     times: dict[str, list[float]] = {n: [] for n in names}
-    for _ in range(rounds):
-        for name in names:
-            fn = build(name)
-            _clear_caches()
-            t0 = time.perf_counter()
-            jax.jit(fn).lower(key, x).compile()
-            times[name].append(time.perf_counter() - t0)
-            log(f"  compile [{batch}, {vocab}] {name:<12} {times[name][-1]:8.2f} s")
-    _clear_caches()
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        command = [sys.executable, "-m", "benchmarks.compile_probe", str(batch), str(vocab)]
+        done = subprocess.run(
+            [*command, *order], capture_output=True, text=True, check=True, env=_probe_env()
+        )
+        got = json.loads(done.stdout.strip().splitlines()[-1])
+        for name in order:
+            times[name].append(got[name])
+            log(f"  compile [{batch}, {vocab}] {name:<12} {got[name]:8.2f} s (round {r + 1})")
     median = {n: statistics.median(ts) for n, ts in times.items()}
+    specs = {s.name: s for s in SPECS}
     return {
         "batch": batch,
         "vocab": vocab,
         "dtype": "float32",
         "rounds": rounds,
-        "method": "jax.jit(f).lower(key, x).compile() wall time, a fresh f and cleared "
-        "in-memory caches each time (no persistent compilation cache)",
+        "method": "jax.jit(f).lower(key, x).compile() wall time; each round a fresh Python "
+        "process that compiles a small unrelated program, then every function once (the "
+        "order rotated per round), in-memory caches cleared before each (no persistent "
+        "compilation cache)",
         "categorical": {"compile_s": median["categorical"], "all_s": times["categorical"]},
         "samplers": [
             {

@@ -14,10 +14,13 @@ chain, whose cost does not depend on the distribution:
    a stride apart);
 3. inverse-CDF draws: a uniform picks a block from the block sums, a chunk of
    its columns, a column, then a token of that column; a strategy with a top-k
-   part and no top-p part skips 2 and 3 and draws by inverse CDF among the
-   candidates of its cut, which hold every kept token (a row whose cut is off,
-   ``k = 0`` or ``k >= V``, takes 2 and 3, in a pass made only when such a row
-   is present);
+   part, and no top-p part or one after the cut, skips 2 to 4 and draws by
+   inverse CDF among the candidates of its cut, which hold every kept token (a
+   top-p part decides its nucleus on them, with their masses summed in the
+   layout's order: :func:`candidate_nucleus`); a row whose cut is off (``k = 0``
+   or ``k >= V``) takes the route over the row, in a pass made only when such a
+   row is present, and compiled only when concrete parameters do not rule it
+   out (:class:`Known`);
 4. for a top-p part, rejection with a rising pivot (after FlashInfer's sort-free
    sampling): candidates are drawn from the tokens still possible (three in the
    first round, two in a later one) and the first whose mass ahead is below the
@@ -32,7 +35,8 @@ chain, whose cost does not depend on the distribution:
 
 A strategy of another kind is drawn by the same inverse CDF over its log-weights.
 A row with a greedy temperature takes its first maximum instead, from a pass made
-only when some row is greedy. On a single CPU device, a batch whose float32 rows
+only when some row is greedy (and compiled only when a temperature is traced or
+greedy). On a single CPU device, a batch whose float32 rows
 exceed 16 MiB is drawn in equal blocks of rows, one after another
 (:func:`row_block`): the same tokens, without the fresh memory pages a large
 store of weights costs on every call.
@@ -56,6 +60,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Any
@@ -353,28 +358,47 @@ def sample(
     keys = _check_key(key, x.shape[:-1])
     if not math.prod(x.shape[:-1]):  # no rows: nothing to draw
         return jnp.zeros(x.shape[:-1], jnp.int32)
-    ids: jax.Array = _sample(keys, x, strategy, layout, cuts_on=cuts_known_on(strategy, layout))
+    ids: jax.Array = _sample(keys, x, strategy, layout, known=known_from(strategy, layout))
     return ids
 
 
-def cuts_known_on(strategy: Strategy, layout: Layout) -> bool:
-    """Whether every top-k part of ``strategy`` is known, from concrete values, to cut every row.
+@dataclasses.dataclass(frozen=True)
+class Known:
+    """What concrete parameters tell about every row, so that dead routes are not compiled.
 
-    True when the strategy is a run of built-in parts with at least one
-    :class:`TopK`, and every top-k part has a concrete ``k >= 1`` and a bound
-    ``k_max`` below the vocabulary (so ``k < V``). The draw then needs no route
-    for rows whose cut is off, and none is compiled; a traced ``k`` (a ``vmap``
-    over strategies, a strategy passed into ``jit``) keeps both routes.
+    ``cuts_on``: every top-k part cuts (a concrete ``k >= 1``, a bound ``k_max``
+    below the vocabulary), so no row draws from the whole row for want of a cut.
+    ``sampled``: no row is greedy (every temperature concrete and above
+    ``GREEDY_TAU``, no :class:`Greedy` part), so no first maximum is needed.
+    """
+
+    cuts_on: bool = False
+    sampled: bool = False
+
+
+def known_from(strategy: Strategy, layout: Layout) -> Known:
+    """The :class:`Known` facts of a run of built-in parts, from its concrete parameters.
+
+    A traced parameter (a ``vmap`` over strategies, a strategy passed into ``jit``)
+    tells nothing: the program then holds every route.
     """
     parts = prefix_parts(strategy)
-    tops = [part for part in parts or () if isinstance(part, TopK)]
-    if not tops:
-        return False
-    for part in tops:
-        k = _concrete(part.k)
-        if k is None or not k.size or int(k.min()) < 1 or _k_bound(part, layout) >= layout.vocab:
-            return False
-    return True
+    if parts is None:
+        return Known()
+
+    def all_above(value: Any, low: float) -> bool:
+        a = _concrete(value)
+        return a is not None and bool(a.size) and bool(np.all(a > low))
+
+    tops = [part for part in parts if isinstance(part, TopK)]
+    cuts_on = bool(tops) and all(
+        all_above(part.k, 0) and _k_bound(part, layout) < layout.vocab for part in tops
+    )
+    sampled = all(
+        not isinstance(part, Greedy) and all_above(part.tau, GREEDY_TAU)  # type: ignore[attr-defined]
+        for part in parts
+    )
+    return Known(cuts_on, sampled)
 
 
 #: Bytes of float32 logits drawn in one piece on a CPU (see :func:`row_block`).
@@ -406,7 +430,7 @@ def row_block(n: int, width: int, layout: Layout) -> int:
     return -(-n // blocks)
 
 
-@functools.partial(jax.jit, static_argnames=("layout", "general", "block", "cuts_on"))
+@functools.partial(jax.jit, static_argnames=("layout", "general", "block", "known"))
 def _sample(
     key: jax.Array,
     x: jax.Array,
@@ -414,12 +438,12 @@ def _sample(
     layout: Layout,
     general: bool = False,
     block: int | None = None,
-    cuts_on: bool = False,
+    known: Known = Known(),
 ) -> jax.Array:
     """:func:`sample` of checked inputs.
 
     ``general`` forces the log-weight route and ``block`` the rows drawn at a time
-    (tests; default :func:`row_block`); ``cuts_on``: see :func:`cuts_known_on`.
+    (tests; default :func:`row_block`); ``known``: see :func:`known_from`.
     """
     lead = x.shape[:-1]
     keys = row_keys(key, lead)
@@ -445,7 +469,7 @@ def _sample(
     flat = x.reshape(n, -1)
     size = row_block(n, flat.shape[-1], layout) if block is None else block
     if size >= n:
-        return _draw_rows(_rows(flat, layout), keys, parts, lead, layout, cuts_on).reshape(lead)
+        return _draw_rows(_rows(flat, layout), keys, parts, lead, layout, known).reshape(lead)
 
     def per_row_or_one(a: Any) -> Any:
         # A parameter as one value for all rows, or one per row [n], cut with the rows.
@@ -460,7 +484,7 @@ def _sample(
             return a if jnp.ndim(a) == 0 else lax.dynamic_slice_in_dim(a, start, size)
 
         these = tuple(jax.tree.map(cut, part) for part in per)
-        drawn = _draw_rows(_rows(cut(flat), layout), cut(keys), these, (size,), layout, cuts_on)
+        drawn = _draw_rows(_rows(cut(flat), layout), cut(keys), these, (size,), layout, known)
         return lax.dynamic_update_slice_in_dim(ids, drawn, start, 0)
 
     out: jax.Array = lax.fori_loop(0, -(-n // size), body, jnp.zeros((n,), jnp.int32))
@@ -473,12 +497,12 @@ def _draw_rows(
     parts: tuple[Strategy, ...],
     lead: tuple[int, ...],
     layout: Layout,
-    cuts_on: bool = False,
+    known: Known = Known(),
 ) -> jax.Array:
     """Draw ``[n]`` tokens for built-in ``parts`` on float32 ``rows`` ``[n, local]``.
 
     ``keys`` ``[n]``, ``lead`` (the axes the parameters broadcast against) and
-    ``cuts_on`` as in :func:`_draw_prefix`; a greedy part takes the first maximum.
+    ``known`` as in :func:`_draw_prefix`; a greedy part takes the first maximum.
     """
     groups = any(
         isinstance(part, TopK) and grouped(_k_bound(part, layout), rows.shape[-1]) for part in parts
@@ -487,7 +511,7 @@ def _draw_rows(
     top, maxima = row_scan(rows, layout.axis, groups)
     if any(isinstance(part, Greedy) for part in parts):
         return first_max_index(rows, top, layout)  # no randomness needed
-    return _draw_prefix(rows, top, maxima, parts, keys, lead, layout, cuts_on)
+    return _draw_prefix(rows, top, maxima, parts, keys, lead, layout, known)
 
 
 def _k_bound(part: TopK, layout: Layout) -> int:
@@ -515,16 +539,15 @@ def _draw_prefix(
     keys: jax.Array,
     lead: tuple[int, ...],
     layout: Layout,
-    cuts_on: bool = False,
+    known: Known = Known(),
 ) -> jax.Array:
     """Draw for built-in parts (at most one top-p) on float32 rows ``x`` (see :func:`row_scan`).
 
     A top-k cut keeps only its candidates, so the draw reads them, not the row,
     and a top-p part after a cut measures its nucleus on them too
     (:func:`candidate_nucleus`). Rows whose cut is off (``k = 0`` or ``k >= V``)
-    take the whole-row route, compiled and run only when such a row may be present
-    (``cuts_on``: known from concrete parameters that none is, see
-    :func:`cuts_known_on`).
+    take the whole-row route, and greedy rows their first maximum, each compiled
+    only when such a row may be present (see :class:`Known`) and run only when one is.
     """
     vocab = layout.vocab
     m = clean_top(top)
@@ -549,7 +572,7 @@ def _draw_prefix(
             slot = jnp.clip(k, 1, values.shape[-1]) - 1
             kth, after = select(slot, -1, values, indices)
             after = after + 1
-            on = jnp.ones((1,), bool) if cuts_on else (k > 0) & (k < vocab)
+            on = jnp.ones((1,), bool) if known.cuts_on else (k > 0) & (k < vocab)
             cut = _earlier(cut, (where(on, kth, -jnp.inf), where(on, after, vocab)))
             bound = _k_bound(part, layout)
             if candidates is None or bound < candidates[0]:
@@ -615,7 +638,7 @@ def _draw_prefix(
             p, s_p, before, _ = nucleus
             final = _earlier(cut, candidate_nucleus(values, indices, m, s_p, before, p, layout))
         drawn = _draw_candidates(values, indices, m, s, final, u[:, 0])
-        if not cuts_on:
+        if not known.cuts_on:
             # Rows whose cut is off draw from the whole row, in a pass made only when
             # such a row is present.
             zeros = functools.partial(jnp.zeros_like, top, jnp.int32)
@@ -623,6 +646,8 @@ def _draw_prefix(
         # Equal on every shard; the maximum only tells JAX so (the candidates were
         # gathered).
         ids = layout.across(lax.pmax, drawn)
+    if known.sampled:
+        return ids
     # Greedy rows take the first maximum, from a pass made only when a row is greedy.
     return where(greedy, _greedy_first(greedy, x, top, layout), ids)
 

@@ -73,20 +73,23 @@ KINDS: dict[str, tuple[Callable[..., js.Strategy], tuple[float, ...]]] = {
 }
 
 
-#: Kinds whose top-k parts always cut (k >= 1 and below V): the program without the
-#: whole-row route for rows whose cut is off is what ``js.sample`` compiles for them.
-CUTS_ON = {"top-k", "chain", "top-p-then-top-k"}
+#: Kinds with a top-k part (its k is always >= 1 and below V).
+CUTS = {"top-k", "chain", "top-p-then-top-k"}
 
 
 @functools.cache
-def _drawer(kind: str, general: bool, cuts_on: bool = False) -> Callable[..., jax.Array]:
+def _drawer(kind: str, general: bool, known: bool = False) -> Callable[..., jax.Array]:
+    """The compiled draw; ``known``: the program ``js.sample`` compiles for concrete
+    parameters (no whole-row route for rows whose cut is off, none for greedy rows:
+    the tests' k are >= 1, their temperatures above 0), else the one with every route."""
     build = KINDS[kind][0]
+    facts = _sampling.Known(cuts_on=kind in CUTS, sampled=True) if known else _sampling.Known()
 
     @jax.jit
     def draw(key: jax.Array, row: jax.Array, a: jax.Array, tau: jax.Array) -> jax.Array:
         rows = jnp.broadcast_to(row, (BATCH, row.shape[-1]))
         layout = _layout.whole(rows.shape[-1])
-        return _sampling._sample(key, rows, build(a, tau), layout, general, None, cuts_on)
+        return _sampling._sample(key, rows, build(a, tau), layout, general, None, facts)
 
     return draw
 
@@ -104,9 +107,9 @@ def counts_of(
     tau: float,
     seed: int,
     general: bool = False,
-    cuts_on: bool = False,
+    known: bool = True,
 ) -> np.ndarray:
-    draw = _drawer(kind, general, cuts_on)
+    draw = _drawer(kind, general, known)
     out = np.zeros(row.shape[-1], np.int64)
     for b in range(DRAWS // BATCH):
         ids = draw(
@@ -153,15 +156,16 @@ def test_draws_follow_the_definition(fam: str, tau: float, kind: str) -> None:
         _definition(kind)(jnp.asarray(row), jnp.float32(a), jnp.float32(tau)), np.float64
     )
     seed = zlib.crc32(f"{fam}{tau}{kind}".encode())
-    counts = counts_of(kind, row, a, tau, seed, cuts_on=kind in CUTS_ON)
+    counts = counts_of(kind, row, a, tau, seed)
     assert counts[p == 0].sum() == 0, "a draw outside the support"
     assert chi_square(counts, p / p.sum()) > ALPHA
 
 
-@pytest.mark.parametrize("kind", sorted(CUTS_ON))
-def test_known_cuts_draw_as_the_program_with_both_routes(kind: str) -> None:
-    # The program compiled when every cut is known to be on and the one that can also
-    # draw rows whose cut is off give the same tokens.
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_known_facts_draw_as_the_program_with_every_route(kind: str) -> None:
+    # The program compiled when every cut is known to be on and no row greedy, and the
+    # one that can also draw rows whose cut is off or that are greedy, give the same
+    # tokens.
     row = jnp.asarray(family("gaussian", 1)[0])
     (a,) = KINDS[kind][1]
     for seed in range(3):
@@ -254,7 +258,7 @@ def test_top_p_boundary_decided_exactly_as_the_definition(kind: str) -> None:
     for step in range(7):
         q = _definition(kind)(row[0], jnp.float32(p), jnp.float32(1.0))
         kept = bool(np.asarray(q)[tok] > 0)
-        counts = counts_of(kind, z, float(p), 1.0, 23 + step, cuts_on=kind in CUTS_ON)
+        counts = counts_of(kind, z, float(p), 1.0, 23 + step)
         assert (counts[tok] > 0) == kept, (float(p), kept, int(counts[tok]))
         decided.add(kept)
         p = np.nextafter(p, np.float32(1))
