@@ -22,7 +22,7 @@ import pytest
 from jax.scipy.special import gammaincc
 
 import jaxsample as js
-from jaxsample.samplers import _layout, _reference, _sampling
+from jaxsample.samplers import _layout, _reference, _sampling, _search
 
 V = 50_257
 DRAWS = 2048
@@ -173,6 +173,32 @@ def test_known_facts_draw_as_the_program_with_every_route(kind: str) -> None:
         np.testing.assert_array_equal(
             _drawer(kind, False, True)(*args), _drawer(kind, False)(*args)
         )
+
+
+@pytest.mark.parametrize(
+    ("vocab", "k_max"), [(50_257, 1), (50_257, 64), (128_256, 256), (5000, 256)]
+)
+def test_top_k_cut_is_the_ranking(vocab: int, k_max: int) -> None:
+    # The candidates of a top-k cut are the k_max first tokens of the ranking, ties by
+    # lowest index, whether groups are ranked first or not (5000 tokens, 256: not),
+    # against a sort; rows with few finite logits, NaN, and the maximum in the last,
+    # partial group.
+    layout = _layout.whole(vocab)
+    cut = jax.jit(_search.top_k_cut, static_argnums=(3, 4))
+    for fam in FAMILIES:
+        z = family(fam, 4, vocab)
+        z[1, :] = -np.inf
+        z[1, 5:9] = 1.0
+        z[2, ::3] = np.nan
+        z[3, -3:] = z[3].max() + 1.0
+        x = jnp.asarray(z)
+        top, maxima = _search.row_scan(x, None, _search.grouped(k_max, vocab))
+        values, ids = cut(x, top, maxima, k_max, layout)
+        clean = np.asarray(_reference.clean(x, top[:, None]))
+        for r in range(4):
+            want = np.lexsort((np.arange(vocab), -clean[r]))[:k_max]
+            np.testing.assert_array_equal(np.asarray(ids[r]), want, err_msg=f"{fam} {r}")
+            np.testing.assert_array_equal(np.asarray(values[r]), clean[r][want])
 
 
 @pytest.mark.parametrize("vocab", [300, 50_257, 131_072])
