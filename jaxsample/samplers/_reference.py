@@ -56,27 +56,43 @@ def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
     return jnp.broadcast_to(jnp.asarray(value, dtype), lead).reshape(-1)
 
 
-def nan_safe(reduce: Any, x: jax.Array) -> Any:
-    """``reduce`` (of max reductions) applied to ``x`` with NaN read as ``-inf``.
+def row_maximum(x: jax.Array, axis: str | None = None) -> tuple[jax.Array, jax.Array]:
+    """The maximum of each row of float32 ``x`` ``[n, V]`` ignoring NaN, and whether any is NaN.
 
-    XLA's max reductions on CPU do not propagate NaN, and next to a NaN they may
-    return less than the row's maximum, so a NaN is replaced before it is reduced:
-    one select per entry, in the same pass. The select is a plain elementwise op,
-    which XLA partitions over a sharded vocabulary without gathering the rows.
+    Returns float32 ``[n]`` and a bool scalar (for the ``x`` held here). XLA's max
+    reductions on CPU do not propagate NaN, and next to a NaN they may return less
+    than the row's maximum, so a NaN is found by a sum (NaN wherever a NaN is
+    added, and where ``+inf`` meets ``-inf``, harmlessly); only then is the row
+    reduced again with NaN read as ``-inf``. Both are plain reductions, which XLA
+    partitions over a sharded vocabulary without gathering the rows. With a mesh
+    ``axis``, ``x`` is a shard of the row and the maximum is over all.
     """
-    return reduce(where(jnp.isnan(x), -jnp.inf, x))
+    top, bad = nan_safe(lambda v: jnp.max(v, axis=-1), x)
+    if axis is not None:
+        top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
+    return top, bad
+
+
+def nan_safe(reduce: Any, x: jax.Array) -> tuple[Any, jax.Array]:
+    """``reduce(x)`` of max reductions, with NaN read as ``-inf``, and whether ``x`` holds a NaN.
+
+    ``reduce(x)`` runs beside the sum that finds a NaN (see :func:`row_maximum`);
+    only when there is one is it formed again from ``x`` with NaN as ``-inf``.
+    """
+    bad = jnp.any(jnp.isnan(jnp.sum(x, axis=-1)))
+    plain = reduce(x)
+    out = lax.cond(bad, lambda: reduce(where(jnp.isnan(x), -jnp.inf, x)), lambda: plain)
+    return out, bad
 
 
 def row_top(x: jax.Array, axis: str | None = None) -> jax.Array:
     """The maximum of each row of float32 ``x`` ``[n, V]`` ignoring NaN: ``[n]``.
 
-    One pass (:func:`nan_safe`). With a mesh ``axis``, ``x`` is a shard of the row
-    and the maximum is over all.
+    A sum and a max over ``x`` (:func:`row_maximum`); one more pass, without NaN,
+    only when some row holds a NaN. With a mesh ``axis``, ``x`` is a shard of the
+    row and the maximum is over all.
     """
-    top: jax.Array = nan_safe(lambda v: jnp.max(v, axis=-1), x)
-    if axis is not None:
-        top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
-    return top
+    return row_maximum(x, axis)[0]
 
 
 def clean(x: jax.Array, top: jax.Array) -> jax.Array:
@@ -308,6 +324,7 @@ __all__ = [
     "per_row",
     "prefix_log_weights",
     "prefix_state",
+    "row_maximum",
     "row_top",
     "sanitise",
     "weights",

@@ -32,7 +32,7 @@ from jaxsample.samplers._reference import (
     clean_top,
     logit_ahead,
     nan_safe,
-    row_top,
+    row_maximum,
     weights,
 )
 
@@ -83,19 +83,21 @@ def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, j
     """:func:`row_top` of float32 ``x`` ``[n, local]``; with ``groups``, the cleaned group maxima.
 
     With ``groups``, the pass for the maximum forms the maxima of the groups of
-    ``GROUP`` consecutive tokens instead (NaN read as ``-inf``, see
-    :func:`~._reference.nan_safe`), and the row maximum from them. :func:`clean`
-    maps the logits of a row in order, so the cleaned maxima ``[n, ceil(local /
-    GROUP)]`` are the maxima, cleaned. ``axis``: as in :func:`row_top`.
+    ``GROUP`` consecutive tokens instead, and the row maximum from them, beside
+    the sum that finds a NaN (with one, again from the logits with NaN read as
+    ``-inf``: next to a NaN, XLA's CPU reduction may miss a maximum; see
+    :func:`~._reference.nan_safe`). :func:`clean` maps the logits of a row in
+    order, so the cleaned maxima ``[n, ceil(local / GROUP)]`` are the maxima,
+    cleaned. ``axis``: as in :func:`row_top`.
     """
     if not groups:
-        return row_top(x, axis), None
+        return row_maximum(x, axis)[0], None
 
     def scan(v: jax.Array) -> tuple[jax.Array, jax.Array]:
         maxima = _group_maxima(v)
         return jnp.max(maxima, axis=-1), maxima
 
-    top, raw = nan_safe(scan, x)
+    (top, raw), _ = nan_safe(scan, x)
     if axis is not None:
         top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
     return top, clean(raw, top[:, None])
