@@ -672,8 +672,7 @@ def candidate_nucleus(
     exactly when the definition keeps it. Returns the pivot after the last kept
     candidate (the kept ones form a prefix; the first is always kept).
     """
-    inside = ahead(values, ids, before[0][:, None], before[1][:, None])
-    w = where(inside, weights(values, m[:, None], s[:, None]), 0.0)
+    w = _candidate_weights(values, ids, m, s, before)
     mass_ahead = masses_ahead(w, ids, layout)
     kept = mass_ahead[:, :-1] < nucleus_limit(p, mass_ahead[:, -1])[:, None]
     last = jnp.maximum(jnp.sum(kept, -1, dtype=jnp.int32) - 1, 0)
@@ -698,10 +697,18 @@ def _draw_candidates(
     weigh as in the definition, the others 0; the target ``u * total`` (added left
     to right) picks the first candidate whose prefix sum exceeds it.
     """
-    inside = ahead(values, ids, cut[0][:, None], cut[1][:, None])
-    w = where(inside, weights(values, m[:, None], s[:, None]), 0.0)
+    w = _candidate_weights(values, ids, m, s, cut)
     slot, _ = pick(w, u * prefix_sums(w)[:, -1])
     out: jax.Array = select(slot, -1, ids)
+    return out
+
+
+def _candidate_weights(
+    values: jax.Array, ids: jax.Array, m: jax.Array, s: jax.Array, pivot: Pivot
+) -> jax.Array:
+    """The definition's weights of candidates ``[n, K]`` ahead of ``pivot``, 0 for the others."""
+    inside = ahead(values, ids, pivot[0][:, None], pivot[1][:, None])
+    out: jax.Array = where(inside, weights(values, m[:, None], s[:, None]), 0.0)
     return out
 
 
