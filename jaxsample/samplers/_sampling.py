@@ -379,15 +379,17 @@ class Known:
 def known_from(strategy: Strategy, layout: Layout) -> Known:
     """The :class:`Known` facts of a run of built-in parts, from its concrete parameters.
 
-    A traced parameter (a ``vmap`` over strategies, a strategy passed into ``jit``)
-    tells nothing: the program then holds every route.
+    Only values held on the host (Python numbers, NumPy arrays) are read: reading a
+    ``jax.Array`` would wait for the device on every call. A traced parameter (a
+    ``vmap`` over strategies, a strategy passed into ``jit``) or a device array
+    tells nothing: the program then holds every route (the same tokens).
     """
     parts = prefix_parts(strategy)
     if parts is None:
         return Known()
 
     def all_above(value: Any, low: float) -> bool:
-        a = _concrete(value)
+        a = None if isinstance(value, jax.Array) else _concrete(value)
         return a is not None and bool(a.size) and bool(np.all(a > low))
 
     tops = [part for part in parts if isinstance(part, TopK)]
