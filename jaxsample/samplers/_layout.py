@@ -10,7 +10,10 @@ the select the core uses throughout.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -19,11 +22,13 @@ import numpy as np
 from jax import lax
 
 __all__ = [
+    "ACCELERATOR",
     "BLOCKS",
+    "CPU",
     "SLICES",
-    "UNROLL",
     "VOCAB_MULTIPLE",
     "Layout",
+    "Tuning",
     "block_sums",
     "chunk_sums",
     "fixed_sum",
@@ -31,6 +36,8 @@ __all__ = [
     "mass",
     "masses_ahead",
     "sums_of",
+    "tuned",
+    "tuning",
     "varying_like",
     "where",
     "whole",
@@ -45,11 +52,72 @@ SLICES = 16
 #: The layout's width is the vocabulary rounded up to a multiple of this.
 VOCAB_MULTIPLE = BLOCKS * SLICES
 
-#: Slices folded per round of the summing loop (the others are rounds).
-UNROLL = 2
 
-#: Entries added per round of the chunk-summing loop.
-CHUNK_UNROLL = 5
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    """How the sampler core's programs are shaped for a platform: never what they compute.
+
+    Every field changes only the program XLA receives (how many kernels, what is
+    stored between them), not the order of any addition, so every tuning draws
+    the same tokens bit for bit (tests force each one on the CPU).
+
+    Attributes:
+        unroll: slices folded per round of the summing loop of
+            :func:`layout_reduce` (``SLICES``: straight-line code, one kernel).
+        chunk_unroll: entries added per round of :func:`chunk_sums`' loop.
+        store_weights: a top-p draw stores its weights once and its passes read them
+            beside the logits (on a CPU an exponential costs more than a read), or
+            forms them again in each pass from the logits alone (on a GPU the read
+            costs more).
+        pivots_apart: a rejection pass forms the sums of each pivot as an output of
+            its own (on a GPU one kernel then reads each token once for every
+            pivot), or as one array with a pivot axis.
+        nan_in_pass: the row maximum reads NaN as ``-inf`` in its one pass (free in
+            a GPU's memory-bound pass), or finds a NaN by a sum beside it and forms
+            the maximum again only then (a select inside XLA's CPU max pass makes
+            it 2-3x slower).
+    """
+
+    unroll: int
+    chunk_unroll: int
+    store_weights: bool
+    pivots_apart: bool
+    nan_in_pass: bool
+
+
+#: The CPU's tuning: loops of small kernels (a long chain of adds fused with its
+#: users compiles slowly on XLA's CPU backend), weights stored.
+CPU = Tuning(unroll=2, chunk_unroll=5, store_weights=True, pivots_apart=False, nan_in_pass=False)
+
+#: GPUs (and other accelerators): every loop unrolled into one kernel (a loop's
+#: rounds are kernels of a few microseconds each), weights formed where they are
+#: read, no second pass for NaN.
+ACCELERATOR = Tuning(
+    unroll=16, chunk_unroll=15, store_weights=False, pivots_apart=True, nan_in_pass=True
+)
+
+_FORCED: contextvars.ContextVar[Tuning | None] = contextvars.ContextVar("tuning", default=None)
+
+
+def tuning() -> Tuning:
+    """The tuning in force: the one :func:`tuned` sets, else the default backend's.
+
+    ``CPU`` when ``jax.default_backend()`` is ``"cpu"``, else ``ACCELERATOR``.
+    """
+    forced = _FORCED.get()
+    if forced is not None:
+        return forced
+    return CPU if jax.default_backend() == "cpu" else ACCELERATOR
+
+
+@contextlib.contextmanager
+def tuned(t: Tuning) -> Iterator[None]:
+    """Trace with tuning ``t`` inside the block (a program traced there keeps it)."""
+    token = _FORCED.set(t)
+    try:
+        yield
+    finally:
+        _FORCED.reset(token)
 
 
 def where(c: Any, a: Any, b: Any) -> jax.Array:
@@ -196,7 +264,7 @@ def chunk_sums(a: jax.Array) -> jax.Array:
         return lax.add(total, lax.dynamic_index_in_dim(a, m, axis=last - 1, keepdims=False))
 
     first = lax.index_in_dim(a, 0, axis=last - 1, keepdims=False)
-    out: jax.Array = lax.fori_loop(1, SLICES, step, first, unroll=CHUNK_UNROLL)
+    out: jax.Array = lax.fori_loop(1, SLICES, step, first, unroll=tuning().chunk_unroll)
     return out
 
 
@@ -276,7 +344,7 @@ def layout_reduce(
         for i, extra in zip(inits, leads, strict=True)
         for _, count in spans
     )
-    totals = lax.fori_loop(0, SLICES, body, varying_like(start, *arrays), unroll=UNROLL)
+    totals = lax.fori_loop(0, SLICES, body, varying_like(start, *arrays), unroll=tuning().unroll)
     outs = tuple(
         jnp.concatenate(totals[len(spans) * k : len(spans) * (k + 1)], -2)
         if len(spans) > 1

@@ -44,7 +44,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxsample.samplers._layout import block_sums, fixed_sum, mass, varying_like, where, whole
+from jaxsample.samplers._layout import (
+    block_sums,
+    fixed_sum,
+    mass,
+    tuning,
+    varying_like,
+    where,
+    whole,
+)
 from jaxsample.samplers._strategies import GREEDY_TAU, Greedy, Strategy, TopK, TopP, prefix_parts
 
 #: Masses ahead of a token within this fraction of the total above ``p`` still keep it.
@@ -78,8 +86,12 @@ def nan_safe(reduce: Any, x: jax.Array) -> tuple[Any, jax.Array]:
 
     ``reduce(x)`` runs beside the sum that finds a NaN (see :func:`row_maximum`);
     only when there is one is it formed again from ``x`` with NaN as ``-inf``.
+    Under a tuning with ``nan_in_pass`` (:class:`~._layout.Tuning`) it is formed
+    once, with NaN as ``-inf``.
     """
     bad = jnp.any(jnp.isnan(jnp.sum(x, axis=-1)))
+    if tuning().nan_in_pass:
+        return reduce(where(jnp.isnan(x), -jnp.inf, x)), bad
     plain = reduce(x)
     out = lax.cond(bad, lambda: reduce(where(jnp.isnan(x), -jnp.inf, x)), lambda: plain)
     return out, bad

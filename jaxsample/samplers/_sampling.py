@@ -17,7 +17,8 @@ chain, whose cost does not depend on the distribution:
    part, and no top-p part or one after the cut, skips 2 to 4 and draws by
    inverse CDF among the candidates of its cut, which hold every kept token (a
    top-p part decides its nucleus on them, with their masses summed in the
-   layout's order: :func:`candidate_nucleus`); a row whose cut is off (``k = 0``
+   layout's order: :func:`candidate_nucleus`, when the cut's bound is at most
+   ``NUCLEUS_CANDIDATES``; past it, by 4 over the row); a row whose cut is off (``k = 0``
    or ``k >= V``) takes the route over the row, in a pass made only when such a
    row is present, and compiled only when concrete parameters do not rule it
    out (:class:`Known`);
@@ -76,11 +77,14 @@ from jaxsample.samplers._layout import (
     BLOCKS,
     VOCAB_MULTIPLE,
     Layout,
+    Tuning,
     block_sums,
     fixed_sum,
     layout_reduce,
     masses_ahead,
     sums_of,
+    tuned,
+    tuning,
     where,
     whole,
 )
@@ -358,7 +362,8 @@ def sample(
     keys = _check_key(key, x.shape[:-1])
     if not math.prod(x.shape[:-1]):  # no rows: nothing to draw
         return jnp.zeros(x.shape[:-1], jnp.int32)
-    ids: jax.Array = _sample(keys, x, strategy, layout, known=known_from(strategy, layout))
+    known = known_from(strategy, layout)
+    ids: jax.Array = _sample(keys, x, strategy, layout, known=known, tune=tuning())
     return ids
 
 
@@ -403,6 +408,13 @@ def known_from(strategy: Strategy, layout: Layout) -> Known:
     return Known(cuts_on, sampled)
 
 
+#: Largest bound of a top-k part (its ``k_max``, else V) for which a top-p part after
+#: it measures its nucleus on the cut's candidates (:func:`candidate_nucleus`, whose
+#: cost grows as the square of the bound: at ``[32, 50257]`` on a 2-core CPU 2.8 ms for
+#: 64, 4.6 ms for 128, 48 ms for 1024); past it, by rejection rounds over the row, the
+#: cut applied to the weights.
+NUCLEUS_CANDIDATES = 64
+
 #: Bytes of float32 logits drawn in one piece on a CPU (see :func:`row_block`).
 CPU_BLOCK_BYTES = 8 << 20
 
@@ -432,7 +444,7 @@ def row_block(n: int, width: int, layout: Layout) -> int:
     return -(-n // blocks)
 
 
-@functools.partial(jax.jit, static_argnames=("layout", "general", "block", "known"))
+@functools.partial(jax.jit, static_argnames=("layout", "general", "block", "known", "tune"))
 def _sample(
     key: jax.Array,
     x: jax.Array,
@@ -441,12 +453,29 @@ def _sample(
     general: bool = False,
     block: int | None = None,
     known: Known = Known(),
+    tune: Tuning | None = None,
 ) -> jax.Array:
     """:func:`sample` of checked inputs.
 
     ``general`` forces the log-weight route and ``block`` the rows drawn at a time
-    (tests; default :func:`row_block`); ``known``: see :func:`known_from`.
+    (tests; default :func:`row_block`); ``known``: see :func:`known_from`;
+    ``tune``: the :class:`~._layout.Tuning` (default: the platform's, see
+    :func:`~._layout.tuning`), part of the compiled program's key.
     """
+    with tuned(tuning() if tune is None else tune):
+        return _traced(key, x, strategy, layout, general, block, known)
+
+
+def _traced(
+    key: jax.Array,
+    x: jax.Array,
+    strategy: Strategy,
+    layout: Layout,
+    general: bool,
+    block: int | None,
+    known: Known,
+) -> jax.Array:
+    """The body of :func:`_sample`, traced with the tuning in force."""
     lead = x.shape[:-1]
     keys = row_keys(key, lead)
     parts = None if general else prefix_parts(strategy)
@@ -546,10 +575,11 @@ def _draw_prefix(
     """Draw for built-in parts (at most one top-p) on float32 rows ``x`` (see :func:`row_scan`).
 
     A top-k cut keeps only its candidates, so the draw reads them, not the row,
-    and a top-p part after a cut measures its nucleus on them too
-    (:func:`candidate_nucleus`). Rows whose cut is off (``k = 0`` or ``k >= V``)
-    take the whole-row route, and greedy rows their first maximum, each compiled
-    only when such a row may be present (see :class:`Known`) and run only when one is.
+    and a top-p part after a cut of bound at most ``NUCLEUS_CANDIDATES`` measures
+    its nucleus on them too (:func:`candidate_nucleus`). Rows whose cut is off
+    (``k = 0`` or ``k >= V``) take the whole-row route, and greedy rows their
+    first maximum, each compiled only when such a row may be present (see
+    :class:`Known`) and run only when one is.
     """
     vocab = layout.vocab
     m = clean_top(top)
@@ -604,7 +634,6 @@ def _draw_prefix(
         """The rejection rounds of the top-p part over the row."""
         assert nucleus is not None
         p, s_p, before, _ = nucleus
-        # The weights, stored once; the logits are read again by each round's pass.
         index = token_ids(x, layout)
         t2 = top[:, None]
 
@@ -614,23 +643,38 @@ def _draw_prefix(
                 return w
             return where(logit_ahead(x, index, t2, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
 
-        w = stored(s, cut)
         # With the top-p part last (every later part scales) the nucleus is measured
         # with the weights drawn from; else with weights of its own, at its scale and
-        # before any later cut, summed in the same pass as ``w``.
-        w_nucleus = None if s_p is s else stored(s_p, before)
-        held = (w,) if w_nucleus is None else (w, w_nucleus)
-        found = layout_reduce((jnp.add,) * len(held), (0.0,) * len(held), _held, layout, *held)
+        # before any later cut, summed in the same passes.
+        kinds = ((s, cut),) if s_p is s else ((s, cut), (s_p, before))
+        if tuning().store_weights:
+            # Stored once; each round's pass reads them beside the logits.
+            held = tuple(stored(*kind) for kind in kinds)
+            found = layout_reduce((jnp.add,) * len(held), (0.0,) * len(held), _held, layout, *held)
+
+            def weigh(v: jax.Array, index: jax.Array, *slices: jax.Array) -> tuple[jax.Array, ...]:
+                return slices
+
+        else:
+            # Formed again from the logits wherever they are read.
+            held = ()
+
+            def weigh(v: jax.Array, index: jax.Array, *slices: jax.Array) -> tuple[jax.Array, ...]:
+                return tuple(weight_of(*kind)(v, index) for kind in kinds)
+
+            found = layout_reduce((jnp.add,) * len(kinds), (0.0,) * len(kinds), weigh, layout, x)
         sums = sums_of(found[0], layout)
-        total = fixed_sum((sums if w_nucleus is None else sums_of(found[1], layout))[2])
+        total = fixed_sum((sums if len(kinds) == 1 else sums_of(found[1], layout))[2])
         out: jax.Array = reject(
-            keys, x, top, w, w_nucleus, sums, m, s, cut, nucleus_limit(p, total), layout
+            keys, x, top, weigh, len(kinds), held, sums, m, s, cut, nucleus_limit(p, total), layout
         )
         return out
 
     row_route = whole_row if nucleus is None else rejection
     # The candidates that hold every kept token (for a nucleus, those known before it).
     held_by = candidates if nucleus is None else nucleus[3]
+    if nucleus is not None and held_by is not None and held_by[0] > NUCLEUS_CANDIDATES:
+        held_by = None  # too many candidates: measured over the row, past the cut
     if held_by is None:
         ids = row_route()
     else:

@@ -21,6 +21,7 @@ from jaxsample.samplers._layout import (
     fixed_sum,
     layout_reduce,
     sums_of,
+    tuning,
     varying_like,
     where,
     whole,
@@ -282,8 +283,9 @@ def reject(
     keys: jax.Array,
     x: jax.Array,
     top: jax.Array,
-    w: jax.Array,
-    w_nucleus: jax.Array | None,
+    weigh: Any,
+    kinds: int,
+    held: tuple[jax.Array, ...],
     sums: tuple[jax.Array, jax.Array, jax.Array],
     m: jax.Array,
     s: jax.Array,
@@ -294,15 +296,18 @@ def reject(
     """Rejection rounds for a top-p part: the first candidate whose mass ahead is below ``limit``.
 
     ``x`` ``[n, local]`` are the logits with row maxima ``top`` and ``m`` the
-    cleaned maxima (see :func:`clean`), ``w`` the weights drawn from (scale ``s``,
-    zero outside ``cut``) and ``sums`` their column, chunk and block sums
-    (:func:`block_sums`); the nucleus is measured with the weights ``w_nucleus``
-    (``None``: ``w``). Each round draws its candidates (``CANDIDATES`` in the
-    first, one fewer and the value half way between the best of them and the
-    known part of the nucleus in a later one), then makes one pass, which only
-    compares and adds, for every pivot at once: it gives the masses ahead of the
-    pivots (from ``w_nucleus`` too, read in the same pass) and the sums the next
-    candidates are drawn from. Returns int32 ``[n]``.
+    cleaned maxima (see :func:`clean`). ``weigh(xv, index, *slices)`` gives the
+    ``kinds`` kinds of weights of a slice of the row (``[n, blocks, column]``
+    each, from its logits ``xv``, token ids ``index`` and the slices of the
+    stored arrays ``held``): first the weights drawn from (scale ``s``, zero
+    outside ``cut``), whose column, chunk and block sums are ``sums``
+    (:func:`block_sums`), then, when ``kinds`` is 2, those the nucleus is measured
+    with (else with the first). Each round draws its candidates
+    (``CANDIDATES`` in the first, one fewer and the value half way between the
+    best of them and the known part of the nucleus in a later one), then makes
+    one pass, which only compares and adds, for every pivot at once: it gives the
+    masses ahead of the pivots and the sums the next candidates are drawn from.
+    Returns int32 ``[n]``.
     """
     n, c = x.shape[0], CANDIDATES
     # The row keys, stored once before the loop (else XLA hashes once per key word).
@@ -335,27 +340,34 @@ def reject(
         pv = where(later, jnp.concatenate([zc[:, :-1], mid[:, None]], 1), zc)
         pj = where(later, jnp.concatenate([cand[:, :-1], jnp.zeros((n, 1), jnp.int32)], 1), cand)
         # The passes compare the logits as they are (see logit_ahead).
+        apart = tuning().pivots_apart
         t4, pv4, pj4 = top[:, None, None, None], pv[:, :, None, None], pj[:, :, None, None]
 
         def masked(xv: jax.Array, *rest: jax.Array) -> tuple[jax.Array, ...]:
-            *weights_held, index = rest  # one or two kinds of weights, then the token ids
+            *slices, index = rest
+            kind = weigh(xv, index, *slices)
+            if apart:  # [n, ...] per kind and pivot
+                aheads = [logit_ahead(xv, index, t4[:, 0], pv4[:, j], pj4[:, j]) for j in range(c)]
+                return tuple(where(a, v, 0.0) for v in kind for a in aheads)
             is_ahead = logit_ahead(xv[:, None], index, t4, pv4, pj4)
-            return tuple(where(is_ahead, v[:, None], 0.0) for v in weights_held)  # [n, c, ...]
+            return tuple(where(is_ahead, v[:, None], 0.0) for v in kind)  # [n, c, ...]
 
-        # One pass over the logits and the weights (both kinds, at two scales).
-        held = (w,) if w_nucleus is None else (w, w_nucleus)
+        # One pass over the logits (and the stored weights) for every pivot.
+        outputs = kinds * c if apart else kinds
         found = layout_reduce(
-            (jnp.add,) * len(held),
-            (0.0,) * len(held),
+            (jnp.add,) * outputs,
+            (0.0,) * outputs,
             masked,
             layout,
             x,
             *held,
-            lead=((c,),) * len(held),
+            lead=((),) * outputs if apart else ((c,),) * kinds,
         )
+        if apart:
+            found = tuple(jnp.stack(found[k * c : (k + 1) * c], 1) for k in range(kinds))
         columns = found[0]
         _, chunks, blocks = sums_of(columns, layout)
-        blocks_nucleus = blocks if w_nucleus is None else sums_of(found[1], layout)[2]
+        blocks_nucleus = blocks if kinds == 1 else sums_of(found[1], layout)[2]
         inside = fixed_sum(blocks_nucleus) < limit[:, None]  # [n, c]: mass ahead below the bound
         # The first accepted candidate, in the order they were drawn.
         chosen = ids

@@ -56,8 +56,14 @@ KINDS: dict[str, tuple[Callable[..., js.Strategy], tuple[float, ...]]] = {
     "top-p": (lambda a, tau: js.TopP(a, tau=tau), (0.9,)),
     "top-p-small": (lambda a, tau: js.TopP(a, tau=tau), (0.3,)),
     "top-k": (lambda a, tau: js.TopK(a.astype(jnp.int32), tau=tau, k_max=64), (50,)),
+    # Top-p after a cut of bound 256 (> NUCLEUS_CANDIDATES): rejection rounds over the
+    # row with the cut applied; after one of bound 64: the nucleus on the candidates.
     "chain": (
         lambda a, tau: js.chain(js.Temperature(tau), js.TopK(200), js.TopP(a)),
+        (0.95,),
+    ),
+    "top-k-then-top-p": (
+        lambda a, tau: js.chain(js.Temperature(tau), js.TopK(50), js.TopP(a)),
         (0.95,),
     ),
     # The nucleus measured at another scale than the draw (temperature after it),
@@ -74,7 +80,7 @@ KINDS: dict[str, tuple[Callable[..., js.Strategy], tuple[float, ...]]] = {
 
 
 #: Kinds with a top-k part (its k is always >= 1 and below V).
-CUTS = {"top-k", "chain", "top-p-then-top-k"}
+CUTS = {"top-k", "chain", "top-k-then-top-p", "top-p-then-top-k"}
 
 
 @functools.cache
@@ -264,17 +270,22 @@ def _boundary_row() -> tuple[np.ndarray, int]:
     return z, int(top[2])
 
 
-@pytest.mark.parametrize("kind", ["top-p", "chain"])
+#: The cut before the top-p part of the kinds that have one.
+CUT_BEFORE = {"chain": 200, "top-k-then-top-p": 50}
+
+
+@pytest.mark.parametrize("kind", ["top-p", "chain", "top-k-then-top-p"])
 def test_top_p_boundary_decided_exactly_as_the_definition(kind: str) -> None:
     # p walks ulp by ulp across the value at which the heavy token leaves the nucleus;
-    # the fast draw must keep it exactly when the definition does (the chain measures
-    # its nucleus on the top-k candidates).
+    # the fast draw must keep it exactly when the definition does (top-k-then-top-p
+    # measures its nucleus on the top-k candidates, the chain by rejection rounds).
     z, tok = _boundary_row()
     row = jnp.asarray(z)[None]
     zr, m = _reference.sanitise(row)
     w = _reference.weights(zr, m[:, None], jnp.float32(1.0))
-    if kind == "chain":  # only the 200 first tokens of the ranking weigh
-        w = jnp.where(jnp.argsort(jnp.argsort(-zr, stable=True), stable=True) < 200, w, 0.0)
+    if kind in CUT_BEFORE:  # only the first tokens of the ranking weigh
+        rank = jnp.argsort(jnp.argsort(-zr, stable=True), stable=True)
+        w = jnp.where(rank < CUT_BEFORE[kind], w, 0.0)
     before = _reference.ahead(zr, jnp.arange(V), zr[:, tok : tok + 1], tok)
     share = np.float32(_layout.mass(jnp.where(before, w, 0.0))[0] / _layout.mass(w)[0])
     p = np.float32(share - np.float32(js.TOP_P_SLACK))
@@ -414,3 +425,48 @@ def test_uniforms_are_the_keys_streams() -> None:
         assert np.array_equal(got, np.asarray(stream)[:, np.asarray(counters)])
     first = jax.vmap(lambda k: jax.random.uniform(k, ()))(keys)
     assert np.array_equal(got[:, 0], np.asarray(first))
+
+
+#: Kinds drawn under every tuning: those above, a temperature (with greedy rows) and
+#: a top-p after a top-k whose cut is off (the rejection route behind a cut).
+TUNED: dict[str, Callable[..., js.Strategy]] = {
+    **{kind: build for kind, (build, _) in KINDS.items()},
+    "temperature": lambda a, tau: js.Temperature(tau),
+    "top-k-off-then-top-p": lambda a, tau: js.chain(
+        js.TopK(a.astype(jnp.int32)), js.TopP(0.8, tau=tau)
+    ),
+}
+
+
+def _bad_rows(rows: int, vocab: int) -> np.ndarray:
+    z = family("gaussian", rows, vocab, seed=5)
+    z[0, ::7] = np.nan  # NaN entries
+    z[1, 5], z[1, 900] = np.inf, np.inf  # +inf entries: uniform among them
+    z[2] = -np.inf  # no usable logit
+    z[3] = np.nan
+    z[4, 100], z[4, 3] = np.nan, np.inf
+    return z
+
+
+@pytest.mark.parametrize("kind", sorted(TUNED))
+def test_every_tuning_draws_the_same_tokens(kind: str) -> None:
+    """The CPU's and the accelerators' program shapes (``_layout.Tuning``), both run here,
+    draw the same tokens bit for bit on every family, bad rows and greedy rows included."""
+    build = TUNED[kind]
+    a = jnp.float32(0 if kind == "top-k-off-then-top-p" else KINDS.get(kind, (None, (0.9,)))[1][0])
+    rows = 24
+    # Per-row temperatures: greedy rows (0) beside sampled ones.
+    tau = jnp.asarray(np.resize([0.0, 0.5, 0.8, 1.5, 2.0, 1.0], rows), jnp.float32)
+    draws = {
+        t: jax.jit(
+            lambda key, z, a, tau, t=t: _sampling._sample(
+                key, z, build(a, tau), _layout.whole(V), tune=t
+            )
+        )
+        for t in (_layout.CPU, _layout.ACCELERATOR)
+    }
+    for i, fam in enumerate([*FAMILIES, "bad"]):
+        z = jnp.asarray(_bad_rows(rows, V) if fam == "bad" else family(fam, rows))
+        key = jax.random.key(100 + i)
+        cpu, accel = (np.asarray(draw(key, z, a, tau)) for draw in draws.values())
+        assert np.array_equal(cpu, accel), (fam, np.flatnonzero(cpu != accel))
