@@ -356,14 +356,30 @@ def sample(
             a non-strategy, a parameter that does not broadcast against ``[...]``, or
             a sharding that breaks the rules above.
     """
+    return sample_known(key, logits, strategy, vocab_axis, vocab_size, None)
+
+
+def sample_known(
+    key: jax.Array,
+    logits: jax.Array,
+    strategy: Strategy,
+    vocab_axis: str | None,
+    vocab_size: int | None,
+    known: Known | None,
+) -> jax.Array:
+    """:func:`sample`, with what the parameters rule out given (``None``: read from them).
+
+    For callers that pass the strategy through a transformation that traces its
+    leaves (``shard_map``) after reading its concrete values (:func:`known_from`).
+    """
     _check_strategy(strategy)
     x, layout = _prepare(logits, vocab_axis, vocab_size)
     check_broadcast(strategy, x.shape[:-1])
     keys = _check_key(key, x.shape[:-1])
     if not math.prod(x.shape[:-1]):  # no rows: nothing to draw
         return jnp.zeros(x.shape[:-1], jnp.int32)
-    known = known_from(strategy, layout)
-    ids: jax.Array = _sample(keys, x, strategy, layout, known=known, tune=tuning())
+    facts = known_from(strategy, layout) if known is None else known
+    ids: jax.Array = _sample(keys, x, strategy, layout, known=facts, tune=tuning())
     return ids
 
 

@@ -19,6 +19,8 @@ from jax.sharding import Mesh
 from jaxsample import samplers
 from jaxsample._checks import check_key
 from jaxsample.samplers import Strategy
+from jaxsample.samplers._layout import whole
+from jaxsample.samplers._sampling import Known, known_from, sample_known
 from jaxsample.sharding._layout import _check_logits, _check_strategy, _Layout, _spec
 
 __all__ = ["probs", "sample", "valid_rows"]
@@ -76,7 +78,9 @@ def sample(
     keys = check_key(key, lead)
     if not math.prod(lead):  # no rows: nothing to draw
         return jnp.zeros(lead, jnp.int32)
-    ids: jax.Array = _sample(_row_keys(keys, lead), x, strategy, layout=layout)
+    # What the concrete parameters rule out, read here: inside shard_map they are traced.
+    known = known_from(strategy, whole(x.shape[-1]))
+    ids: jax.Array = _sample(_row_keys(keys, lead), x, strategy, layout=layout, known=known)
     return ids
 
 
@@ -216,14 +220,16 @@ def _split(
     return x, padded, keys, lead, strategy_spec
 
 
-@functools.partial(jax.jit, static_argnames=("layout",))
-def _sample(keys: jax.Array, x: jax.Array, strategy: Strategy, *, layout: _Layout) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("layout", "known"))
+def _sample(
+    keys: jax.Array, x: jax.Array, strategy: Strategy, *, layout: _Layout, known: Known
+) -> jax.Array:
     vocab = x.shape[-1]
     x, strategy, padded_keys, lead, strategy_spec = _split(x, strategy, keys, layout)
     axis, size = layout.vocab_axis, layout.local_vocab(vocab)
 
     def local(k: jax.Array, z: jax.Array, s: Strategy) -> jax.Array:
-        ids: jax.Array = samplers.sample(k, z, s, vocab_axis=axis, vocab_size=size)
+        ids: jax.Array = sample_known(k, z, s, axis, size, known)
         return ids
 
     row = layout.row_spec(len(lead))
