@@ -19,7 +19,7 @@ from jaxsample.samplers._penalties import (
     RepetitionPenalty,
 )
 from jaxsample.samplers._reference import TOP_P_SLACK
-from jaxsample.samplers._sampling import probs, sample, valid_rows
+from jaxsample.samplers._sampling import Known, known_from, probs, sample, sample_known, valid_rows
 from jaxsample.samplers._stepping import advance, bind, init_history, needs_history, sample_step
 from jaxsample.samplers._strategies import (
     GREEDY_TAU,
@@ -59,6 +59,7 @@ __all__ = [
     "FrequencyPenalty",
     "Greedy",
     "History",
+    "Known",
     "LogitBias",
     "MinNewTokens",
     "MinP",
@@ -79,9 +80,11 @@ __all__ = [
     "entropy",
     "entropy_sweep",
     "init_history",
+    "known_from",
     "needs_history",
     "probs",
     "sample",
+    "sample_known",
     "sample_step",
     "tempered_entropy",
     "valid_rows",

@@ -378,7 +378,7 @@ def sample_known(
     keys = _check_key(key, x.shape[:-1])
     if not math.prod(x.shape[:-1]):  # no rows: nothing to draw
         return jnp.zeros(x.shape[:-1], jnp.int32)
-    facts = known_from(strategy, layout) if known is None else known
+    facts = known_from(strategy, layout.vocab) if known is None else known
     ids: jax.Array = _sample(keys, x, strategy, layout, known=facts, tune=tuning())
     return ids
 
@@ -397,8 +397,8 @@ class Known:
     sampled: bool = False
 
 
-def known_from(strategy: Strategy, layout: Layout) -> Known:
-    """The :class:`Known` facts of a run of built-in parts, from its concrete parameters.
+def known_from(strategy: Strategy, vocab: int) -> Known:
+    """The :class:`Known` facts of ``strategy`` on rows of ``vocab`` tokens, from concrete values.
 
     Only values held on the host (Python numbers, NumPy arrays) are read: reading a
     ``jax.Array`` would wait for the device on every call. A traced parameter (a
@@ -415,7 +415,7 @@ def known_from(strategy: Strategy, layout: Layout) -> Known:
 
     tops = [part for part in parts if isinstance(part, TopK)]
     cuts_on = bool(tops) and all(
-        all_above(part.k, 0) and _k_bound(part, layout) < layout.vocab for part in tops
+        all_above(part.k, 0) and _k_bound(part, whole(vocab)) < vocab for part in tops
     )
     sampled = all(
         not isinstance(part, Greedy) and all_above(part.tau, GREEDY_TAU)  # type: ignore[attr-defined]

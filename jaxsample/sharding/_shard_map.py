@@ -18,9 +18,7 @@ from jax.sharding import Mesh
 
 from jaxsample import samplers
 from jaxsample._checks import check_key
-from jaxsample.samplers import Strategy
-from jaxsample.samplers._layout import whole
-from jaxsample.samplers._sampling import Known, known_from, sample_known
+from jaxsample.samplers import Known, Strategy, known_from, sample_known
 from jaxsample.sharding._layout import _check_logits, _check_strategy, _Layout, _spec
 
 __all__ = ["probs", "sample", "valid_rows"]
@@ -79,7 +77,7 @@ def sample(
     if not math.prod(lead):  # no rows: nothing to draw
         return jnp.zeros(lead, jnp.int32)
     # What the concrete parameters rule out, read here: inside shard_map they are traced.
-    known = known_from(strategy, whole(x.shape[-1]))
+    known = known_from(strategy, x.shape[-1])
     ids: jax.Array = _sample(_row_keys(keys, lead), x, strategy, layout=layout, known=known)
     return ids
 
