@@ -64,47 +64,39 @@ def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
     return jnp.broadcast_to(jnp.asarray(value, dtype), lead).reshape(-1)
 
 
-def row_maximum(x: jax.Array, axis: str | None = None) -> tuple[jax.Array, jax.Array]:
-    """The maximum of each row of float32 ``x`` ``[n, V]`` ignoring NaN, and whether any is NaN.
+def nan_safe(reduce: Any, x: jax.Array) -> Any:
+    """``reduce(x)`` of max reductions, with NaN read as ``-inf``.
 
-    Returns float32 ``[n]`` and a bool scalar (for the ``x`` held here). XLA's max
-    reductions on CPU do not propagate NaN, and next to a NaN they may return less
-    than the row's maximum, so a NaN is found by a sum (NaN wherever a NaN is
-    added, and where ``+inf`` meets ``-inf``, harmlessly); only then is the row
-    reduced again with NaN read as ``-inf``. Both are plain reductions, which XLA
-    partitions over a sharded vocabulary without gathering the rows. With a mesh
-    ``axis``, ``x`` is a shard of the row and the maximum is over all.
+    XLA's max reductions on CPU do not propagate NaN, and next to a NaN they may
+    return less than the row's maximum, so a NaN is found by a sum beside
+    ``reduce(x)`` (NaN wherever a NaN is added, and where ``+inf`` meets ``-inf``,
+    harmlessly); only when there is one is it formed again from ``x`` with NaN as
+    ``-inf``. Under a tuning with ``nan_in_pass`` (:class:`~._layout.Tuning`) it is
+    formed once, with NaN as ``-inf``.
     """
-    top, bad = nan_safe(lambda v: jnp.max(v, axis=-1), x)
-    if axis is not None:
-        top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
-    return top, bad
 
+    def without_nan() -> Any:
+        return reduce(where(jnp.isnan(x), -jnp.inf, x))
 
-def nan_safe(reduce: Any, x: jax.Array) -> tuple[Any, jax.Array]:
-    """``reduce(x)`` of max reductions, with NaN read as ``-inf``, and whether ``x`` holds a NaN.
-
-    ``reduce(x)`` runs beside the sum that finds a NaN (see :func:`row_maximum`);
-    only when there is one is it formed again from ``x`` with NaN as ``-inf``.
-    Under a tuning with ``nan_in_pass`` (:class:`~._layout.Tuning`) it is formed
-    once, with NaN as ``-inf``.
-    """
-    bad = jnp.any(jnp.isnan(jnp.sum(x, axis=-1)))
     if tuning().nan_in_pass:
-        return reduce(where(jnp.isnan(x), -jnp.inf, x)), bad
+        return without_nan()
+    bad = jnp.any(jnp.isnan(jnp.sum(x, axis=-1)))
     plain = reduce(x)
-    out = lax.cond(bad, lambda: reduce(where(jnp.isnan(x), -jnp.inf, x)), lambda: plain)
-    return out, bad
+    return lax.cond(bad, without_nan, lambda: plain)
 
 
 def row_top(x: jax.Array, axis: str | None = None) -> jax.Array:
     """The maximum of each row of float32 ``x`` ``[n, V]`` ignoring NaN: ``[n]``.
 
-    A sum and a max over ``x`` (:func:`row_maximum`); one more pass, without NaN,
-    only when some row holds a NaN. With a mesh ``axis``, ``x`` is a shard of the
-    row and the maximum is over all.
+    A sum and a max over ``x`` (:func:`nan_safe`); one more pass, without NaN,
+    only when some row holds a NaN. Both are plain reductions, which XLA
+    partitions over a sharded vocabulary without gathering the rows. With a mesh
+    ``axis``, ``x`` is a shard of the row and the maximum is over all.
     """
-    return row_maximum(x, axis)[0]
+    top: jax.Array = nan_safe(lambda v: jnp.max(v, axis=-1), x)
+    if axis is not None:
+        top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
+    return top
 
 
 def clean(x: jax.Array, top: jax.Array) -> jax.Array:
@@ -336,7 +328,6 @@ __all__ = [
     "per_row",
     "prefix_log_weights",
     "prefix_state",
-    "row_maximum",
     "row_top",
     "sanitise",
     "weights",

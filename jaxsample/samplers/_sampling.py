@@ -415,7 +415,7 @@ def known_from(strategy: Strategy, vocab: int) -> Known:
 
     tops = [part for part in parts if isinstance(part, TopK)]
     cuts_on = bool(tops) and all(
-        all_above(part.k, 0) and _k_bound(part, whole(vocab)) < vocab for part in tops
+        all_above(part.k, 0) and _k_bound(part, vocab) < vocab for part in tops
     )
     sampled = all(
         not isinstance(part, Greedy) and all_above(part.tau, GREEDY_TAU)  # type: ignore[attr-defined]
@@ -552,7 +552,8 @@ def _draw_rows(
     ``known`` as in :func:`_draw_prefix`; a greedy part takes the first maximum.
     """
     groups = any(
-        isinstance(part, TopK) and grouped(_k_bound(part, layout), rows.shape[-1]) for part in parts
+        isinstance(part, TopK) and grouped(_k_bound(part, layout.vocab), rows.shape[-1])
+        for part in parts
     )
     # The row maxima, and the group maxima when a top-k part ranks groups.
     top, maxima = row_scan(rows, layout.axis, groups)
@@ -561,9 +562,9 @@ def _draw_rows(
     return _draw_prefix(rows, top, maxima, parts, keys, lead, layout, known)
 
 
-def _k_bound(part: TopK, layout: Layout) -> int:
-    """The static bound on a top-k part's ``k``: its ``k_max``, or the vocabulary."""
-    return layout.vocab if part.k_max is None else part.k_max
+def _k_bound(part: TopK, vocab: int) -> int:
+    """The static bound on a top-k part's ``k``: its ``k_max``, or the ``vocab`` size."""
+    return vocab if part.k_max is None else part.k_max
 
 
 def _earlier(a: Pivot, b: Pivot) -> Pivot:
@@ -616,13 +617,13 @@ def _draw_prefix(
         s = s * inverse_temperature(tau)
         if isinstance(part, TopK):
             k = _param(part.k, lead, jnp.int32)
-            values, indices = top_k_cut(x, top, maxima, _k_bound(part, layout), layout)
+            values, indices = top_k_cut(x, top, maxima, _k_bound(part, layout.vocab), layout)
             slot = jnp.clip(k, 1, values.shape[-1]) - 1
             kth, after = select(slot, -1, values, indices)
             after = after + 1
             on = jnp.ones((1,), bool) if known.cuts_on else (k > 0) & (k < vocab)
             cut = _earlier(cut, (where(on, kth, -jnp.inf), where(on, after, vocab)))
-            bound = _k_bound(part, layout)
+            bound = _k_bound(part, layout.vocab)
             if candidates is None or bound < candidates[0]:
                 candidates = (bound, values, indices, on)
         elif isinstance(part, TopP):
@@ -663,14 +664,15 @@ def _draw_prefix(
         # with the weights drawn from; else with weights of its own, at its scale and
         # before any later cut, summed in the same passes.
         kinds = ((s, cut),) if s_p is s else ((s, cut), (s_p, before))
+        first: Any  # the weights of the pass before the rounds, from the arrays ``read``
         if tuning().store_weights:
             # Stored once; each round's pass reads them beside the logits.
             held = tuple(stored(*kind) for kind in kinds)
-            found = layout_reduce((jnp.add,) * len(held), (0.0,) * len(held), _held, layout, *held)
 
             def weigh(v: jax.Array, index: jax.Array, *slices: jax.Array) -> tuple[jax.Array, ...]:
                 return slices
 
+            first, read = _held, held
         else:
             # Formed again from the logits wherever they are read.
             held = ()
@@ -678,7 +680,8 @@ def _draw_prefix(
             def weigh(v: jax.Array, index: jax.Array, *slices: jax.Array) -> tuple[jax.Array, ...]:
                 return tuple(weight_of(*kind)(v, index) for kind in kinds)
 
-            found = layout_reduce((jnp.add,) * len(kinds), (0.0,) * len(kinds), weigh, layout, x)
+            first, read = weigh, (x,)
+        found = layout_reduce((jnp.add,) * len(kinds), (0.0,) * len(kinds), first, layout, *read)
         sums = sums_of(found[0], layout)
         total = fixed_sum((sums if len(kinds) == 1 else sums_of(found[1], layout))[2])
         out: jax.Array = reject(

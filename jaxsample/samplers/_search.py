@@ -33,7 +33,7 @@ from jaxsample.samplers._reference import (
     clean_top,
     logit_ahead,
     nan_safe,
-    row_maximum,
+    row_top,
     weights,
 )
 
@@ -92,13 +92,13 @@ def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, j
     cleaned. ``axis``: as in :func:`row_top`.
     """
     if not groups:
-        return row_maximum(x, axis)[0], None
+        return row_top(x, axis), None
 
     def scan(v: jax.Array) -> tuple[jax.Array, jax.Array]:
         maxima = _group_maxima(v)
         return jnp.max(maxima, axis=-1), maxima
 
-    (top, raw), _ = nan_safe(scan, x)
+    top, raw = nan_safe(scan, x)
     if axis is not None:
         top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
     return top, clean(raw, top[:, None])

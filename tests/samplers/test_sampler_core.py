@@ -429,11 +429,12 @@ def test_uniforms_are_the_keys_streams() -> None:
 
 #: Kinds drawn under every tuning: those above, a temperature (with greedy rows) and
 #: a top-p after a top-k whose cut is off (the rejection route behind a cut).
-TUNED: dict[str, Callable[..., js.Strategy]] = {
-    **{kind: build for kind, (build, _) in KINDS.items()},
-    "temperature": lambda a, tau: js.Temperature(tau),
-    "top-k-off-then-top-p": lambda a, tau: js.chain(
-        js.TopK(a.astype(jnp.int32)), js.TopP(0.8, tau=tau)
+TUNED: dict[str, tuple[Callable[..., js.Strategy], tuple[float, ...]]] = {
+    **KINDS,
+    "temperature": (lambda a, tau: js.Temperature(tau), (0.0,)),
+    "top-k-off-then-top-p": (
+        lambda a, tau: js.chain(js.TopK(a.astype(jnp.int32)), js.TopP(0.8, tau=tau)),
+        (0,),
     ),
 }
 
@@ -452,8 +453,8 @@ def _bad_rows(rows: int, vocab: int) -> np.ndarray:
 def test_every_tuning_draws_the_same_tokens(kind: str) -> None:
     """The CPU's and the accelerators' program shapes (``_layout.Tuning``), both run here,
     draw the same tokens bit for bit on every family, bad rows and greedy rows included."""
-    build = TUNED[kind]
-    a = jnp.float32(0 if kind == "top-k-off-then-top-p" else KINDS.get(kind, (None, (0.9,)))[1][0])
+    build, (value,) = TUNED[kind]
+    a = jnp.float32(value)
     rows = 24
     # Per-row temperatures: greedy rows (0) beside sampled ones.
     tau = jnp.asarray(np.resize([0.0, 0.5, 0.8, 1.5, 2.0, 1.0], rows), jnp.float32)
