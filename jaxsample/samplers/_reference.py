@@ -152,18 +152,51 @@ def logit_weights(x: jax.Array, top: jax.Array, s: jax.Array) -> jax.Array:
     return where((x > low) | (top == -jnp.inf), jnp.exp(arg), jnp.float32(0.0))
 
 
+def logit_bounds(top: jax.Array, value: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The pivot value :func:`logit_ahead` compares raw logits with, and its :func:`above`.
+
+    In a row holding ``+inf`` the cleaned value 0 of its ``+inf`` entries reads as
+    ``+inf``. Formed once per pivot, so a pass over the row reads two bounds per
+    pivot and makes one comparison per token.
+    """
+    v = where((top == jnp.inf) & (value == 0.0), jnp.inf, value)
+    return v, above(v)
+
+
 def logit_ahead(
-    x: jax.Array, index: jax.Array, top: jax.Array, value: jax.Array, pivot: jax.Array
+    x: jax.Array,
+    index: jax.Array,
+    top: jax.Array,
+    value: jax.Array,
+    pivot: jax.Array,
+    bounds: tuple[jax.Array, jax.Array] | None = None,
 ) -> jax.Array:
     """:func:`ahead` of the cleaned logits, compared on the raw ``x``, for tokens with weight.
 
     Where a token has weight the raw logits rank as the cleaned ones once an
-    empty row (``top`` is ``-inf``) reads as zeros and, in a row holding ``+inf``,
-    the cleaned value 0 of its ``+inf`` entries (``value``) reads as ``+inf``.
-    Tokens without weight may read either way. All arguments broadcast.
+    empty row (``top`` is ``-inf``) reads as zeros and the pivot as
+    :func:`logit_bounds` gives it (``bounds``, when formed already). Tokens
+    without weight may read either way. All arguments broadcast.
     """
-    v = where((top == jnp.inf) & (value == 0.0), jnp.inf, value)
-    return ahead(where(top == -jnp.inf, 0.0, x), index, v, pivot)
+    v, up = logit_bounds(top, value) if bounds is None else bounds
+    return where(top == -jnp.inf, 0.0, x) >= where(index < pivot, v, up)
+
+
+#: The least positive normal float32: what follows 0 where denormals compare as 0.
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+def above(value: jax.Array) -> jax.Array:
+    """The least float ``b`` with ``z >= b`` exactly when ``z > value`` (float32, elementwise).
+
+    The next float up, where it compares above ``value``; where it does not (XLA
+    on a CPU compares denormals as 0, so next to 0 the next float up is the least
+    normal one) the least normal float; NaN above ``+inf`` and NaN (nothing is ``>=`` it).
+    The test runs in the program that compares, so it follows that platform's
+    rule for denormals.
+    """
+    up = lax.nextafter(value, jnp.full_like(value, jnp.inf))
+    return where(up > value, up, where(value < jnp.inf, jnp.float32(_TINY), jnp.nan))
 
 
 def ahead(z: jax.Array, index: jax.Array, value: jax.Array, pivot: jax.Array) -> jax.Array:
@@ -171,8 +204,11 @@ def ahead(z: jax.Array, index: jax.Array, value: jax.Array, pivot: jax.Array) ->
 
     Ahead means a larger logit, or the same logit and a lower index; the tokens a
     kept prefix ending at token ``x`` holds are those ahead of ``(z_x, x + 1)``.
+    Formed as one comparison with a bound chosen by the index: ``z >= value``
+    below ``pivot``, ``z >= above(value)`` from it on (``z > value``); NaN is
+    ahead of nothing.
     """
-    return where(z == value, index < pivot, z > value)
+    return z >= where(index < pivot, value, above(value))
 
 
 def first_argmax(z: jax.Array) -> jax.Array:

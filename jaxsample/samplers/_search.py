@@ -32,6 +32,7 @@ from jaxsample.samplers._reference import (
     clean,
     clean_top,
     logit_ahead,
+    logit_bounds,
     nan_safe,
     row_top,
     weights,
@@ -342,14 +343,18 @@ def reject(
         # The passes compare the logits as they are (see logit_ahead).
         apart = tuning().pivots_apart
         t4, pv4, pj4 = top[:, None, None, None], pv[:, :, None, None], pj[:, :, None, None]
+        lo, hi = logit_bounds(t4, pv4)  # formed once a round, not once per token
 
         def masked(xv: jax.Array, *rest: jax.Array) -> tuple[jax.Array, ...]:
             *slices, index = rest
             kind = weigh(xv, index, *slices)
             if apart:  # [n, ...] per kind and pivot
-                aheads = [logit_ahead(xv, index, t4[:, 0], pv4[:, j], pj4[:, j]) for j in range(c)]
+                aheads = [
+                    logit_ahead(xv, index, t4[:, 0], pv4[:, j], pj4[:, j], (lo[:, j], hi[:, j]))
+                    for j in range(c)
+                ]
                 return tuple(where(a, v, 0.0) for v in kind for a in aheads)
-            is_ahead = logit_ahead(xv[:, None], index, t4, pv4, pj4)
+            is_ahead = logit_ahead(xv[:, None], index, t4, pv4, pj4, (lo, hi))
             return tuple(where(is_ahead, v[:, None], 0.0) for v in kind)  # [n, c, ...]
 
         # One pass over the logits (and the stored weights) for every pivot.

@@ -303,3 +303,48 @@ def test_chain_is_applied_in_order_and_flattened() -> None:
     z = jnp.array([2.0, 1.5, 1.0, 0.5, 0.0])
     manual = js.TopP(0.9).log_weights(js.TopK(3).log_weights(js.Temperature(0.5).log_weights(z)))
     np.testing.assert_allclose(js.probs(z, c), jax.nn.softmax(manual), rtol=1e-6)
+
+
+def test_ahead_is_the_tie_rule_on_every_kind_of_float() -> None:
+    """One comparison with a bound (``_reference.ahead``) ranks as "larger, or equal and earlier".
+
+    Every pair of values from zeros of both signs, denormals, the least normal
+    float and its neighbours, the largest float and the infinities, at an index
+    below and at the pivot, compared in one compiled program (where XLA's CPU
+    reads denormals as 0, both forms must agree under that rule).
+    """
+    from jaxsample.samplers._reference import ahead
+
+    f32 = np.finfo(np.float32)
+    base = np.array(
+        [
+            0.0,
+            f32.smallest_subnormal,
+            3 * f32.smallest_subnormal,
+            f32.tiny / 2,
+            f32.tiny,
+            np.nextafter(f32.tiny, np.float32(1)),
+            0.5,
+            1.0,
+            np.nextafter(np.float32(1), np.float32(2)),
+            np.nextafter(f32.max, np.float32(0)),
+            f32.max,
+            np.inf,
+        ],
+        np.float32,
+    )
+    values = np.concatenate([base, -base, [np.nan]]).astype(np.float32)
+    z, v = (a.ravel() for a in np.meshgrid(values, values, indexing="ij"))
+    index = np.tile(np.array([3, 4], np.int32), z.size)
+    z, v = np.repeat(z, 2), np.repeat(v, 2)
+
+    @jax.jit
+    def both(z: jax.Array, v: jax.Array) -> tuple[jax.Array, jax.Array]:
+        rule = jnp.where(z == v, index < 4, z > v)
+        return ahead(z, jnp.asarray(index), v, jnp.int32(4)), rule
+
+    got, want = both(jnp.asarray(z), jnp.asarray(v))
+    assert np.array_equal(np.asarray(got), np.asarray(want))
+    # The rule itself: equal values rank by index, NaN is ahead of nothing.
+    assert np.asarray(got)[(z == 1.0) & (v == 1.0)].tolist() == [True, False]
+    assert not np.asarray(got)[np.isnan(z)].any()
