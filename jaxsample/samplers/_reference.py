@@ -89,21 +89,22 @@ def nan_safe(reduce: Any, x: jax.Array, flagged: Any = None) -> Any:
     return lax.cond(bad, without_nan, lambda: plain)
 
 
-def _max_and_nan(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The maximum of each row of ``x`` and whether any row holds a NaN, from one reduction.
+def max_and_nan(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The maxima along the last axis of ``a`` and whether each of them met a NaN.
 
-    One variadic reduction of ``(x, isnan(x))`` (max, or): on XLA's CPU backend
-    it reads the row once and runs faster than its plain max reduction. Its
-    maximum is exact for a row without NaN; rows with one are formed again
-    (:func:`nan_safe`).
+    One variadic reduction of ``(a, isnan(a))`` (max, or): on XLA's CPU backend
+    it reads ``a`` once and runs faster than its plain max reduction. A maximum
+    is exact where no NaN was met; where one was, it is formed again
+    (:func:`nan_safe`). Returns float32 and bool arrays of ``a``'s shape less the
+    last axis.
     """
 
     def both(a: tuple[jax.Array, jax.Array], b: tuple[jax.Array, jax.Array]) -> Any:
         return lax.max(a[0], b[0]), a[1] | b[1]
 
     init = (jnp.float32(-jnp.inf), jnp.bool_(False))
-    top, nan = lax.reduce((x, jnp.isnan(x)), init, both, (x.ndim - 1,))
-    return top, jnp.any(nan)
+    top, nan = lax.reduce((a, jnp.isnan(a)), init, both, (a.ndim - 1,))
+    return top, nan
 
 
 def row_top(x: jax.Array, axis: str | None = None) -> jax.Array:
@@ -114,7 +115,12 @@ def row_top(x: jax.Array, axis: str | None = None) -> jax.Array:
     partitions over a sharded vocabulary without gathering the rows. With a mesh
     ``axis``, ``x`` is a shard of the row and the maximum is over all.
     """
-    top: jax.Array = nan_safe(lambda v: jnp.max(v, axis=-1), x, _max_and_nan)
+
+    def flagged(v: jax.Array) -> tuple[jax.Array, jax.Array]:
+        top, nan = max_and_nan(v)
+        return top, jnp.any(nan)
+
+    top: jax.Array = nan_safe(lambda v: jnp.max(v, axis=-1), x, flagged)
     if axis is not None:
         top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
     return top

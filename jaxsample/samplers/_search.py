@@ -8,6 +8,8 @@ of the ranking without a sort of the row.
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Any
 
 import jax
@@ -33,6 +35,7 @@ from jaxsample.samplers._reference import (
     clean_top,
     logit_ahead,
     logit_bounds,
+    max_and_nan,
     nan_safe,
     row_top,
     weights,
@@ -85,8 +88,9 @@ def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, j
     """:func:`row_top` of float32 ``x`` ``[n, local]``; with ``groups``, the cleaned group maxima.
 
     With ``groups``, the pass for the maximum forms the maxima of the groups of
-    ``GROUP`` consecutive tokens instead, and the row maximum from them, beside
-    the sum that finds a NaN (with one, again from the logits with NaN read as
+    ``GROUP`` consecutive tokens instead (the row read in place as ``[n, groups,
+    GROUP]``, the last short group apart), whether each met a NaN, and the row
+    maximum from them (with a NaN, again from the logits with NaN read as
     ``-inf``: next to a NaN, XLA's CPU reduction may miss a maximum; see
     :func:`~._reference.nan_safe`). :func:`clean` maps the logits of a row in
     order, so the cleaned maxima ``[n, ceil(local / GROUP)]`` are the maxima,
@@ -99,7 +103,17 @@ def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, j
         maxima = _group_maxima(v)
         return jnp.max(maxima, axis=-1), maxima
 
-    top, raw = nan_safe(scan, x)
+    def flagged(v: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+        n, size = v.shape
+        whole = size - size % GROUP
+        parts = [max_and_nan(v[:, whole:][:, None])] if whole < size else []
+        if whole:
+            parts.insert(0, max_and_nan(v[:, :whole].reshape(n, whole // GROUP, GROUP)))
+        maxima = jnp.concatenate([m for m, _ in parts], 1)
+        nan = functools.reduce(operator.or_, [jnp.any(f) for _, f in parts])
+        return (jnp.max(maxima, axis=-1), maxima), nan
+
+    top, raw = nan_safe(scan, x, flagged)
     if axis is not None:
         top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
     return top, clean(raw, top[:, None])
