@@ -16,7 +16,9 @@ _PARITY = np.uint32(0x1BD11BDA)
 
 
 def _rotl(x: jax.Array, d: int) -> jax.Array:
-    return lax.shift_left(x, np.uint32(d)) | lax.shift_right_logical(x, np.uint32(32 - d))
+    return lax.bitwise_or(
+        lax.shift_left(x, np.uint32(d)), lax.shift_right_logical(x, np.uint32(32 - d))
+    )
 
 
 def threefry2x32(
@@ -39,14 +41,16 @@ def threefry2x32(
     Returns:
         The two uint32 output words.
     """
-    keys = (k0, k1, k0 ^ k1 ^ _PARITY)
-    a, b = x0 + keys[0], x1 + keys[1]
+    # lax's ops, not jnp's operators: each of those is a nested jit to trace.
+    add, xor = lax.add, lax.bitwise_xor
+    keys = (k0, k1, xor(xor(k0, k1), _PARITY))
+    a, b = add(x0, keys[0]), add(x1, keys[1])
     for step in range(5):
         for r in _ROTATIONS[step % 2]:
-            a = a + b
-            b = _rotl(b, r) ^ a
-        a = a + keys[(step + 1) % 3]
-        b = b + keys[(step + 2) % 3] + np.uint32(step + 1)
+            a = add(a, b)
+            b = xor(_rotl(b, r), a)
+        a = add(a, keys[(step + 1) % 3])
+        b = add(add(b, keys[(step + 2) % 3]), np.uint32(step + 1))
     return a, b
 
 

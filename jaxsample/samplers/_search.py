@@ -422,9 +422,11 @@ def token_ids(a: jax.Array, layout: Layout) -> jax.Array:
 
 def pick_column(i: jax.Array, a: jax.Array) -> jax.Array:
     """Column ``i[r]`` of each row of ``a`` ``[n, k, ...]`` (few columns): elementwise selects."""
-    out = a[:, -1]
-    for j in range(a.shape[1] - 1):
-        out = where((i == j).reshape(i.shape + (1,) * (out.ndim - 1)), a[:, j], out)
+    last = a.shape[1] - 1
+    out = lax.index_in_dim(a, last, axis=1, keepdims=False)
+    for j in range(last):
+        hit = lax.eq(i, np.int32(j)).reshape(i.shape + (1,) * (out.ndim - 1))
+        out = where(hit, lax.index_in_dim(a, j, axis=1, keepdims=False), out)
     return out
 
 
