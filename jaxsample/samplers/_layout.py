@@ -73,9 +73,9 @@ class Tuning:
             its own (on a GPU one kernel then reads each token once for every
             pivot), or as one array with a pivot axis.
         nan_in_pass: the row maximum reads NaN as ``-inf`` in its one pass (free in
-            a GPU's memory-bound pass), or finds a NaN by a sum beside it and forms
-            the maximum again only then (a select inside XLA's CPU max pass makes
-            it 2-3x slower).
+            a GPU's memory-bound pass), or notes a NaN beside the maximum (a
+            variadic max/or reduction) and forms the maximum again only then (a
+            select inside XLA's CPU max pass makes it 2-3x slower).
     """
 
     unroll: int

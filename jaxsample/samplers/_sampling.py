@@ -4,8 +4,9 @@
 :func:`sample` draws from it with one algorithm for every built-in strategy and
 chain, whose cost does not depend on the distribution:
 
-1. a max and a sum over the row for its maximum (and, with a top-k part, one
-   pass for the maxima of 16-token groups); the exact cuts of top-k parts from
+1. one pass over the row for its maximum and whether it holds a NaN (with a
+   top-k part, for the maxima of 16-token groups instead; a second pass only for
+   rows with a NaN); the exact cuts of top-k parts from
    two small ``lax.top_k`` stages (over the group maxima, then inside the chosen
    groups);
 2. one pass that forms the weights ``w`` of the tokens left by those cuts and
