@@ -64,16 +64,15 @@ def per_row(value: Any, lead: tuple[int, ...], dtype: Any) -> jax.Array:
     return jnp.broadcast_to(jnp.asarray(value, dtype), lead).reshape(-1)
 
 
-def nan_safe(reduce: Any, x: jax.Array, flagged: Any = None) -> Any:
+def nan_safe(reduce: Any, x: jax.Array, flagged: Any) -> Any:
     """``reduce(x)`` of max reductions, with NaN read as ``-inf``.
 
     XLA's max reductions on CPU do not propagate NaN, and next to a NaN they may
-    return less than the row's maximum, so a NaN is found beside ``reduce(x)``:
-    by ``flagged(x)``, which gives ``reduce(x)`` and whether some row holds a NaN
-    in one pass, or else by a sum (NaN wherever a NaN is added, and where ``+inf``
-    meets ``-inf``, harmlessly); only when there is one is it formed again from
-    ``x`` with NaN as ``-inf``. Under a tuning with ``nan_in_pass``
-    (:class:`~._layout.Tuning`) it is formed once, with NaN as ``-inf``.
+    return less than the row's maximum, so ``flagged(x)`` gives ``reduce(x)``
+    and whether some row holds a NaN, in one pass (see :func:`max_and_nan`);
+    only when there is one is it formed again from ``x`` with NaN as ``-inf``.
+    Under a tuning with ``nan_in_pass`` (:class:`~._layout.Tuning`) it is formed
+    once, with NaN as ``-inf``.
     """
 
     def without_nan() -> Any:
@@ -81,11 +80,7 @@ def nan_safe(reduce: Any, x: jax.Array, flagged: Any = None) -> Any:
 
     if tuning().nan_in_pass:
         return without_nan()
-    if flagged is None:
-        bad = jnp.any(jnp.isnan(jnp.sum(x, axis=-1)))
-        plain = reduce(x)
-    else:
-        plain, bad = flagged(x)
+    plain, bad = flagged(x)
     return lax.cond(bad, without_nan, lambda: plain)
 
 

@@ -601,7 +601,6 @@ def _draw_prefix(
     """
     vocab = layout.vocab
     m = clean_top(top)
-    t3 = top[:, None, None]
     # Values shared by every row stay [1] (constants of the program); others are [n].
     s = jnp.ones((1,), jnp.float32)
     greedy = jnp.zeros((1,), bool)
@@ -631,11 +630,16 @@ def _draw_prefix(
             nucleus = (_param(part.p, lead, jnp.float32), s, cut, candidates)
 
     def weight_of(scale: jax.Array, pivot: Pivot) -> Any:
+        """The weights (scale ``scale``, zero outside ``pivot``) of logits ``[n, ...]``."""
+
         def fn(v: jax.Array, index: jax.Array) -> jax.Array:
-            w = logit_weights(v, t3, scale[:, None, None])
+            def lift(a: jax.Array) -> jax.Array:  # per-row values against ``v``
+                return a.reshape(a.shape + (1,) * (v.ndim - 1))
+
+            w = logit_weights(v, lift(top), lift(scale))
             if pivot is not everything:  # static: a cut to apply
-                p0, p1 = pivot[0][:, None, None], pivot[1][:, None, None]
-                w = where(logit_ahead(v, index, t3, p0, p1), w, 0.0)
+                ahead = logit_ahead(v, index, lift(top), lift(pivot[0]), lift(pivot[1]))
+                w = where(ahead, w, 0.0)
             return w
 
         return fn
@@ -653,13 +657,6 @@ def _draw_prefix(
         assert nucleus is not None
         p, s_p, before, _ = nucleus
         index = token_ids(x, layout)
-        t2 = top[:, None]
-
-        def stored(scale: jax.Array, pivot: Pivot) -> jax.Array:
-            w = logit_weights(x, t2, scale[:, None])
-            if pivot is everything:
-                return w
-            return where(logit_ahead(x, index, t2, pivot[0][:, None], pivot[1][:, None]), w, 0.0)
 
         # With the top-p part last (every later part scales) the nucleus is measured
         # with the weights drawn from; else with weights of its own, at its scale and
@@ -668,7 +665,7 @@ def _draw_prefix(
         first: Any  # the weights of the pass before the rounds, from the arrays ``read``
         if tuning().store_weights:
             # Stored once; each round's pass reads them beside the logits.
-            held = tuple(stored(*kind) for kind in kinds)
+            held = tuple(weight_of(*kind)(x, index) for kind in kinds)
 
             def weigh(v: jax.Array, index: jax.Array, *slices: jax.Array) -> tuple[jax.Array, ...]:
                 return slices

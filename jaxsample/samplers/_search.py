@@ -105,10 +105,10 @@ def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, j
 
     def flagged(v: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         n, size = v.shape
-        whole = size - size % GROUP
-        parts = [max_and_nan(v[:, whole:][:, None])] if whole < size else []
-        if whole:
-            parts.insert(0, max_and_nan(v[:, :whole].reshape(n, whole // GROUP, GROUP)))
+        even = size - size % GROUP  # tokens in whole groups
+        parts = [max_and_nan(v[:, even:][:, None])] if even < size else []
+        if even:
+            parts.insert(0, max_and_nan(v[:, :even].reshape(n, even // GROUP, GROUP)))
         maxima = jnp.concatenate([m for m, _ in parts], 1)
         nan = functools.reduce(operator.or_, [jnp.any(f) for _, f in parts])
         return (jnp.max(maxima, axis=-1), maxima), nan
