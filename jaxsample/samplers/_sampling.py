@@ -411,6 +411,8 @@ def known_from(strategy: Strategy, vocab: int) -> Known:
         return Known()
 
     def all_above(value: Any, low: float) -> bool:
+        if type(value) in (int, float):  # the common case, without NumPy
+            return bool(value > low)
         a = None if isinstance(value, jax.Array) else _concrete(value)
         return a is not None and bool(a.size) and bool(np.all(a > low))
 
@@ -648,7 +650,11 @@ def _draw_prefix(
 
     def whole_row() -> jax.Array:
         """The inverse-CDF draw over the row (no top-p part)."""
-        sums = block_sums(weight_of(s, cut), layout, x)
+        if tuning().store_weights:  # formed in one pass, then summed as they are
+            w = weight_of(s, cut)(x, token_ids(x, layout))
+            sums = block_sums(lambda w, _: w, layout, w)
+        else:
+            sums = block_sums(weight_of(s, cut), layout, x)
         out: jax.Array = locate(sums, x, top, m, s, cut, u, layout)[0][:, 0]
         return out
 

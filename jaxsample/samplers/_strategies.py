@@ -15,6 +15,7 @@ definition, and :func:`jaxsample.sample` draws from it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, TypeVar
 
@@ -329,43 +330,49 @@ def leaf_parts(strategy: Strategy) -> list[Strategy]:
     return [strategy]
 
 
-def parameter_shapes(strategy: Strategy) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
-    """``(name, shape, rows)`` of every numeric parameter of ``strategy``.
+@functools.cache
+def _parameters(cls: type[Strategy]) -> tuple[tuple[str, bool], ...]:
+    """The numeric parameters of strategies of class ``cls``: name, and whether in ``TRAILING``.
 
-    ``name`` is ``Class.field``; ``rows`` is the shape that must fit the rows of
-    the logits: the whole shape, less the last axis for the fields a strategy
-    lists in ``TRAILING`` (a bias ``[V]``, an id list ``[n]``). The fields a
-    strategy lists in ``STATE`` (a generation's history) are not parameters.
+    Static fields and the fields a strategy lists in ``STATE`` are not parameters.
     """
-    out = []
-    for part in leaf_parts(strategy):
-        trailing: frozenset[str] = getattr(type(part), "TRAILING", frozenset())
-        state: frozenset[str] = getattr(type(part), "STATE", frozenset())
-        for field in dataclasses.fields(part):  # type: ignore[arg-type]
-            if field.metadata.get("static") or field.name in state:
-                continue
-            for leaf in jax.tree_util.tree_leaves(getattr(part, field.name)):
-                shape = tuple(np.shape(leaf))
-                rows = shape[:-1] if field.name in trailing else shape
-                out.append((f"{type(part).__name__}.{field.name}", shape, rows))
-    return out
+    trailing: frozenset[str] = getattr(cls, "TRAILING", frozenset())
+    state: frozenset[str] = getattr(cls, "STATE", frozenset())
+    return tuple(
+        (f.name, f.name in trailing)
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if not f.metadata.get("static") and f.name not in state
+    )
+
+
+def _fits(shape: tuple[int, ...], lead: tuple[int, ...]) -> bool:
+    """Whether ``shape`` broadcasts to ``lead`` itself (NumPy's rules, axes aligned at the end)."""
+    return len(shape) <= len(lead) and all(
+        a in (1, b) for a, b in zip(reversed(shape), reversed(lead), strict=False)
+    )
 
 
 def check_broadcast(strategy: Strategy, lead: tuple[int, ...]) -> None:
-    """Check that every parameter of ``strategy`` broadcasts against the rows ``lead``.
+    """Check that every numeric parameter of ``strategy`` broadcasts against the rows ``lead``.
+
+    A parameter's shape must fit the rows of the logits: the whole shape, less the
+    last axis for the fields a strategy lists in ``TRAILING`` (a bias ``[V]``, an id
+    list ``[n]``). The fields a strategy lists in ``STATE`` (a generation's
+    history) and static fields are not parameters.
 
     Raises:
-        ValueError: naming the parameter, its shape and ``lead``, for one that does
-            not broadcast to ``lead`` (``np.broadcast_shapes(shape, lead) != lead``).
+        ValueError: naming the parameter (``Class.field``), its shape and ``lead``, for
+            one that does not broadcast to ``lead``
+            (``np.broadcast_shapes(shape, lead) != lead``).
     """
-    for name, shape, rows in parameter_shapes(strategy):
-        try:
-            fits = np.broadcast_shapes(rows, lead) == lead
-        except ValueError:
-            fits = False
-        if not fits:
-            raise ValueError(
-                f"strategy parameters must be scalars or broadcast against the rows of the "
-                f"logits (one value per row), logits.shape[:-1] = {lead}; got {name} of "
-                f"shape {shape}"
-            )
+    for part in leaf_parts(strategy):
+        for name, trailing in _parameters(type(part)):  # type: ignore[arg-type]
+            value = getattr(part, name)
+            for leaf in (value,) if hasattr(value, "shape") else jax.tree_util.tree_leaves(value):
+                shape = tuple(leaf.shape if hasattr(leaf, "shape") else np.shape(leaf))
+                if not _fits(shape[:-1] if trailing else shape, lead):
+                    raise ValueError(
+                        "strategy parameters must be scalars or broadcast against the rows "
+                        f"of the logits (one value per row), logits.shape[:-1] = {lead}; got "
+                        f"{type(part).__name__}.{name} of shape {shape}"
+                    )

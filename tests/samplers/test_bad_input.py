@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import jaxsample as js
+from jaxsample.samplers import _strategies
 
 NAN, INF = math.nan, math.inf
 
@@ -170,6 +171,23 @@ def test_parameters_that_do_not_fit_the_rows_raise_before_tracing(key: jax.Array
     for tau in (jnp.ones((2, 1)), jnp.ones((3,)), jnp.ones((1, 3)), 0.7):
         assert js.sample(key, z3, js.Temperature(tau)).shape == (2, 3)
     assert js.sample(key, z, js.LogitBias(jnp.zeros((3, 10)))).shape == (3,)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 3), max_size=4).map(tuple),
+    st.lists(st.integers(0, 3), max_size=3).map(tuple),
+)
+def test_the_fit_of_a_parameter_is_numpys_broadcasting(
+    shape: tuple[int, ...], lead: tuple[int, ...]
+) -> None:
+    """The check on the host (no NumPy call per parameter) accepts exactly the shapes that
+    ``np.broadcast_shapes`` broadcasts to ``lead`` itself."""
+    try:
+        numpy_fits = np.broadcast_shapes(shape, lead) == lead
+    except ValueError:
+        numpy_fits = False
+    assert _strategies._fits(shape, lead) == numpy_fits
 
 
 def test_sample_step_without_rows_keeps_the_state(key: jax.Array) -> None:
