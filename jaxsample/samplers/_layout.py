@@ -64,9 +64,6 @@ class Tuning:
     Attributes:
         unroll: slices folded per round of the summing loop of
             :func:`layout_reduce` (``SLICES``: straight-line code, one kernel).
-        round_unroll: the same for the pass of a rejection round, which is compiled
-            inside the rounds' loop (on a CPU one slice per round: a smaller
-            program to compile, for a pass about 4% slower).
         chunk_unroll: entries added per round of :func:`chunk_sums`' loop
             (``SLICES - 1``: no loop).
         store_weights: a draw over the row stores its weights once, in one
@@ -84,7 +81,6 @@ class Tuning:
     """
 
     unroll: int
-    round_unroll: int
     chunk_unroll: int
     store_weights: bool
     pivots_apart: bool
@@ -94,25 +90,13 @@ class Tuning:
 #: The CPU's tuning: loops of small kernels (a long chain of adds fused with its
 #: users compiles slowly on XLA's CPU backend), weights stored, the chunk sums'
 #: fifteen adds written out (a loop of dynamic slices compiles more slowly).
-CPU = Tuning(
-    unroll=2,
-    round_unroll=1,
-    chunk_unroll=15,
-    store_weights=True,
-    pivots_apart=False,
-    nan_in_pass=False,
-)
+CPU = Tuning(unroll=2, chunk_unroll=15, store_weights=True, pivots_apart=False, nan_in_pass=False)
 
 #: GPUs (and other accelerators): every loop unrolled into one kernel (a loop's
 #: rounds are kernels of a few microseconds each), weights formed where they are
 #: read, no second pass for NaN.
 ACCELERATOR = Tuning(
-    unroll=16,
-    round_unroll=16,
-    chunk_unroll=15,
-    store_weights=False,
-    pivots_apart=True,
-    nan_in_pass=True,
+    unroll=16, chunk_unroll=15, store_weights=False, pivots_apart=True, nan_in_pass=True
 )
 
 _FORCED: contextvars.ContextVar[Tuning | None] = contextvars.ContextVar("tuning", default=None)
@@ -297,13 +281,7 @@ def fixed_sum(a: jax.Array) -> jax.Array:
 
 
 def layout_reduce(
-    op: Any,
-    init: Any,
-    value: Any,
-    layout: Layout,
-    *arrays: jax.Array,
-    lead: Any = (),
-    unroll: int | None = None,
+    op: Any, init: Any, value: Any, layout: Layout, *arrays: jax.Array, lead: Any = ()
 ) -> Any:
     """Reduce ``value(*slices, index)`` over the slices of each column of ``layout``.
 
@@ -369,8 +347,7 @@ def layout_reduce(
         for i, extra in zip(inits, leads, strict=True)
         for _, count in spans
     )
-    rounds = tuning().unroll if unroll is None else unroll
-    totals = lax.fori_loop(0, SLICES, body, varying_like(start, *arrays), unroll=rounds)
+    totals = lax.fori_loop(0, SLICES, body, varying_like(start, *arrays), unroll=tuning().unroll)
     outs = tuple(
         jnp.concatenate(totals[len(spans) * k : len(spans) * (k + 1)], -2)
         if len(spans) > 1

@@ -381,7 +381,6 @@ def reject(
             x,
             *held,
             lead=((),) * outputs if apart else ((c,),) * kinds,
-            unroll=tuning().round_unroll,
         )
         if apart:
             found = tuple(jnp.stack(found[k * c : (k + 1) * c], 1) for k in range(kinds))
