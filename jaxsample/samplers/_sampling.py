@@ -12,7 +12,8 @@ chain, whose cost does not depend on the distribution:
 2. one pass that forms the weights ``w`` of the tokens left by those cuts and
    their column, chunk and block sums (the fixed :class:`~._layout.Layout`:
    16 blocks of consecutive tokens, 16 slices per block, chunks of 16 columns
-   a stride apart);
+   a stride apart; on a CPU the weights are stored by an elementwise pass of
+   their own and the summing pass reads them, :class:`~._layout.Tuning`);
 3. inverse-CDF draws: a uniform picks a block from the block sums, a chunk of
    its columns, a column, then a token of that column; a strategy with a top-k
    part, and no top-p part or one after the cut, skips 2 to 4 and draws by
