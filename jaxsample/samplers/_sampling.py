@@ -620,13 +620,13 @@ def _draw_prefix(
         s = s * inverse_temperature(tau)
         if isinstance(part, TopK):
             k = _param(part.k, lead, jnp.int32)
-            values, indices = top_k_cut(x, top, maxima, _k_bound(part, layout.vocab), layout)
+            bound = _k_bound(part, vocab)
+            values, indices = top_k_cut(x, top, maxima, bound, layout)
             slot = jnp.clip(k, 1, values.shape[-1]) - 1
             kth, after = select(slot, -1, values, indices)
             after = after + 1
             on = jnp.ones((1,), bool) if known.cuts_on else (k > 0) & (k < vocab)
             cut = _earlier(cut, (where(on, kth, -jnp.inf), where(on, after, vocab)))
-            bound = _k_bound(part, layout.vocab)
             if candidates is None or bound < candidates[0]:
                 candidates = (bound, values, indices, on)
         elif isinstance(part, TopP):

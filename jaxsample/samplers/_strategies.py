@@ -367,9 +367,8 @@ def check_broadcast(strategy: Strategy, lead: tuple[int, ...]) -> None:
     """
     for part in leaf_parts(strategy):
         for name, trailing in _parameters(type(part)):  # type: ignore[arg-type]
-            value = getattr(part, name)
-            for leaf in (value,) if hasattr(value, "shape") else jax.tree_util.tree_leaves(value):
-                shape = tuple(leaf.shape if hasattr(leaf, "shape") else np.shape(leaf))
+            for leaf in jax.tree_util.tree_leaves(getattr(part, name)):
+                shape = tuple(np.shape(leaf))
                 if not _fits(shape[:-1] if trailing else shape, lead):
                     raise ValueError(
                         "strategy parameters must be scalars or broadcast against the rows "
