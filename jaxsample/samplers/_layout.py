@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -29,12 +29,25 @@ __all__ = [
     "VOCAB_MULTIPLE",
     "Layout",
     "Tuning",
+    "add",
     "block_sums",
+    "both",
     "chunk_sums",
+    "either",
+    "eq",
     "fixed_sum",
+    "ge",
+    "gt",
+    "lanes",
     "layout_reduce",
+    "le",
+    "lt",
     "mass",
     "masses_ahead",
+    "minimum",
+    "mul",
+    "ne",
+    "sub",
     "sums_of",
     "tuned",
     "tuning",
@@ -123,6 +136,14 @@ def tuned(t: Tuning) -> Iterator[None]:
         _FORCED.reset(token)
 
 
+def _full(t: Any, kind: Any, shape: tuple[int, ...]) -> jax.Array:
+    """``t`` converted to dtype ``kind`` and broadcast to ``shape`` with lax ops."""
+    a: jax.Array = lax.convert_element_type(t, kind)
+    if a.shape == shape:
+        return a
+    return lax.broadcast_in_dim(a, shape, tuple(range(len(shape) - a.ndim, len(shape))))
+
+
 def where(c: Any, a: Any, b: Any) -> jax.Array:
     """``jnp.where(c, a, b)`` traced as one ``lax.select``: no nested ``jit`` to trace and lower.
 
@@ -132,14 +153,51 @@ def where(c: Any, a: Any, b: Any) -> jax.Array:
     """
     dtype = jnp.result_type(a, b)
     shape = jnp.broadcast_shapes(jnp.shape(c), jnp.shape(a), jnp.shape(b))
+    return lax.select(_full(c, jnp.bool_, shape), _full(a, dtype, shape), _full(b, dtype, shape))
 
-    def full(t: Any, kind: Any) -> jax.Array:
-        a: jax.Array = lax.convert_element_type(t, kind)
-        if a.shape == shape:
-            return a
-        return lax.broadcast_in_dim(a, shape, tuple(range(len(shape) - a.ndim, len(shape))))
 
-    return lax.select(full(c, jnp.bool_), full(a, dtype), full(b, dtype))
+def _binary(op: Any, doc: str) -> Callable[[Any, Any], jax.Array]:
+    def binary(a: Any, b: Any) -> jax.Array:
+        dtype = jnp.result_type(a, b)
+        shape = jnp.broadcast_shapes(jnp.shape(a), jnp.shape(b))
+        out: jax.Array = op(_full(a, dtype, shape), _full(b, dtype, shape))
+        return out
+
+    binary.__doc__ = doc
+    return binary
+
+
+# The arithmetic of the sampler core, as jnp's (NumPy's broadcasting, jnp's type
+# promotion) but traced as one lax op each: a jnp operator on traced arrays is a
+# nested jit, traced anew for every new shape, which made up about half of the
+# tracing time of a sampler's first compile.
+add = _binary(lax.add, "``a + b``.")
+sub = _binary(lax.sub, "``a - b``.")
+mul = _binary(lax.mul, "``a * b``.")
+minimum = _binary(lax.min, "``jnp.minimum(a, b)``.")
+lt = _binary(lax.lt, "``a < b``.")
+le = _binary(lax.le, "``a <= b``.")
+gt = _binary(lax.gt, "``a > b``.")
+ge = _binary(lax.ge, "``a >= b``.")
+eq = _binary(lax.eq, "``a == b``.")
+ne = _binary(lax.ne, "``a != b``.")
+both = _binary(lax.bitwise_and, "``a & b``.")
+either = _binary(lax.bitwise_or, "``a | b``.")
+
+
+def lanes(*parts: Any) -> jax.Array:
+    """``jnp.stack(parts, -1)`` formed as one select per lane: ``[..., len(parts)]``.
+
+    ``parts``: arrays (or scalars) of one dtype that broadcast together. XLA
+    computes a stack part by part, each in a branch of its own, so work the parts
+    share (a hash, a round's tests) is compiled once per part; as selects on the
+    lane index it is compiled once. The values are the same.
+    """
+    lane = np.arange(len(parts))  # constants of the program, not kernels of their own
+    out = jnp.expand_dims(parts[-1], -1)
+    for j in reversed(range(len(parts) - 1)):
+        out = where(lane == j, jnp.expand_dims(parts[j], -1), out)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,10 +247,10 @@ class Layout:
         """Blocks held here."""
         return BLOCKS // self.shards
 
-    def offset(self) -> jax.Array:
-        """Id of the first token held here (int32 scalar)."""
+    def offset(self) -> Any:
+        """Id of the first token held here: an int32 scalar (NumPy's 0 for a whole row)."""
         if self.axis is None:
-            return jnp.zeros((), jnp.int32)
+            return np.int32(0)  # a constant: nothing to trace
         index: jax.Array = lax.axis_index(self.axis)
         return index.astype(jnp.int32) * self.local
 
@@ -310,7 +368,7 @@ def layout_reduce(
     def slice_(g: Any, first: int, count: int) -> tuple[jax.Array, ...]:
         parts = []
         for a in arrays:
-            a = a[:, first * size : (first + count) * size]
+            a = lax.slice_in_dim(a, first * size, min((first + count) * size, a.shape[-1]), axis=1)
             if a.shape[-1] < count * size:
                 a = lax.pad(
                     a,
@@ -323,14 +381,14 @@ def layout_reduce(
             )
         # Token ids of the slice: a constant of the program, plus the slice's offset.
         ids = (np.arange(count)[:, None] + first) * size + np.arange(column)[None]
-        index = jnp.asarray(ids.astype(np.int32)) + (g * column + layout.offset())
+        index = add(ids.astype(np.int32), add(mul(g, column), layout.offset()))
         out = value(*parts, index)
         outs = out if many else (out,)
         # Tokens past the vocabulary read as the identity (none in a whole span of an
         # unsharded row, which is static).
         if (first + count) * size > layout.vocab or layout.axis is not None:
             outs = tuple(
-                where(index < layout.vocab, o, i) for o, i in zip(outs, inits, strict=True)
+                where(lt(index, layout.vocab), o, i) for o, i in zip(outs, inits, strict=True)
             )
         return tuple(outs)
 
@@ -366,7 +424,7 @@ def block_sums(
     :func:`chunk_sums` ``[n, ..., blocks, chunks]`` and the sums of all ``BLOCKS``
     blocks ``[n, ..., BLOCKS]`` (gathered from every shard); ``lead`` are the axes ``...``.
     """
-    return sums_of(layout_reduce(jnp.add, 0.0, weight, layout, *arrays, lead=lead), layout)
+    return sums_of(layout_reduce(lax.add, 0.0, weight, layout, *arrays, lead=lead), layout)
 
 
 def sums_of(columns: jax.Array, layout: Layout) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxsample.samplers._layout import lanes
+
 #: Threefry-2x32 rotation constants, rounds 1-4 and 5-8 (Salmon et al., 2011).
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 #: Threefry key-schedule parity constant.
@@ -80,9 +82,23 @@ def row_keys(key: jax.Array, lead: tuple[int, ...]) -> jax.Array:
     return key.reshape(n)
 
 
+def stored(keys: jax.Array) -> jax.Array:
+    """Typed keys ``[n]`` unchanged, formed once in a kernel of their own.
+
+    For a loop that reads the keys every round: XLA would otherwise form them
+    (a hash, for :func:`row_keys`) again inside the loop. The key words are
+    packed as lanes (:func:`~._layout.lanes`), not stacked: a stack is compiled
+    once per word, and each word needs the whole hash.
+    """
+    data = jax.random.key_data(keys)
+    words = _stored(lanes(*(data[:, j] for j in range(data.shape[-1]))))
+    out: jax.Array = jax.random.wrap_key_data(words, impl=jax.random.key_impl(keys))
+    return out
+
+
 def _bits_to_uniform(bits: jax.Array) -> jax.Array:
-    mantissa = lax.shift_right_logical(bits, np.uint32(9)) | np.uint32(0x3F800000)
-    u: jax.Array = lax.bitcast_convert_type(mantissa, jnp.float32) - jnp.float32(1.0)
+    mantissa = lax.bitwise_or(lax.shift_right_logical(bits, np.uint32(9)), np.uint32(0x3F800000))
+    u: jax.Array = lax.sub(lax.bitcast_convert_type(mantissa, jnp.float32), np.float32(1.0))
     return u
 
 
@@ -111,7 +127,7 @@ def uniforms(keys: jax.Array, counters: jax.Array) -> jax.Array:
         return out
     data = jax.random.key_data(keys)
     b0, b1 = threefry2x32(data[:, 0:1], data[:, 1:2], jnp.zeros_like(c)[None], c[None])
-    return _bits_to_uniform(_stored(b0 ^ b1))
+    return _bits_to_uniform(_stored(lax.bitwise_xor(b0, b1)))
 
 
 def _stored(bits: jax.Array) -> jax.Array:
@@ -122,5 +138,5 @@ def _stored(bits: jax.Array) -> jax.Array:
     per read. An integer division is among the ops it does not fuse into such a
     reader; dividing by ``(bits >> 31) | 1``, which is 1, changes no bit.
     """
-    one = lax.shift_right_logical(bits, np.uint32(31)) | np.uint32(1)
+    one = lax.bitwise_or(lax.shift_right_logical(bits, np.uint32(31)), np.uint32(1))
     return lax.div(bits, one)

@@ -46,8 +46,17 @@ from jax import lax
 
 from jaxsample.samplers._layout import (
     block_sums,
+    both,
+    either,
+    eq,
     fixed_sum,
+    ge,
+    gt,
+    lt,
     mass,
+    mul,
+    ne,
+    sub,
     tuning,
     varying_like,
     where,
@@ -76,7 +85,7 @@ def nan_safe(reduce: Any, x: jax.Array, flagged: Any) -> Any:
     """
 
     def without_nan() -> Any:
-        return reduce(where(jnp.isnan(x), -jnp.inf, x))
+        return reduce(where(_isnan(x), -jnp.inf, x))
 
     if tuning().nan_in_pass:
         return without_nan()
@@ -94,12 +103,17 @@ def max_and_nan(a: jax.Array) -> tuple[jax.Array, jax.Array]:
     last axis.
     """
 
-    def both(a: tuple[jax.Array, jax.Array], b: tuple[jax.Array, jax.Array]) -> Any:
-        return lax.max(a[0], b[0]), a[1] | b[1]
+    def combine(a: tuple[jax.Array, jax.Array], b: tuple[jax.Array, jax.Array]) -> Any:
+        return lax.max(a[0], b[0]), lax.bitwise_or(a[1], b[1])
 
     init = (jnp.float32(-jnp.inf), jnp.bool_(False))
-    top, nan = lax.reduce((a, jnp.isnan(a)), init, both, (a.ndim - 1,))
+    top, nan = lax.reduce((a, _isnan(a)), init, combine, (a.ndim - 1,))
     return top, nan
+
+
+def _isnan(x: jax.Array) -> jax.Array:
+    """``jnp.isnan(x)`` of float ``x``, as the one comparison it is (``x != x``)."""
+    return lax.ne(x, x)
 
 
 def row_top(x: jax.Array, axis: str | None = None) -> jax.Array:
@@ -127,16 +141,16 @@ def clean(x: jax.Array, top: jax.Array) -> jax.Array:
     NaN becomes ``-inf``; a row holding ``+inf`` keeps only its ``+inf`` entries (as
     0); a row with no usable entry becomes all 0 (uniform); ``-0.0`` becomes 0.
     """
-    z = where(jnp.isnan(x), -jnp.inf, x)
-    z = where(top == jnp.inf, where(z == jnp.inf, 0.0, -jnp.inf), z)
+    z = where(_isnan(x), -jnp.inf, x)
+    z = where(eq(top, jnp.inf), where(eq(z, jnp.inf), 0.0, -jnp.inf), z)
     # (A select, not ``+ 0.0``, makes -0.0 into 0: XLA folds ``x + 0.0`` to ``x``.)
-    out: jax.Array = where((top == -jnp.inf) | (z == 0.0), jnp.float32(0.0), z)
+    out: jax.Array = where(either(eq(top, -jnp.inf), eq(z, 0.0)), jnp.float32(0.0), z)
     return out
 
 
 def clean_top(top: jax.Array) -> jax.Array:
     """The row maximum after :func:`clean` (finite): ``top``, or 0 for an ``inf`` or empty row."""
-    out: jax.Array = where(jnp.isfinite(top) & (top != 0.0), top, jnp.float32(0.0))
+    out: jax.Array = where(both(lax.is_finite(top), ne(top, 0.0)), top, jnp.float32(0.0))
     return out
 
 
@@ -155,7 +169,7 @@ def inverse_temperature(tau: jax.Array) -> jax.Array:
 
 def weights(z: jax.Array, m: jax.Array, s: jax.Array) -> jax.Array:
     """``exp((z - m) * s)``, 0 at ``-inf`` (``s = 0`` is ``tau = inf``); ``m``, ``s`` broadcast."""
-    return where(z > -jnp.inf, jnp.exp((z - m) * s), jnp.float32(0.0))
+    return where(gt(z, -jnp.inf), lax.exp(mul(sub(z, m), s)), jnp.float32(0.0))
 
 
 def logit_weights(x: jax.Array, top: jax.Array, s: jax.Array) -> jax.Array:
@@ -167,11 +181,11 @@ def logit_weights(x: jax.Array, top: jax.Array, s: jax.Array) -> jax.Array:
     empty row weighs every entry 1, NaN weighs 0), so each token costs one
     comparison and two selects around its exponential, not :func:`clean`'s seven.
     """
-    finite = jnp.isfinite(top)
+    finite = lax.is_finite(top)
     # Tokens with weight: above -inf, above the largest float in a row holding +inf.
-    low = where(top == jnp.inf, jnp.float32(np.finfo(np.float32).max), -jnp.inf)
-    arg = where(finite, (x - clean_top(top)) * s, 0.0)
-    return where((x > low) | (top == -jnp.inf), jnp.exp(arg), jnp.float32(0.0))
+    low = where(eq(top, jnp.inf), jnp.float32(np.finfo(np.float32).max), -jnp.inf)
+    arg = where(finite, mul(sub(x, clean_top(top)), s), 0.0)
+    return where(either(gt(x, low), eq(top, -jnp.inf)), lax.exp(arg), jnp.float32(0.0))
 
 
 def logit_bounds(top: jax.Array, value: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -181,7 +195,7 @@ def logit_bounds(top: jax.Array, value: jax.Array) -> tuple[jax.Array, jax.Array
     ``+inf``. Formed once per pivot, so a pass over the row reads two bounds per
     pivot and makes one comparison per token.
     """
-    v = where((top == jnp.inf) & (value == 0.0), jnp.inf, value)
+    v = where(both(eq(top, jnp.inf), eq(value, 0.0)), jnp.inf, value)
     return v, above(v)
 
 
@@ -201,7 +215,7 @@ def logit_ahead(
     without weight may read either way. All arguments broadcast.
     """
     v, up = logit_bounds(top, value) if bounds is None else bounds
-    return where(top == -jnp.inf, 0.0, x) >= where(index < pivot, v, up)
+    return ge(where(eq(top, -jnp.inf), 0.0, x), where(lt(index, pivot), v, up))
 
 
 #: The least positive normal float32: what follows 0 where denormals compare as 0.
@@ -217,8 +231,8 @@ def above(value: jax.Array) -> jax.Array:
     The test runs in the program that compares, so it follows that platform's
     rule for denormals.
     """
-    up = lax.nextafter(value, jnp.full_like(value, jnp.inf))
-    return where(up > value, up, where(value < jnp.inf, jnp.float32(_TINY), jnp.nan))
+    up = lax.nextafter(value, lax.full_like(value, jnp.inf))
+    return where(gt(up, value), up, where(lt(value, jnp.inf), jnp.float32(_TINY), jnp.nan))
 
 
 def ahead(z: jax.Array, index: jax.Array, value: jax.Array, pivot: jax.Array) -> jax.Array:
@@ -230,7 +244,7 @@ def ahead(z: jax.Array, index: jax.Array, value: jax.Array, pivot: jax.Array) ->
     below ``pivot``, ``z >= above(value)`` from it on (``z > value``); NaN is
     ahead of nothing.
     """
-    return z >= where(index < pivot, value, above(value))
+    return ge(z, where(lt(index, pivot), value, above(value)))
 
 
 def first_argmax(z: jax.Array) -> jax.Array:

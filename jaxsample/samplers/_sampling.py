@@ -686,7 +686,7 @@ def _draw_prefix(
                 return tuple(weight_of(*kind)(v, index) for kind in kinds)
 
             first, read = weigh, (x,)
-        found = layout_reduce((jnp.add,) * len(kinds), (0.0,) * len(kinds), first, layout, *read)
+        found = layout_reduce((lax.add,) * len(kinds), (0.0,) * len(kinds), first, layout, *read)
         sums = sums_of(found[0], layout)
         total = fixed_sum((sums if len(kinds) == 1 else sums_of(found[1], layout))[2])
         out: jax.Array = reject(

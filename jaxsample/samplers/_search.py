@@ -20,15 +20,26 @@ from jax import lax
 from jaxsample.samplers._layout import (
     SLICES,
     Layout,
+    add,
+    both,
+    eq,
     fixed_sum,
+    ge,
+    gt,
+    lanes,
     layout_reduce,
+    le,
+    lt,
+    minimum,
+    mul,
+    sub,
     sums_of,
     tuning,
     varying_like,
     where,
     whole,
 )
-from jaxsample.samplers._random import uniforms
+from jaxsample.samplers._random import stored, uniforms
 from jaxsample.samplers._reference import (
     ahead,
     clean,
@@ -135,7 +146,7 @@ def first_max_index(x: jax.Array, top: jax.Array, layout: Layout | None = None) 
         # cleaned logits are 0.
         return where(v == t3, index, lay.vocab)
 
-    first = jnp.min(layout_reduce(jnp.minimum, lay.vocab, hit, lay, x), axis=(-2, -1))
+    first = jnp.min(layout_reduce(lax.min, lay.vocab, hit, lay, x), axis=(-2, -1))
     return where(top == -jnp.inf, 0, lay.across(lax.pmin, first))
 
 
@@ -197,7 +208,7 @@ def select(i: jax.Array, axis: int, *arrays: jax.Array) -> Any:
     i = i.reshape(i.shape + (1,) * (arrays[0].ndim - i.ndim))
     shape = jnp.broadcast_shapes(arrays[0].shape, i.shape)
     axis = axis % len(shape)
-    hit = lax.broadcasted_iota(jnp.int32, shape, axis) == i
+    hit = eq(lax.broadcasted_iota(jnp.int32, shape, axis), i)
     out = lax.reduce(
         tuple(where(hit, a, jnp.zeros((), a.dtype)) for a in arrays),
         tuple(jnp.zeros((), a.dtype) for a in arrays),
@@ -220,18 +231,19 @@ def pick(w: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
     size = w.shape[-1]
     if size > FAN:
         chunks = -(-size // FAN)
-        shaped = jnp.pad(w, [(0, 0)] * (w.ndim - 1) + [(0, chunks * FAN - size)])
-        shaped = shaped.reshape(*w.shape[:-1], chunks, FAN)
+        padding = [(0, 0, 0)] * (w.ndim - 1) + [(0, chunks * FAN - size, 0)]
+        shaped = lax.pad(w, np.zeros((), w.dtype), padding).reshape(*w.shape[:-1], chunks, FAN)
         c, rest = pick(prefix_sums(shaped)[..., -1], target)
         j, rest = pick(select(c, -2, shaped), rest)
-        return c * FAN + j, rest
+        return add(mul(c, FAN), j), rest
     cum = prefix_sums(w)
     # The prefixes grow: the entry is the count of those not above the target and
     # below the total (which rounding may let the target reach), and the target
     # less the largest of them is the least of the differences.
-    below = (cum <= target[..., None]) & (cum < cum[..., -1:])
+    t = target[..., None]
+    below = both(le(cum, t), lt(cum, cum[..., -1:]))
     count, rest = lax.reduce(
-        (below.astype(jnp.int32), where(below, target[..., None] - cum, target[..., None])),
+        (lax.convert_element_type(below, jnp.int32), where(below, sub(t, cum), t)),
         (jnp.int32(0), jnp.float32(jnp.inf)),
         lambda a, b: (a[0] + b[0], jnp.minimum(a[1], b[1])),
         (w.ndim - 1,),
@@ -264,29 +276,37 @@ def locate(
     columns, chunks, blocks = sums
     n, held, width = columns.shape
     count = chunks.shape[-1]
-    target = u * fixed_sum(blocks)[:, None]
+    target = mul(u, fixed_sum(blocks)[:, None])
     b, rest = pick(blocks[:, None], target)
-    here = b - layout.offset() // layout.block
-    mine = (here >= 0) & (here < layout.blocks)
-    row = jnp.clip(here, 0, held - 1)[..., None]  # [n, c, 1]
-    k, rest = pick(take(chunks.reshape(n, 1, -1), row * count + jnp.arange(count)), rest)
-    col = k[..., None] + count * jnp.arange(SLICES)  # the chunk's columns (chunk_sums)
-    vals = take(columns.reshape(n, 1, -1), row * width + jnp.minimum(col, width - 1))
-    j, rest = pick(where(col < width, vals, 0.0), rest)
-    g = np.arange(SLICES, dtype=np.int32) * layout.column
-    tokens = (b * layout.block + k + count * j)[..., None] + g  # [n, c, SLICES]
-    at = jnp.clip(tokens - layout.offset(), 0, x.shape[-1] - 1)
+    here = sub(b, layout.offset() // layout.block)
+    mine = both(ge(here, 0), lt(here, layout.blocks))
+    row = _clip(here, 0, held - 1)[..., None]  # [n, c, 1]
+    k, rest = pick(take(chunks.reshape(n, 1, -1), add(mul(row, count), _arange(count))), rest)
+    col = add(k[..., None], count * _arange(SLICES))  # the chunk's columns (chunk_sums)
+    vals = take(columns.reshape(n, 1, -1), add(mul(row, width), minimum(col, width - 1)))
+    j, rest = pick(where(lt(col, width), vals, 0.0), rest)
+    first = add(add(mul(b, layout.block), k), mul(j, count))  # the column's first token
+    tokens = add(first[..., None], layout.column * _arange(SLICES))  # [n, c, SLICES]
+    at = _clip(sub(tokens, layout.offset()), 0, x.shape[-1] - 1)
     zc = clean(take(x[:, None], at, axis=-1), top[:, None, None])
     inside = ahead(zc, tokens, low[0][:, None, None], low[1][:, None, None])
-    wc = where(
-        inside & (tokens < layout.vocab), weights(zc, m[:, None, None], s[:, None, None]), 0.0
-    )
-    slot, _ = pick(wc, rest)
+    w = weights(zc, m[:, None, None], s[:, None, None])
+    slot, _ = pick(where(both(inside, lt(tokens, layout.vocab)), w, 0.0), rest)
     ids, zs = select(slot, -1, tokens, zc)
     if layout.axis is not None:
         ids = layout.across(lax.psum, where(mine, ids, 0))
         zs = layout.across(lax.psum, where(mine, zs, 0.0))
     return ids, zs
+
+
+def _arange(size: int) -> np.ndarray:
+    """``0, 1, ..., size - 1`` as int32 constants."""
+    return np.arange(size, dtype=np.int32)
+
+
+def _clip(a: jax.Array, low: int, high: int) -> jax.Array:
+    """``jnp.clip(a, low, high)`` of an int32 array, as one ``lax.clamp``."""
+    return lax.clamp(np.int32(low), a, np.int32(high))
 
 
 def take(a: jax.Array, index: jax.Array, axis: int = -1) -> jax.Array:
@@ -325,35 +345,34 @@ def reject(
     Returns int32 ``[n]``.
     """
     n, c = x.shape[0], CANDIDATES
-    # The row keys, stored once before the loop (else XLA hashes once per key word).
-    data = lax.optimization_barrier(jax.random.key_data(keys))  # type: ignore[no-untyped-call]
-    keys = jax.random.wrap_key_data(data, impl=jax.random.key_impl(keys))
+    keys = stored(keys)  # formed once, before the loop
     # The state, in few arrays (each is a kernel to compile): the value of ``low``
     # (the tokens from there on are ruled out), ``high`` (values from there on are
     # known to be in the nucleus) and the row maximum; the id of ``low`` and the
     # token (-1 until accepted); the sums the next candidates are drawn from. The
     # row maximum rides along so that XLA forms its flags in the round's kernels,
     # not in kernels of their own.
-    floats = jnp.stack([jnp.broadcast_to(cut[0], (n,)), m, top], 1)
-    ints = jnp.stack([jnp.broadcast_to(cut[1], (n,)), jnp.full((n,), -1, jnp.int32)], 1)
+    floats = lanes(jnp.broadcast_to(cut[0], (n,)), m, top)
+    ints = lanes(jnp.broadcast_to(cut[1], (n,)), jnp.full((n,), -1, jnp.int32))
     state0 = varying_like((jnp.int32(0), floats, ints, sums), x, keys, limit)
 
     def undecided(state: Any) -> jax.Array:
-        return jnp.any(state[2][:, 1] < 0)
+        return jnp.any(lt(state[2][:, 1], 0))
 
     def round_(state: Any) -> Any:
         r, f, i, sums = state
         low, high, top, ids = (f[:, 0], i[:, 0]), f[:, 1], f[:, 2], i[:, 1]
         m = clean_top(top)
-        u = uniforms(keys, r * c + jnp.arange(c, dtype=jnp.int32))
+        u = uniforms(keys, add(mul(r, c), _arange(c)))
         cand, zc = locate(sums, x, top, m, s, low, u, layout)  # [n, c]
         # The first round tests c candidates; a later one c - 1 and the middle value
         # (in the last lane), which bounds the rounds.
-        later = r > 0
-        z_best, x_best, best = first_ranked(zc, cand, ~later)
-        mid = jnp.float32(0.5) * z_best + jnp.float32(0.5) * high
-        pv = where(later, jnp.concatenate([zc[:, :-1], mid[:, None]], 1), zc)
-        pj = where(later, jnp.concatenate([cand[:, :-1], jnp.zeros((n, 1), jnp.int32)], 1), cand)
+        later = gt(r, 0)
+        z_best, x_best, best = first_ranked(zc, cand, lax.bitwise_not(later))
+        mid = add(mul(np.float32(0.5), z_best), mul(np.float32(0.5), high))
+        in_last = both(later, np.arange(c) == c - 1)  # the lane of the middle value
+        pv = where(in_last, mid[:, None], zc)
+        pj = where(in_last, 0, cand)
         # The passes compare the logits as they are (see logit_ahead).
         apart = tuning().pivots_apart
         t4, pv4, pj4 = top[:, None, None, None], pv[:, :, None, None], pj[:, :, None, None]
@@ -374,7 +393,7 @@ def reject(
         # One pass over the logits (and the stored weights) for every pivot.
         outputs = kinds * c if apart else kinds
         found = layout_reduce(
-            (jnp.add,) * outputs,
+            (lax.add,) * outputs,
             (0.0,) * outputs,
             masked,
             layout,
@@ -387,17 +406,19 @@ def reject(
         columns = found[0]
         _, chunks, blocks = sums_of(columns, layout)
         blocks_nucleus = blocks if kinds == 1 else sums_of(found[1], layout)[2]
-        inside = fixed_sum(blocks_nucleus) < limit[:, None]  # [n, c]: mass ahead below the bound
+        # [n, c]: whether the mass ahead is below the bound
+        inside = lt(fixed_sum(blocks_nucleus), limit[:, None])
+        earlier = lax.bitwise_not(later)
         # The first accepted candidate, in the order they were drawn.
         chosen = ids
         for j in reversed(range(c)):
-            accept = inside[:, j] if j < c - 1 else inside[:, j] & ~later
+            accept = inside[:, j] if j < c - 1 else both(inside[:, j], earlier)
             chosen = where(accept, cand[:, j], chosen)
-        ids = where(ids < 0, chosen, ids)
+        ids = where(lt(ids, 0), chosen, ids)
         # Rejected rows: rule out from the best candidate on, or, when the middle value
         # is tested and out of the nucleus, from the middle value on.
-        mid_in = later & inside[:, c - 1]
-        mid_out = later & ~inside[:, c - 1]
+        mid_in = both(later, inside[:, c - 1])
+        mid_out = both(later, lax.bitwise_not(inside[:, c - 1]))
         low = (where(mid_out, mid, z_best), where(mid_out, 0, x_best))
         high = where(mid_in, mid, high)
         chosen_pivot = where(mid_out, c - 1, best)
@@ -406,9 +427,9 @@ def reject(
             pick_column(chosen_pivot, chunks),
             pick_column(chosen_pivot, blocks),
         )
-        f = jnp.stack([low[0], high, top], 1)
-        i = jnp.stack([low[1], ids], 1)
-        return r + 1, f, i, sums
+        f = lanes(low[0], high, top)
+        i = lanes(low[1], ids)
+        return add(r, 1), f, i, sums
 
     out = lax.while_loop(undecided, round_, state0)
     # Equal on every shard; the maximum only tells JAX so (the loop's carry varies).
@@ -417,7 +438,7 @@ def reject(
 
 def token_ids(a: jax.Array, layout: Layout) -> jax.Array:
     """The global token id of every entry of ``a`` ``[n, local]``."""
-    return lax.broadcasted_iota(jnp.int32, a.shape, 1) + layout.offset()
+    return add(lax.broadcasted_iota(jnp.int32, a.shape, 1), layout.offset())
 
 
 def pick_column(i: jax.Array, a: jax.Array) -> jax.Array:
@@ -444,7 +465,7 @@ def first_ranked(
     for j in range(1, values.shape[1]):
         better = ahead(values[:, j], tokens[:, j], value, token)
         if j == values.shape[1] - 1:
-            better = better & last
+            better = both(better, last)
         value = where(better, values[:, j], value)
         token = where(better, tokens[:, j], token)
         position = where(better, j, position)

@@ -471,3 +471,72 @@ def test_every_tuning_draws_the_same_tokens(kind: str) -> None:
         key = jax.random.key(100 + i)
         cpu, accel = (np.asarray(draw(key, z, a, tau)) for draw in draws.values())
         assert np.array_equal(cpu, accel), (fam, np.flatnonzero(cpu != accel))
+
+
+_SPECIAL = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-45, -3.5, 2.0], np.float32)
+
+
+def _operand(kind: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "f32":
+        return rng.choice(_SPECIAL, shape).astype(np.float32)
+    if kind == "i32":
+        return rng.integers(-5, 5, shape).astype(np.int32)
+    return rng.integers(0, 2, shape).astype(bool)
+
+
+@pytest.mark.parametrize(
+    ("kind", "a_shape", "b"),
+    [
+        ("f32", (3, 1), (4,)),
+        ("f32", (2, 3), 0.5),
+        ("f32", (2, 3), -np.inf),
+        ("i32", (5,), 3),
+        ("i32", (2, 1), np.arange(3)),  # a NumPy int64 constant, as the core passes them
+        ("bool", (3,), (2, 3)),
+        ("bool", (2, 3), True),
+    ],
+)
+def test_core_arithmetic_is_jnps(kind: str, a_shape: tuple[int, ...], b: object) -> None:
+    """The lax-traced arithmetic of the sampler core gives jnp's dtype, shape and bits."""
+    a = _operand(kind, a_shape, 0)
+    b_arr = _operand(kind, b, 1) if isinstance(b, tuple) else b
+    pairs: list[tuple[Callable[..., jax.Array], Callable[..., jax.Array]]] = [
+        (_layout.lt, lambda x, y: x < y),
+        (_layout.le, lambda x, y: x <= y),
+        (_layout.gt, lambda x, y: x > y),
+        (_layout.ge, lambda x, y: x >= y),
+        (_layout.eq, lambda x, y: x == y),
+        (_layout.ne, lambda x, y: x != y),
+    ]
+    if kind == "bool":
+        pairs += [(_layout.both, lambda x, y: x & y), (_layout.either, lambda x, y: x | y)]
+    else:
+        pairs += [
+            (_layout.add, lambda x, y: x + y),
+            (_layout.sub, lambda x, y: x - y),
+            (_layout.mul, lambda x, y: x * y),
+            (_layout.minimum, lambda x, y: jnp.minimum(x, y)),
+        ]
+
+    def same(f: Callable[[jax.Array], jax.Array], g: Callable[[jax.Array], jax.Array]) -> None:
+        got, want = jax.jit(f)(a), jax.jit(g)(a)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(
+            np.asarray(got).view(np.uint8), np.asarray(want).view(np.uint8)
+        )
+
+    for ours, theirs in pairs:
+        # The traced operand first, then second; the other a constant, as in the core.
+        same(functools.partial(ours, b=b_arr), functools.partial(theirs, y=b_arr))
+        same(functools.partial(ours, b_arr), functools.partial(theirs, b_arr))
+
+
+def test_lanes_are_a_stack() -> None:
+    parts = [_operand("f32", (2, 3), seed) for seed in range(3)]
+    got = jax.jit(lambda *p: _layout.lanes(*p))(*parts)
+    want = jnp.stack(parts, -1)
+    assert got.dtype == want.dtype and got.shape == want.shape == (2, 3, 3)
+    np.testing.assert_array_equal(np.asarray(got).view(np.uint32), np.asarray(want).view(np.uint32))
+    ints = jax.jit(lambda x: _layout.lanes(x, jnp.full((4,), -1, jnp.int32)))(jnp.arange(4))
+    np.testing.assert_array_equal(ints, np.stack([np.arange(4), np.full(4, -1)], -1))
