@@ -540,3 +540,19 @@ def test_lanes_are_a_stack() -> None:
     np.testing.assert_array_equal(np.asarray(got).view(np.uint32), np.asarray(want).view(np.uint32))
     ints = jax.jit(lambda x: _layout.lanes(x, jnp.full((4,), -1, jnp.int32)))(jnp.arange(4))
     np.testing.assert_array_equal(ints, np.stack([np.arange(4), np.full(4, -1)], -1))
+
+
+def test_the_bound_of_k_changes_no_draw() -> None:
+    """``k_max`` sizes the selection, not the distribution: for ``k <= k_max`` every bound
+    draws the same tokens (the extra candidates weigh 0 and are added last)."""
+
+    def draws(z: jax.Array, k: int, bound: int | None) -> np.ndarray:
+        strategy = js.TopK(k, k_max=bound)
+        return np.stack([np.asarray(js.sample(jax.random.key(s), z, strategy)) for s in range(6)])
+
+    for fam in ("zipf", "ties"):
+        z = jnp.asarray(family(fam, 8, vocab=5000))
+        for k in (1, 7, 50):
+            first = draws(z, k, k)
+            for bound in (64, 100, None):
+                np.testing.assert_array_equal(draws(z, k, bound), first)
