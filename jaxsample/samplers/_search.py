@@ -368,7 +368,8 @@ def reject(
         # The first round tests c candidates; a later one c - 1 and the middle value
         # (in the last lane), which bounds the rounds.
         later = gt(r, 0)
-        z_best, x_best, best = first_ranked(zc, cand, lax.bitwise_not(later))
+        earlier = lax.bitwise_not(later)  # the first round
+        z_best, x_best, best = first_ranked(zc, cand, earlier)
         mid = add(mul(np.float32(0.5), z_best), mul(np.float32(0.5), high))
         in_last = both(later, np.arange(c) == c - 1)  # the lane of the middle value
         pv = where(in_last, mid[:, None], zc)
@@ -408,7 +409,6 @@ def reject(
         blocks_nucleus = blocks if kinds == 1 else sums_of(found[1], layout)[2]
         # [n, c]: whether the mass ahead is below the bound
         inside = lt(fixed_sum(blocks_nucleus), limit[:, None])
-        earlier = lax.bitwise_not(later)
         # The first accepted candidate, in the order they were drawn.
         chosen = ids
         for j in reversed(range(c)):
