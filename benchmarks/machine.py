@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 import sys
@@ -22,6 +23,22 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def last_level_cache_bytes() -> int | None:
+    """Size of the CPU's largest (last-level) cache, from Linux's sysfs; ``None`` if unknown."""
+    sizes = []
+    for index in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
+        try:
+            with open(os.path.join(index, "size"), encoding="utf-8") as f:
+                text = f.read().strip().upper()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            sizes.append(int(digits) * scale)
+    return max(sizes) if sizes else None
+
+
 def _version(module: str) -> str | None:
     try:
         mod = __import__(module)
@@ -38,6 +55,7 @@ def describe() -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "cpu_cores_visible": os.cpu_count(),
         "cpu_cores_usable": len(affinity) if affinity is not None else os.cpu_count(),
+        "cpu_last_level_cache_bytes": last_level_cache_bytes(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "jax_backend": jax.default_backend(),

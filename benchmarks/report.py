@@ -207,6 +207,18 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _buffers(results: dict[str, Any]) -> str:
+    """How many buffers the sampler table rotated, per shape, and the cache they exceed."""
+    recs = results.get("samplers", [])
+    per_shape = {(r["batch"], r["vocab"]): r["buffers"] for r in recs if "buffers" in r}
+    if not per_shape:
+        return "buffers per shape not recorded"
+    shapes = ", ".join(f"{n} at [{b}, {v}]" for (b, v), n in per_shape.items())
+    cache = results["machine"].get("cpu_last_level_cache_bytes")
+    llc = f"; CPU last-level cache {cache / 2**20:.0f} MiB" if cache else ""
+    return f"buffers: {shapes}, together at least twice the cache where the cap allows{llc}"
+
+
 def markdown(results: dict[str, Any]) -> str:
     """A readable summary: machine, sampler table with ratios, other suites, targets."""
     m = results["machine"]
@@ -217,7 +229,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"jax {m['versions']['jax']} on {m['jax_backend']} ({m['jax_device_kind']})",
         f"- date: {results['date']}",
         f"- inputs: {results['logits']}",
-        "- figures: median latency per call including dispatch (ms), inputs rotated; "
+        "- figures: median latency per call including dispatch (ms), inputs rotated "
+        f"({_buffers(results)}); "
         "ratios are from the same run, every implementation of a case timed in turn (each "
         "round: one call of each slow peer, a burst of jaxsample and floor calls). "
         "`x floor` = jaxsample / one jitted row-max read; "

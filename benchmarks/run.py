@@ -101,6 +101,7 @@ def run(
         wide_up_to=math.inf if smoke or on_accel else CHEAP_CELLS,
         extra_at=shapes if smoke else [CPU_TARGET_SHAPE, GPU_TARGET_SHAPE],
         log=log,
+        cache_bytes=0 if smoke else None,  # smoke: the budget's buffers only
     )
     phase("compile")
     # Smoke: top-p only, at the smoke shape, once; a full run takes the median of 5

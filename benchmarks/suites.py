@@ -25,6 +25,7 @@ from jax import lax
 
 import jaxsample as js
 from benchmarks.logits import LOGITS, llm_like_logits
+from benchmarks.machine import last_level_cache_bytes
 from benchmarks.peers import (
     SPECS,
     TOP_P_HOT,
@@ -43,6 +44,31 @@ from jaxsample.samplers import entropy_sweep
 
 #: Peers many times slower than jaxsample, timed on the slow budget.
 _SLOW_IMPLS = ("numpy", "naive_jax", "hf")
+
+#: Cache assumed on an accelerator, or on a CPU whose cache sizes are unknown: above the
+#: L2 of current datacenter GPUs (50 MB on an H100) and the L3 of common server CPUs.
+DEFAULT_CACHE_BYTES = 64 << 20
+#: Most input buffers rotated at one shape (the smallest shapes stay in memory's reach).
+MAX_BUFFERS = 16
+
+
+def rotated_buffers(batch: int, vocab: int, least: int, cache_bytes: int | None) -> int:
+    """How many input buffers of ``[batch, vocab]`` float32 logits each timed call rotates over.
+
+    At least ``least``, and enough that the buffers together hold twice
+    ``cache_bytes`` (at most :data:`MAX_BUFFERS`), so that a buffer has left the
+    cache before it is read again and the floor is a read from memory. (On the
+    2-core host, four buffers of ``[32, 50257]``, 25.7 MB against its 32 MB L3,
+    gave the floor 0.20 ms against 0.27 ms with twelve.)
+    """
+    size = 4 * batch * vocab
+    cache = DEFAULT_CACHE_BYTES if cache_bytes is None else cache_bytes
+    return max(least, min(MAX_BUFFERS, -(-2 * cache // size)))
+
+
+def _cache_bytes() -> int | None:
+    """The cache a rotation must exceed: the CPU's last level on a CPU backend, else None."""
+    return last_level_cache_bytes() if jax.default_backend() == "cpu" else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,13 +123,16 @@ def sampler_suite(
     wide_up_to: float,
     extra_at: Sequence[tuple[int, int]],
     log: Callable[[str], None],
+    cache_bytes: int | None = None,
 ) -> list[dict[str, Any]]:
     """Time every case and implementation on every shape; one record per figure.
 
     The cases at each shape are :func:`sampler_cases` (``wide_up_to`` and
     ``extra_at`` are passed on). Every record names its ``sampler``, temperature
-    ``tau`` (``None`` for greedy), ``logits`` family, and ``kept`` (see
-    :func:`kept_tokens`, over the first 4 rows of the first buffer).
+    ``tau`` (``None`` for greedy), ``logits`` family, ``kept`` (see
+    :func:`kept_tokens`, over the first 4 rows of the first buffer) and ``buffers``,
+    the inputs rotated (:func:`rotated_buffers` of ``budget.n_buffers`` and
+    ``cache_bytes``, by default the CPU's last-level cache on a CPU backend).
     ``device_time``: ``"all"``, one sampler name, or ``None``: which samplers' JAX
     implementations also get a device time (see :func:`device_times`).
     """
@@ -112,8 +141,10 @@ def sampler_suite(
     records: list[dict[str, Any]] = []
     for batch, vocab in shapes:
         cases = sampler_cases(batch, vocab, wide_up_to=wide_up_to, extra_at=extra_at)
+        cache = _cache_bytes() if cache_bytes is None else cache_bytes
+        buffers = rotated_buffers(batch, vocab, budget.n_buffers, cache)
         host_by_family = {
-            family: [LOGITS[family](rng, batch, vocab) for _ in range(budget.n_buffers)]
+            family: [LOGITS[family](rng, batch, vocab) for _ in range(buffers)]
             for family in dict.fromkeys(c.logits for c in cases)
         }
         for case in cases:
@@ -138,6 +169,7 @@ def sampler_suite(
                 "tau": None if spec.greedy else spec.tau,
                 "logits": case.logits,
                 "kept": kept_tokens(spec, data[0][:4]),
+                "buffers": buffers,
             }
             case_recs = []
             for impl in impls:
