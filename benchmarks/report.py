@@ -208,15 +208,16 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 
 def _buffers(results: dict[str, Any]) -> str:
-    """How many buffers the sampler table rotated, per shape, and the cache they exceed."""
-    recs = results.get("samplers", [])
-    per_shape = {(r["batch"], r["vocab"]): r["buffers"] for r in recs if "buffers" in r}
-    if not per_shape:
+    """How many buffers the sampler table rotated, per shape, and the cache they were to exceed."""
+    recs = [r for r in results.get("samplers", []) if "buffers" in r]
+    if not recs:
         return "buffers per shape not recorded"
+    per_shape = {(r["batch"], r["vocab"]): r["buffers"] for r in recs}
     shapes = ", ".join(f"{n} at [{b}, {v}]" for (b, v), n in per_shape.items())
-    cache = results["machine"].get("cpu_last_level_cache_bytes")
-    llc = f"; CPU last-level cache {cache / 2**20:.0f} MiB" if cache else ""
-    return f"buffers: {shapes}, together at least twice the cache where the cap allows{llc}"
+    cache = recs[0].get("cache_bytes")
+    if not cache:
+        return f"buffers: {shapes}"
+    return f"buffers: {shapes}; enough to hold twice {cache / 2**20:.0f} MiB of cache, at most 16"
 
 
 def markdown(results: dict[str, Any]) -> str:

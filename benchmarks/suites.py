@@ -52,7 +52,7 @@ DEFAULT_CACHE_BYTES = 64 << 20
 MAX_BUFFERS = 16
 
 
-def rotated_buffers(batch: int, vocab: int, least: int, cache_bytes: int | None) -> int:
+def rotated_buffers(batch: int, vocab: int, least: int, cache_bytes: int) -> int:
     """How many input buffers of ``[batch, vocab]`` float32 logits each timed call rotates over.
 
     At least ``least``, and enough that the buffers together hold twice
@@ -62,13 +62,14 @@ def rotated_buffers(batch: int, vocab: int, least: int, cache_bytes: int | None)
     gave the floor 0.20 ms against 0.27 ms with twelve.)
     """
     size = 4 * batch * vocab
-    cache = DEFAULT_CACHE_BYTES if cache_bytes is None else cache_bytes
-    return max(least, min(MAX_BUFFERS, -(-2 * cache // size)))
+    return max(least, min(MAX_BUFFERS, -(-2 * cache_bytes // size)))
 
 
-def _cache_bytes() -> int | None:
-    """The cache a rotation must exceed: the CPU's last level on a CPU backend, else None."""
-    return last_level_cache_bytes() if jax.default_backend() == "cpu" else None
+def rotation_cache_bytes() -> int:
+    """The cache a rotation must exceed: the CPU's last level on a CPU backend, when
+    Linux reports it, else :data:`DEFAULT_CACHE_BYTES`."""
+    cache = last_level_cache_bytes() if jax.default_backend() == "cpu" else None
+    return DEFAULT_CACHE_BYTES if cache is None else cache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,18 +131,19 @@ def sampler_suite(
     The cases at each shape are :func:`sampler_cases` (``wide_up_to`` and
     ``extra_at`` are passed on). Every record names its ``sampler``, temperature
     ``tau`` (``None`` for greedy), ``logits`` family, ``kept`` (see
-    :func:`kept_tokens`, over the first 4 rows of the first buffer) and ``buffers``,
+    :func:`kept_tokens`, over the first 4 rows of the first buffer), ``buffers``,
     the inputs rotated (:func:`rotated_buffers` of ``budget.n_buffers`` and
-    ``cache_bytes``, by default the CPU's last-level cache on a CPU backend).
+    ``cache_bytes``), and ``cache_bytes`` itself (default
+    :func:`rotation_cache_bytes`; 0 rotates the budget's buffers only).
     ``device_time``: ``"all"``, one sampler name, or ``None``: which samplers' JAX
     implementations also get a device time (see :func:`device_times`).
     """
     skip_hf = hf_available()
     rng = np.random.default_rng(1234)
     records: list[dict[str, Any]] = []
+    cache = rotation_cache_bytes() if cache_bytes is None else cache_bytes
     for batch, vocab in shapes:
         cases = sampler_cases(batch, vocab, wide_up_to=wide_up_to, extra_at=extra_at)
-        cache = _cache_bytes() if cache_bytes is None else cache_bytes
         buffers = rotated_buffers(batch, vocab, budget.n_buffers, cache)
         host_by_family = {
             family: [LOGITS[family](rng, batch, vocab) for _ in range(buffers)]
@@ -170,6 +172,7 @@ def sampler_suite(
                 "logits": case.logits,
                 "kept": kept_tokens(spec, data[0][:4]),
                 "buffers": buffers,
+                "cache_bytes": cache,
             }
             case_recs = []
             for impl in impls:
