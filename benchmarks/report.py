@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.suites import MAX_BUFFERS
+
 PEERS = ("numpy", "naive_jax", "hf")
 
 
@@ -217,7 +219,10 @@ def _buffers(results: dict[str, Any]) -> str:
     cache = recs[0].get("cache_bytes")
     if not cache:
         return f"buffers: {shapes}"
-    return f"buffers: {shapes}; enough to hold twice {cache / 2**20:.0f} MiB of cache, at most 16"
+    return (
+        f"buffers: {shapes}; enough to hold twice {cache / 2**20:.0f} MiB of cache, "
+        f"at most {MAX_BUFFERS}"
+    )
 
 
 def markdown(results: dict[str, Any]) -> str:
