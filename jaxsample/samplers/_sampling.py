@@ -5,8 +5,9 @@
 chain, whose cost does not depend on the distribution:
 
 1. one pass over the row for its maximum and whether it holds a NaN (with a
-   top-k part, for the maxima of 16-token groups instead; a second pass only for
-   rows with a NaN); the exact cuts of top-k parts from
+   top-k part, or for a greedy draw, for the maxima of 16-token groups instead; a
+   second pass only for rows with a NaN); a greedy draw then reads the 16 logits
+   of the first group holding the maximum; the exact cuts of top-k parts from
    two small ``lax.top_k`` stages (over the group maxima, then inside the chosen
    groups);
 2. one pass that forms the weights ``w`` of the tokens left by those cuts and
@@ -37,9 +38,9 @@ chain, whose cost does not depend on the distribution:
    proposes from a superset of the nucleus in proportion to the weights.
 
 A strategy of another kind is drawn by the same inverse CDF over its log-weights.
-A row with a greedy temperature takes its first maximum instead, from a pass made
-only when some row is greedy (and compiled only when a temperature is traced or
-greedy). On a single CPU device, a batch whose float32 rows
+A row with a greedy temperature takes its first maximum instead, from a pass for
+the group maxima made only when some row is greedy (and compiled only when a
+temperature is traced or greedy). On a single CPU device, a batch whose float32 rows
 exceed 16 MiB is drawn in equal blocks of rows, one after another
 (:func:`row_block`): the same tokens, without the fresh memory pages a large
 store of weights costs on every call.
@@ -555,14 +556,16 @@ def _draw_rows(
     ``keys`` ``[n]``, ``lead`` (the axes the parameters broadcast against) and
     ``known`` as in :func:`_draw_prefix`; a greedy part takes the first maximum.
     """
-    groups = any(
+    greedy = any(isinstance(part, Greedy) for part in parts)
+    groups = greedy or any(
         isinstance(part, TopK) and grouped(_k_bound(part, layout.vocab), rows.shape[-1])
         for part in parts
     )
-    # The row maxima, and the group maxima when a top-k part ranks groups.
+    # The row maxima, and the group maxima when a top-k part ranks groups or the
+    # draw is greedy.
     top, maxima = row_scan(rows, layout.axis, groups)
-    if any(isinstance(part, Greedy) for part in parts):
-        return first_max_index(rows, top, layout)  # no randomness needed
+    if greedy:
+        return first_max_index(rows, top, maxima, layout)  # no randomness needed
     return _draw_prefix(rows, top, maxima, parts, keys, lead, layout, known)
 
 
@@ -793,7 +796,7 @@ def _greedy_first(greedy: jax.Array, x: jax.Array, top: jax.Array, layout: Layou
     def first(greedy: jax.Array, x: jax.Array, top: jax.Array) -> jax.Array:
         out: jax.Array = lax.cond(
             jnp.any(greedy),
-            lambda: first_max_index(x, top, layout),
+            lambda: first_max_index(x, top, None, layout),
             # Zeros typed like ``top``: under shard_map both branches then vary over
             # the same mesh axes, as lax.cond requires.
             lambda: jnp.zeros_like(top, jnp.int32),
@@ -803,10 +806,10 @@ def _greedy_first(greedy: jax.Array, x: jax.Array, top: jax.Array, layout: Layou
     @first.def_vmap
     def _(size: int, batched: list[bool], greedy: jax.Array, x: jax.Array, top: jax.Array) -> Any:
         if not (batched[1] or batched[2]):  # the rows are shared by the batch
-            return first_max_index(x, top, layout), False
+            return first_max_index(x, top, None, layout), False
         xb = x if batched[1] else jnp.broadcast_to(x, (size, *x.shape))
         tb = top if batched[2] else jnp.broadcast_to(top, (size, *top.shape))
-        out = first_max_index(xb.reshape(-1, xb.shape[-1]), tb.reshape(-1), layout)
+        out = first_max_index(xb.reshape(-1, xb.shape[-1]), tb.reshape(-1), None, layout)
         return out.reshape(size, -1), True
 
     out: jax.Array = first(greedy, x, top)

@@ -130,24 +130,33 @@ def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, j
     return top, clean(raw, top[:, None])
 
 
-def first_max_index(x: jax.Array, top: jax.Array, layout: Layout | None = None) -> jax.Array:
-    """The first index of the cleaned row maximum, from one vectorised pass: int32 ``[n]``.
+def first_max_index(
+    x: jax.Array, top: jax.Array, maxima: jax.Array | None, layout: Layout | None = None
+) -> jax.Array:
+    """The first index of the cleaned row maximum: int32 ``[n]``.
 
-    ``x`` float32 ``[n, local]`` and its :func:`~._reference.row_top` ``[n]``: the lowest index
-    whose cleaned logit equals the cleaned row maximum (over every shard of
-    ``layout``).
+    ``x`` float32 ``[n, local]``, its :func:`~._reference.row_top` ``[n]`` and
+    the cleaned maxima of its groups of ``GROUP`` tokens (:func:`row_scan` with
+    ``groups``; formed here when ``None``): the lowest index whose cleaned logit
+    equals the cleaned row maximum (over every shard of ``layout``). The first
+    group whose maximum is the row's holds it, so after the pass for the maxima
+    only that group's ``GROUP`` logits are read.
     """
     lay = whole(x.shape[-1]) if layout is None else layout
-    t3 = top[:, None, None]
-
-    def hit(v: jax.Array, index: jax.Array) -> jax.Array:
-        # The raw logits equal to the raw maximum are those whose cleaned value is the
-        # cleaned maximum (NaN equals nothing), but in an empty row, all of whose
-        # cleaned logits are 0.
-        return where(v == t3, index, lay.vocab)
-
-    first = jnp.min(layout_reduce(lax.min, lay.vocab, hit, lay, x), axis=(-2, -1))
-    return where(top == -jnp.inf, 0, lay.across(lax.pmin, first))
+    # Formed here: cleaned with the maximum over all shards.
+    groups = row_scan(x, lay.axis, True)[1] if maxima is None else maxima
+    assert groups is not None
+    count = groups.shape[-1]
+    group = jnp.min(where(eq(groups, clean_top(top)[:, None]), _arange(count), count), axis=-1)
+    tokens = add(mul(group, GROUP)[:, None], _arange(GROUP))  # [n, GROUP]; past the row if none
+    v = take(x, minimum(tokens, x.shape[-1] - 1), axis=-1)
+    ids = add(tokens, lay.offset())
+    # The raw logits equal to the raw maximum are those whose cleaned value is the
+    # cleaned maximum (NaN equals nothing), but in an empty row, all of whose cleaned
+    # logits are 0.
+    hit = both(both(eq(v, top[:, None]), lt(tokens, x.shape[-1])), lt(ids, lay.vocab))
+    first = jnp.min(where(hit, ids, lay.vocab), axis=-1)
+    return where(eq(top, -jnp.inf), 0, lay.across(lax.pmin, first))
 
 
 def top_k_cut(

@@ -473,6 +473,61 @@ def test_every_tuning_draws_the_same_tokens(kind: str) -> None:
         assert np.array_equal(cpu, accel), (fam, np.flatnonzero(cpu != accel))
 
 
+def _first_max_reference(z: np.ndarray) -> np.ndarray:
+    """The definition's greedy token of each row, in NumPy: the first cleaned maximum."""
+    out = []
+    for row in z:
+        c = np.where(np.isnan(row), -np.inf, row)
+        if np.any(c == np.inf):
+            out.append(int(np.flatnonzero(c == np.inf)[0]))
+        elif np.all(c == -np.inf):
+            out.append(0)
+        else:
+            out.append(int(np.argmax(c)))  # the first of equal maxima; -0.0 equals 0.0
+    return np.array(out)
+
+
+def _greedy_rows(vocab: int) -> np.ndarray:
+    """Rows that test where the first maximum is found: groups, NaN, infinities, ties."""
+    rng = np.random.default_rng(vocab)
+    z = rng.normal(0, 1, (14, vocab)).astype(np.float32)
+    last = vocab - 1
+    z[0, [3 % vocab, min(40, last)]] = 9.0  # ties in different groups
+    z[1, last] = 9.0  # the maximum in the last (partial) group
+    z[2, min(16, last)], z[2, min(17, last)] = np.nan, 9.0  # a NaN just before it
+    z[3, 0], z[3, min(1, last)] = np.nan, 9.0
+    z[4, min(20, last)], z[4, last] = np.inf, np.inf  # +inf entries: the first one
+    z[5] = -np.inf
+    z[6] = np.nan
+    z[7, ::2] = np.nan
+    z[7, 1::2] = -np.inf
+    z[8] = -np.abs(z[8]) - 1.0
+    z[8, min(5, last)], z[8, min(9, last)] = -0.0, 0.0  # -0.0 and 0.0 tie as the maximum
+    z[9] = -np.inf
+    z[9, min(33, last)] = -7.0  # one usable logit
+    z[10] = np.round(z[10])  # many exact ties
+    z[11, min(15, last)], z[11, min(31, last)] = 9.0, 9.0  # ties at the ends of groups
+    z[12, :] = 2.0  # all equal
+    z[13, min(30, last)], z[13, min(31, last)] = np.nan, np.inf  # NaN beside +inf
+    return z
+
+
+@pytest.mark.parametrize("vocab", [1, 15, 17, 1000, V])
+def test_greedy_finds_the_first_maximum_on_every_route(vocab: int) -> None:
+    # The greedy draw takes the first group whose maximum is the row's, then the first
+    # token of that group equal to it. Greedy rows of Greedy(), of a temperature of 0
+    # (its own pass) and of TopK(1), under both tunings, against NumPy.
+    z = _greedy_rows(vocab)
+    want = _first_max_reference(z)
+    rows = z.shape[0]
+    kinds = [js.Greedy(), js.Temperature(jnp.zeros(rows)), js.TopK(1, k_max=1)]
+    key = jax.random.key(3)
+    for t in (_layout.CPU, _layout.ACCELERATOR):
+        for s in kinds:
+            got = _sampling._sample(key, jnp.asarray(z), s, _layout.whole(vocab), tune=t)
+            np.testing.assert_array_equal(np.asarray(got), want, err_msg=f"{s!r} {t}")
+
+
 _SPECIAL = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-45, -3.5, 2.0], np.float32)
 
 
