@@ -225,6 +225,19 @@ def _buffers(results: dict[str, Any]) -> str:
     )
 
 
+def _windows(results: dict[str, Any]) -> str:
+    """How the sampler table's windows were combined, for the report's header."""
+    counts = {len(r.get("window_median_ms", [0])) for r in results.get("samplers", [])}
+    n = max(counts, default=1)
+    if n <= 1:
+        return ""
+    return (
+        f"; the whole table was timed {n} times in turn, each time with a {n}th of the "
+        "budget, and each figure is the median of its windows' medians (a few seconds of "
+        "a slow host then move one window, not the figure)"
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     """A readable summary: machine, sampler table with ratios, other suites, targets."""
     m = results["machine"]
@@ -238,7 +251,8 @@ def markdown(results: dict[str, Any]) -> str:
         "- figures: median latency per call including dispatch (ms), inputs rotated "
         f"({_buffers(results)}); "
         "ratios are from the same run, every implementation of a case timed in turn (each "
-        "round: one call of each slow peer, a burst of jaxsample and floor calls). "
+        "round: one call of each slow peer, a burst of jaxsample and floor calls)"
+        f"{_windows(results)}. "
         "`x floor` = jaxsample / one jitted row-max read; "
         "`peer / js` = how many times slower the peer is than jaxsample.",
         "",

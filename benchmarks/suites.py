@@ -34,7 +34,13 @@ from benchmarks.peers import (
     implementations,
     numpy_support,
 )
-from benchmarks.timing import Budget, device_times, time_call, time_interleaved
+from benchmarks.timing import (
+    Budget,
+    combine_windows,
+    device_times,
+    time_call,
+    time_interleaved,
+)
 from jaxsample.samplers import entropy_sweep
 
 # ---------------------------------------------------------------------------------------
@@ -115,6 +121,16 @@ def kept_tokens(spec: Spec, rows: np.ndarray) -> float:
     return float(np.mean([len(numpy_support(r, spec)[0]) for r in rows]))
 
 
+def _window_budget(budget: Budget, windows: int) -> Budget:
+    """``budget`` shared among ``windows`` windows: its seconds and repetitions divided."""
+    return dataclasses.replace(
+        budget,
+        seconds=budget.seconds / windows,
+        min_reps=max(1, -(-budget.min_reps // windows)),
+        max_reps=max(1, budget.max_reps // windows),
+    )
+
+
 def sampler_suite(
     shapes: Sequence[tuple[int, int]],
     budget: Budget,
@@ -125,6 +141,7 @@ def sampler_suite(
     extra_at: Sequence[tuple[int, int]],
     log: Callable[[str], None],
     cache_bytes: int | None = None,
+    windows: int = 1,
 ) -> list[dict[str, Any]]:
     """Time every case and implementation on every shape; one record per figure.
 
@@ -135,13 +152,18 @@ def sampler_suite(
     the inputs rotated (:func:`rotated_buffers` of ``budget.n_buffers`` and
     ``cache_bytes``), and ``cache_bytes`` itself (default
     :func:`rotation_cache_bytes`; 0 rotates the budget's buffers only).
+    ``windows``: the whole table is timed this many times in turn, each time with
+    that share of the budgets (:func:`_window_budget`; the warm-up calls in the
+    first only), and each figure combines its windows (:func:`combine_windows`).
     ``device_time``: ``"all"``, one sampler name, or ``None``: which samplers' JAX
-    implementations also get a device time (see :func:`device_times`).
+    implementations also get a device time (see :func:`device_times`, first window).
     """
     skip_hf = hf_available()
     rng = np.random.default_rng(1234)
-    records: list[dict[str, Any]] = []
     cache = rotation_cache_bytes() if cache_bytes is None else cache_bytes
+    fast, slow = _window_budget(budget, windows), _window_budget(slow_budget, windows)
+    # Inputs and implementations are made once and reused by every window.
+    tables = []
     for batch, vocab in shapes:
         cases = sampler_cases(batch, vocab, wide_up_to=wide_up_to, extra_at=extra_at)
         buffers = rotated_buffers(batch, vocab, budget.n_buffers, cache)
@@ -149,52 +171,62 @@ def sampler_suite(
             family: [LOGITS[family](rng, batch, vocab) for _ in range(buffers)]
             for family in dict.fromkeys(c.logits for c in cases)
         }
-        for case in cases:
-            spec, data = case.spec, host_by_family[case.logits]
-            dev = [jnp.asarray(x) for x in data]
-            with_device_time = device_time in ("all", spec.name)
-            profiled: dict[str, tuple[Callable[[jax.Array], Any], Sequence[jax.Array]]] = {}
-            impls = implementations(spec, with_hf=skip_hf is None)
-            # Every implementation of the case is timed in turn (the ratios are the
-            # targets): each round one call of each slow peer and a burst of calls
-            # of jaxsample and the floor.
-            timed = time_interleaved(
-                {i.name: (i.sample, dev if i.is_jax else data) for i in impls},
-                budget,
-                slow=[i.name for i in impls if i.name in _SLOW_IMPLS],
-                slow_budget=slow_budget,
-            )
+        made = [implementations(c.spec, with_hf=skip_hf is None) for c in cases]
+        tables.append((batch, vocab, cases, buffers, host_by_family, made))
+    timings: dict[tuple[int, int], list[dict[str, dict[str, Any]]]] = {}
+    busy: dict[tuple[int, int], dict[str, float | None]] = {}
+    for window in range(windows):
+        for t, (batch, vocab, cases, _, host_by_family, impls_of) in enumerate(tables):
+            for c, (case, impls) in enumerate(zip(cases, impls_of, strict=True)):
+                data = host_by_family[case.logits]
+                # Copied to the device before any call is timed: a copy still under way
+                # would be waited for by the first call (without a warm-up call, as in
+                # every window after the first, that call is timed).
+                dev = [jnp.asarray(x).block_until_ready() for x in data]
+                # Every implementation of the case is timed in turn (the ratios are the
+                # targets): each round one call of each slow peer and a burst of calls
+                # of jaxsample and the floor.
+                timed = time_interleaved(
+                    {i.name: (i.sample, dev if i.is_jax else data) for i in impls},
+                    fast,
+                    slow=[i.name for i in impls if i.name in _SLOW_IMPLS],
+                    slow_budget=slow,
+                    warm_up=window == 0,
+                )
+                timings.setdefault((t, c), []).append(timed)
+                if window == 0 and device_time in ("all", case.spec.name):
+                    busy[t, c] = device_times({i.name: (i.sample, dev) for i in impls if i.is_jax})
+                for impl in impls:
+                    log(
+                        f"  [{batch:>3}, {vocab:>6}] {case.spec.name:<11}"
+                        f" tau {'-' if case.spec.greedy else case.spec.tau:<4}"
+                        f" {case.logits:<12} {impl.name:<10}"
+                        f" {timed[impl.name]['median_ms']:10.3f} ms"
+                        f"  ({timed[impl.name]['reps']} reps, window {window + 1}/{windows})"
+                    )
+                del dev
+    records: list[dict[str, Any]] = []
+    for t, (batch, vocab, cases, buffers, host_by_family, impls_of) in enumerate(tables):
+        for c, (case, impls) in enumerate(zip(cases, impls_of, strict=True)):
+            spec = case.spec
             where: dict[str, Any] = {
                 "batch": batch,
                 "vocab": vocab,
                 "sampler": spec.name,
                 "tau": None if spec.greedy else spec.tau,
                 "logits": case.logits,
-                "kept": kept_tokens(spec, data[0][:4]),
+                "kept": kept_tokens(spec, host_by_family[case.logits][0][:4]),
                 "buffers": buffers,
                 "cache_bytes": cache,
             }
-            case_recs = []
             for impl in impls:
-                rec = {**where, "impl": impl.name, **timed[impl.name]}
-                if with_device_time and impl.is_jax:
-                    profiled[impl.name] = (impl.sample, dev)
-                case_recs.append(rec)
-                log(
-                    f"  [{batch:>3}, {vocab:>6}] {spec.name:<11} tau {where['tau'] or '-':<4}"
-                    f" {case.logits:<12} {impl.name:<10} {rec['median_ms']:10.3f} ms"
-                    f"  ({rec['reps']} reps)"
-                )
-            if profiled:
-                busy = device_times(profiled)
-                for rec in case_recs:
-                    if rec["impl"] in busy:
-                        rec["device_ms"] = busy[rec["impl"]]
+                rec = {**where, "impl": impl.name}
+                rec |= combine_windows([w[impl.name] for w in timings[t, c]])
+                if impl.name in busy.get((t, c), {}):
+                    rec["device_ms"] = busy[t, c][impl.name]
+                records.append(rec)
             if skip_hf is not None:
-                case_recs.append({**where, "impl": "hf", "skipped": skip_hf})
-            records += case_recs
-            del dev
-        del host_by_family
+                records.append({**where, "impl": "hf", "skipped": skip_hf})
     return records
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import jax
 
-__all__ = ["Budget", "device_times", "time_call", "time_interleaved"]
+__all__ = ["Budget", "combine_windows", "device_times", "time_call", "time_interleaved"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,16 +115,19 @@ def time_interleaved(
     budget: Budget,
     slow: Sequence[str] = (),
     slow_budget: Budget | None = None,
+    warm_up: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """:func:`time_call` for functions whose times are compared, all measured in turn.
 
-    After one warm-up call each, every round calls each function on the next of
-    its rotated inputs (the order reversed every other round): the ``slow`` ones
-    once, the others a burst of calls. Slow drifts in the machine's speed (other
-    tenants of a shared host) then reach every function alike and leave their
-    ratios alone. Rounds follow ``slow_budget`` per slow function (``budget``
-    when none is slow); bursts share ``budget`` among the rounds. Returns name ->
-    the :func:`time_call` fields.
+    After one warm-up call each (none with ``warm_up`` False: functions measured
+    before in the same process, whose first-call costs are paid; ``warmup_s`` is
+    then NaN), every round calls each function on the next of its rotated inputs
+    (the order reversed every other round): the ``slow`` ones once, the others a
+    burst of calls. Slow drifts in the machine's speed (other tenants of a shared
+    host) then reach every function alike and leave their ratios alone. Rounds
+    follow ``slow_budget`` per slow function (``budget`` when none is slow);
+    bursts share ``budget`` among the rounds. Returns name -> the
+    :func:`time_call` fields.
     """
     warm: dict[str, float] = {}
     times: dict[str, list[float]] = {name: [] for name in fns}
@@ -136,7 +139,7 @@ def time_interleaved(
         return time.perf_counter() - t0
 
     for name in fns:
-        warm[name] = call(name, 0)
+        warm[name] = call(name, 0) if warm_up else math.nan
     for name in fns:  # one timed call each: the length of a round
         times[name].append(call(name, 1))
     order = list(fns)
@@ -166,4 +169,27 @@ def time_interleaved(
             "interleaved_with": [other for other in order if other != name],
         }
         for name, ts in times.items()
+    }
+
+
+def combine_windows(windows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One figure from :func:`time_interleaved` stats of the same function in several windows.
+
+    A case timed in windows some minutes apart (each with its share of the budget)
+    gets the median of the windows' medians as ``median_ms``: a slowdown of the
+    host for a few seconds (seen on shared 2-core hosts, where a draw of tens of
+    kernels then slows by up to 2x while a one-kernel read does not) then moves
+    one window, not the figure. ``window_median_ms`` keeps each window's median,
+    ``min_ms`` is the least call, ``reps`` counts every timed call, ``warmup_s``
+    is the first window's warm-up. One window is returned as it is.
+    """
+    if len(windows) == 1:
+        return dict(windows[0])
+    medians = [w["median_ms"] for w in windows]
+    return {
+        **windows[0],
+        "median_ms": statistics.median(medians),
+        "min_ms": min(w["min_ms"] for w in windows),
+        "reps": sum(w["reps"] for w in windows),
+        "window_median_ms": medians,
     }
