@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from jaxsample.cli import add_command
@@ -169,8 +170,16 @@ def _run_generate(args: argparse.Namespace) -> int:
         # Subword text: the completion carries its own leading space, if any.
         for text in completions:
             print(args.prompt + text)
-        return 0
-    prompt = " ".join(args.prompt.split())
-    for text in completions:
-        print(" ".join(part for part in (prompt, text) if part))
+    else:
+        prompt = " ".join(args.prompt.split())
+        for text in completions:
+            print(" ".join(part for part in (prompt, text) if part))
+    if not any(completions):
+        # Every line is the prompt alone: say why, or it reads as a failure.
+        print(
+            "jaxsample generate: note: every completion ended at once (<eos> was drawn "
+            "first: the prompt reads as a finished text); --min-new-tokens N forbids "
+            "<eos> for the first N tokens",
+            file=sys.stderr,
+        )
     return 0

@@ -137,6 +137,18 @@ def test_empty_prompt_generates_from_bos(capsys: pytest.CaptureFixture[str]) -> 
     assert text and text.split()[0][0].isupper()
 
 
+def test_a_completion_that_ends_at_once_gets_a_note(capsys: pytest.CaptureFixture[str]) -> None:
+    # The shipped Mini-GPT ends "the cat" at once (<eos> with probability ~1): the line is
+    # the prompt alone, and stderr says why and what to do.
+    assert main(["generate", "the cat", "--temperature", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "the cat\n"
+    assert "ended at once" in err and "--min-new-tokens" in err
+    assert main(["generate", "the cat", "--temperature", "0", "--min-new-tokens", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("the cat ") and len(out.split()) > 2 and "ended at once" not in err
+
+
 def test_benchmark_smoke_never_writes_into_the_committed_results(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
