@@ -24,6 +24,7 @@ x = x.at[1, :500].set(-jnp.inf)                      # half the row removed
 x = x.at[2].set(-jnp.inf)                            # no usable logit: uniform over V
 x = x.at[3, jnp.argmax(x[3])].set(jnp.nan)           # NaN at the argmax
 x = x.at[4, 997].set(9.0).at[4, 998].set(9.0)        # a tie near the end of the row
+x = x.at[0, 700].set(jnp.inf)                        # +inf on one shard: drawn always
 taus = jnp.array([0.3, 0.7, 1.0, 1.3, 2.0, 0.0])
 strategies = {
     "greedy": js.Greedy(),
@@ -86,6 +87,9 @@ def test_sharded_tokens_equal_unsharded_for_every_strategy(
     differ = {case: pair for case, pair in tokens.items() if pair[0] != pair[1]}
     assert not differ, differ
     assert sampler_checks["presharded"][0] == sampler_checks["presharded"][1]
+    # Row 0 holds one +inf (on one vocabulary shard): every strategy draws it.
+    assert all(pair[0][0] == 700 for pair in tokens.values())
+    assert sampler_checks["presharded"][0][0] == 700
 
 
 def test_padding_is_never_drawn(sampler_checks: dict[str, Any]) -> None:
