@@ -183,6 +183,12 @@ def print_logprobs(model: Pretrained, args: argparse.Namespace, strategy: Strate
     )
     assert gen.logprobs is not None
     lp = jax_tree_numpy(gen.logprobs)
+    # Special tokens decode to no text: shown by name, the others as quoted text.
+    named = {tok.eos_id: "<eos>", tok.bos_id: "<bos>", tok.pad_id: "<pad>"}
+
+    def shown(i: int) -> str:
+        return named.get(i) or repr(tok.decode([i]))
+
     for row in range(args.n):
         text = tok.decode(completion_ids(gen, row))
         prompt = " ".join(args.prompt.split())
@@ -190,13 +196,13 @@ def print_logprobs(model: Pretrained, args: argparse.Namespace, strategy: Strate
         for t in range(int(np.asarray(gen.lengths)[row])):
             token = int(np.asarray(gen.tokens)[row, t])
             alts = ", ".join(
-                f"{tok.decode([int(i)])!r} {r:.3f}/{q:.3f}"
+                f"{shown(int(i))} {r:.3f}/{q:.3f}"
                 for i, r, q in zip(
                     lp.top_ids[row, t], lp.top_raw[row, t], lp.top_processed[row, t], strict=True
                 )
             )
             print(
-                f"  {t:3d} {tok.decode([token])!r:>14} raw {lp.raw[row, t]:8.3f}"
+                f"  {t:3d} {shown(token):>14} raw {lp.raw[row, t]:8.3f}"
                 f"  sampled {lp.processed[row, t]:8.3f}  top: {alts}"
             )
     return 0

@@ -147,6 +147,10 @@ def test_a_completion_that_ends_at_once_gets_a_note(capsys: pytest.CaptureFixtur
     assert main(["generate", "the cat", "--temperature", "0", "--min-new-tokens", "1"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("the cat ") and len(out.split()) > 2 and "ended at once" not in err
+    # With --logprobs the drawn <eos> is shown by name (it decodes to no text).
+    assert main(["generate", "the cat", "--temperature", "0", "--logprobs", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "the cat" and lines[1].split()[:2] == ["0", "<eos>"]
 
 
 def test_benchmark_smoke_never_writes_into_the_committed_results(
