@@ -109,6 +109,17 @@ def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, j
     """
     if not groups:
         return row_top(x, axis), None
+    top, raw = _grouped_scan(x)
+    if axis is not None:
+        top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
+    return top, clean(raw, top[:, None])
+
+
+def _grouped_scan(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The pass of :func:`row_scan` with groups: row maxima here and raw group maxima.
+
+    Both uncleaned, NaN read as ``-inf``, with no exchange between shards.
+    """
 
     def scan(v: jax.Array) -> tuple[jax.Array, jax.Array]:
         maxima = _group_maxima(v)
@@ -124,10 +135,8 @@ def row_scan(x: jax.Array, axis: str | None, groups: bool) -> tuple[jax.Array, j
         nan = functools.reduce(operator.or_, [jnp.any(f) for _, f in parts])
         return (jnp.max(maxima, axis=-1), maxima), nan
 
-    top, raw = nan_safe(scan, x, flagged)
-    if axis is not None:
-        top = lax.pmax(top, axis)  # type: ignore[no-untyped-call]
-    return top, clean(raw, top[:, None])
+    out: tuple[jax.Array, jax.Array] = nan_safe(scan, x, flagged)
+    return out
 
 
 def first_max_index(
@@ -143,9 +152,8 @@ def first_max_index(
     only that group's ``GROUP`` logits are read.
     """
     lay = whole(x.shape[-1]) if layout is None else layout
-    # Formed here: cleaned with the maximum over all shards.
-    groups = row_scan(x, lay.axis, True)[1] if maxima is None else maxima
-    assert groups is not None
+    # Formed here when not given, cleaned with ``top`` (the maximum over all shards).
+    groups = clean(_grouped_scan(x)[1], top[:, None]) if maxima is None else maxima
     count = groups.shape[-1]
     group = jnp.min(where(eq(groups, clean_top(top)[:, None]), _arange(count), count), axis=-1)
     tokens = add(mul(group, GROUP)[:, None], _arange(GROUP))  # [n, GROUP]; past the row if none
