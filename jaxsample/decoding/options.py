@@ -183,8 +183,10 @@ def print_logprobs(model: Pretrained, args: argparse.Namespace, strategy: Strate
     )
     assert gen.logprobs is not None
     lp = jax_tree_numpy(gen.logprobs)
-    # Special tokens decode to no text: shown by name, the others as quoted text.
-    named = {tok.eos_id: "<eos>", tok.bos_id: "<bos>", tok.pad_id: "<pad>"}
+    # Special tokens decode to no text: shown by name, the others as quoted text. One id
+    # may serve several roles (GPT-2's <|endoftext|> is its bos and eos): the later
+    # entries win, so a drawn end of text reads <eos>.
+    named = {tok.pad_id: "<pad>", tok.bos_id: "<bos>", tok.eos_id: "<eos>"}
 
     def shown(i: int) -> str:
         return named.get(i) or repr(tok.decode([i]))
