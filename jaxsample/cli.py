@@ -13,6 +13,7 @@ given settings spends its time compiling.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -139,7 +140,7 @@ def add_command(
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help=summary, description=description
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, command_parser=parser)
     return parser
 
 
@@ -167,15 +168,45 @@ def _os_error_text(err: OSError) -> str:
     return f"{path}: {reason}"
 
 
+def unrecognised(extra: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    """The error for arguments a command's ``parser`` does not know, with hints.
+
+    An unknown option gets the command's closest option (``-n`` -> ``--n``,
+    ``--quik`` -> ``--quick``); a word left over where the command takes a
+    ``prompt`` gets a reminder to quote a prompt of several words.
+    """
+    options = [s for action in parser._actions for s in action.option_strings]
+    prompt = any(action.dest == "prompt" for action in parser._actions)
+    hints: list[str] = []
+    after_option = False
+    for word in extra:
+        if word.startswith("-") and len(word) > 1:
+            close = difflib.get_close_matches(word.split("=", 1)[0], options, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"did you mean {close[0]}?")
+            after_option = "=" not in word
+        elif prompt and not after_option:
+            hints.append('a prompt of several words is one argument: quote it, e.g. "Tomorrow she"')
+            after_option = True  # one reminder is enough
+        else:
+            after_option = False
+    text = "unrecognized arguments: " + " ".join(extra)
+    return "; ".join([text, *dict.fromkeys(hints)])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status.
 
     User errors (``ValueError``; ``OSError`` such as a missing, read-only or
     misplaced ``--out`` or model folder) are printed as one line on stderr, naming
-    the path and the reason, with exit status 2, never as a traceback.
+    the path and the reason, with exit status 2, never as a traceback. Arguments a
+    command does not know are reported with that command's usage and a hint
+    (:func:`unrecognised`), also with status 2.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        args.command_parser.error(unrecognised(extra, args.command_parser))
     prog = f"jaxsample {args.command}"
     try:
         _enable_cache(prog)

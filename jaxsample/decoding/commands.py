@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
         help='words of the Mini-GPT\'s vocabulary, e.g. "Tomorrow she" (context: '
         f"{_CONTEXT} tokens in all); any text for a GPT-2 folder",
     )
-    p.add_argument("--n", type=int, default=1, help="number of completions (default 1)")
+    p.add_argument("-n", "--n", type=int, default=1, help="number of completions (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--temperature",

@@ -117,6 +117,34 @@ def test_unknown_words_name_case_and_closest_words(capsys: pytest.CaptureFixture
     assert "'she,': did you mean 'she'" in line
 
 
+def test_unknown_arguments_get_the_command_usage_and_a_hint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def error(argv: list[str]) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"usage: jaxsample {argv[0]} ")  # the command's usage
+        return err.splitlines()[-1]
+
+    # An unquoted prompt of two words: the second is left over.
+    line = error(["generate", "Tomorrow", "she", "--temperature", "0"])
+    assert line.startswith("jaxsample generate: error: unrecognized arguments: she; ")
+    assert 'quote it, e.g. "Tomorrow she"' in line
+    # Misspelt options get the closest one; the value after one is not a prompt word.
+    line = error(["lab", "simulator", "--quik"])
+    assert line.endswith("unrecognized arguments: --quik; did you mean --quick?")
+    line = error(["generate", "--temprature", "0.5", "Tomorrow"])
+    assert line.endswith("--temprature Tomorrow; did you mean --temperature?")
+    line = error(["generate", "Tomorrow she", "--completions", "3"])
+    assert line.endswith("unrecognized arguments: --completions 3")
+    # -n is --n.
+    assert main(["generate", "Tomorrow she", "-n", "2", "--temperature", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0] == lines[1] and lines[0].startswith("Tomorrow she ")
+
+
 def test_generate_help_and_numbers_as_typed(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["generate", "--help"])
