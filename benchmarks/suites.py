@@ -29,6 +29,7 @@ from benchmarks.machine import last_level_cache_bytes
 from benchmarks.peers import (
     SPECS,
     TOP_P_HOT,
+    Impl,
     Spec,
     hf_available,
     implementations,
@@ -84,6 +85,18 @@ class Case:
 
     spec: Spec
     logits: str  # a key of LOGITS
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shape:
+    """What one shape of the sampler table times: its cases, inputs and implementations."""
+
+    batch: int
+    vocab: int
+    cases: list[Case]
+    buffers: int  # rotated inputs per family
+    inputs: dict[str, list[np.ndarray]]  # host logits by family
+    impls: list[list[Impl]]  # per case
 
 
 #: The cases added to :data:`SPECS` on the LLM-like logits where the peers are cheap.
@@ -167,18 +180,19 @@ def sampler_suite(
     for batch, vocab in shapes:
         cases = sampler_cases(batch, vocab, wide_up_to=wide_up_to, extra_at=extra_at)
         buffers = rotated_buffers(batch, vocab, budget.n_buffers, cache)
-        host_by_family = {
+        inputs = {
             family: [LOGITS[family](rng, batch, vocab) for _ in range(buffers)]
             for family in dict.fromkeys(c.logits for c in cases)
         }
         made = [implementations(c.spec, with_hf=skip_hf is None) for c in cases]
-        tables.append((batch, vocab, cases, buffers, host_by_family, made))
+        tables.append(_Shape(batch, vocab, cases, buffers, inputs, made))
     timings: dict[tuple[int, int], list[dict[str, dict[str, Any]]]] = {}
     busy: dict[tuple[int, int], dict[str, float | None]] = {}
     for window in range(windows):
-        for t, (batch, vocab, cases, _, host_by_family, impls_of) in enumerate(tables):
-            for c, (case, impls) in enumerate(zip(cases, impls_of, strict=True)):
-                data = host_by_family[case.logits]
+        for t, table in enumerate(tables):
+            batch, vocab = table.batch, table.vocab
+            for c, (case, impls) in enumerate(zip(table.cases, table.impls, strict=True)):
+                data = table.inputs[case.logits]
                 # Copied to the device before any call is timed: a copy still under way
                 # would be waited for by the first call (without a warm-up call, as in
                 # every window after the first, that call is timed).
@@ -206,17 +220,17 @@ def sampler_suite(
                     )
                 del dev
     records: list[dict[str, Any]] = []
-    for t, (batch, vocab, cases, buffers, host_by_family, impls_of) in enumerate(tables):
-        for c, (case, impls) in enumerate(zip(cases, impls_of, strict=True)):
+    for t, table in enumerate(tables):
+        for c, (case, impls) in enumerate(zip(table.cases, table.impls, strict=True)):
             spec = case.spec
             where: dict[str, Any] = {
-                "batch": batch,
-                "vocab": vocab,
+                "batch": table.batch,
+                "vocab": table.vocab,
                 "sampler": spec.name,
                 "tau": None if spec.greedy else spec.tau,
                 "logits": case.logits,
-                "kept": kept_tokens(spec, host_by_family[case.logits][0][:4]),
-                "buffers": buffers,
+                "kept": kept_tokens(spec, table.inputs[case.logits][0][:4]),
+                "buffers": table.buffers,
                 "cache_bytes": cache,
             }
             for impl in impls:

@@ -177,7 +177,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     if not any(completions):
         # Every line is the prompt alone: say why, or it reads as a failure.
         print(
-            "jaxsample generate: note: every completion ended at once (<eos> was drawn "
+            f"jaxsample {args.command}: note: every completion ended at once (<eos> was drawn "
             "first: the prompt reads as a finished text); --min-new-tokens N forbids "
             "<eos> for the first N tokens",
             file=sys.stderr,
