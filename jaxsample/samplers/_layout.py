@@ -434,7 +434,7 @@ def sums_of(columns: jax.Array, layout: Layout) -> tuple[jax.Array, jax.Array, j
 
 
 def mass(w: jax.Array, layout: Layout | None = None) -> jax.Array:
-    """The total of weights ``[n, V]`` (>= 0), added in the order of ``layout`` (default: whole)."""
+    """The row totals of ``w`` ``[n, V]``, added in the order of ``layout`` (default: whole)."""
     lay = whole(w.shape[-1]) if layout is None else layout
     return fixed_sum(block_sums(lambda v, _: v, lay, w)[2])
 

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxsample.samplers._layout import mass
 from jaxsample.samplers._reference import descending_key, kept_prefix
 from jaxsample.samplers._strategies import (
     Strategy,
@@ -63,18 +64,28 @@ def tempered(z: jax.Array, tau: Any) -> jax.Array:
     return Temperature(tau).log_weights(z)
 
 
+def row_sum(a: jax.Array) -> jax.Array:
+    """The sums of the rows of ``a`` ``[..., V]``: ``[..., 1]``, added in the layout's order.
+
+    A row gets the same bits in any batch: XLA's own reductions may add in an order
+    that depends on the array's shape, and the rules built on these sums (a typical
+    set, a threshold on probabilities) can hang on their last bits.
+    """
+    return mass(a.reshape(-1, a.shape[-1])).reshape(*a.shape[:-1], 1)
+
+
 def log_probs(y: jax.Array) -> jax.Array:
     """Log-softmax of log-weights ``y`` ``[..., V]`` with at least one finite entry per row."""
     m = jnp.max(y, axis=-1, keepdims=True)
     shifted = jnp.where(y > -jnp.inf, y - m, -jnp.inf)
-    out: jax.Array = shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True))
+    out: jax.Array = shifted - jnp.log(row_sum(jnp.exp(shifted)))
     return out
 
 
 def entropy_nats(logp: jax.Array) -> jax.Array:
     """Entropy in nats of log-probabilities ``[..., V]``: ``[..., 1]`` (0 log 0 = 0)."""
     p = jnp.exp(logp)
-    return -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1, keepdims=True)
+    return row_sum(jnp.where(p > 0, -p * logp, 0.0))
 
 
 def truncate(y: jax.Array, keep: jax.Array) -> jax.Array:
@@ -317,8 +328,8 @@ class TopNSigma(Strategy):
         y = tempered(z, self.tau)
         finite = y > -jnp.inf
         count = jnp.sum(finite, axis=-1, keepdims=True)
-        mean = jnp.sum(jnp.where(finite, y, 0.0), axis=-1, keepdims=True) / count
-        var = jnp.sum(jnp.where(finite, (y - mean) ** 2, 0.0), axis=-1, keepdims=True) / count
+        mean = row_sum(jnp.where(finite, y, 0.0)) / count
+        var = row_sum(jnp.where(finite, (y - mean) ** 2, 0.0)) / count
         n = param(self.n)
         spread = jnp.where(n == jnp.inf, jnp.inf, n * jnp.sqrt(var))
         return truncate(y, y >= jnp.max(y, axis=-1, keepdims=True) - spread)
