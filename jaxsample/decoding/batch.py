@@ -54,9 +54,12 @@ def generate_ids(
 
     Randomness: a single ``key`` gives row ``b`` the key ``k_b = fold_in(key, b)``; an
     array of keys of shape ``[B]`` gives row ``b`` the key ``key[b]``. The token of row
-    ``b`` at step ``t`` is drawn with ``fold_in(k_b, t)``. So a row's tokens do not
-    depend on the rest of the batch: ``row_keys(key, 1, start=b)`` reproduces row ``b``
-    alone.
+    ``b`` at step ``t`` is drawn with ``fold_in(k_b, t)``. So a row's randomness does
+    not depend on the rest of the batch: ``row_keys(key, 1, start=b)`` gives row ``b``
+    alone the same keys, and the same tokens unless a draw sits within rounding of a
+    boundary: the model's logits for the row may differ in their last bits (XLA's
+    matrix products and the left padding depend on the batch's shape; about 2e-6 for
+    the Mini-GPT), which the sampler cannot undo.
 
     Args:
         params: Model parameters (see :func:`jaxsample.model.init_params`).

@@ -165,8 +165,9 @@ def row_keys(key: ArrayLike, n: int, *, start: int = 0) -> jax.Array:
     """The per-row keys that a single ``key`` gives rows ``start .. start + n - 1``.
 
     Row ``b`` gets ``jax.random.fold_in(key, b)``. Passing ``row_keys(key, 1, start=b)``
-    to :func:`generate_ids` therefore generates row ``b`` of a batch alone, with the
-    same tokens as inside the batch.
+    to :func:`generate_ids` therefore generates row ``b`` of a batch alone with the
+    keys it has inside the batch (the same tokens, unless the model's logits, which may
+    differ in their last bits with the batch's shape, put a draw across a boundary).
 
     Args:
         key: A single ``jax.random.key`` (or legacy uint32 ``PRNGKey``).
