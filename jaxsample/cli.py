@@ -178,20 +178,18 @@ def unrecognised(extra: Sequence[str], parser: argparse.ArgumentParser) -> str:
     options = [s for action in parser._actions for s in action.option_strings]
     prompt = any(action.dest == "prompt" for action in parser._actions)
     hints: list[str] = []
-    after_option = False
+    follows_option = False  # the word may be the value of an unknown option
     for word in extra:
-        if word.startswith("-") and len(word) > 1:
+        is_option = word.startswith("-") and len(word) > 1
+        if is_option:
             close = difflib.get_close_matches(word.split("=", 1)[0], options, n=1, cutoff=0.6)
             if close:
                 hints.append(f"did you mean {close[0]}?")
-            after_option = "=" not in word
-        elif prompt and not after_option:
+        elif prompt and not follows_option:
             hints.append('a prompt of several words is one argument: quote it, e.g. "Tomorrow she"')
-            after_option = True  # one reminder is enough
-        else:
-            after_option = False
+        follows_option = is_option and "=" not in word
     text = "unrecognized arguments: " + " ".join(extra)
-    return "; ".join([text, *dict.fromkeys(hints)])
+    return "; ".join([text, *dict.fromkeys(hints)])  # each hint once
 
 
 def main(argv: Sequence[str] | None = None) -> int:
